@@ -1,0 +1,47 @@
+# tracegrade — `make demo` and `make test` each work on a fresh machine: they create or refresh
+# .venv (when pyproject.toml changes) and install everything they need first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_PROBE := import socket; socket.create_connection(("127.0.0.1", 5432), 1)
+PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: demo test lint typecheck unit venv bench docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tracegrade needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/tracegrade demo
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+# The store tests also run on PostgreSQL when TRACEGRADE_TEST_POSTGRES_URL is set; when it is
+# not, a server on 127.0.0.1:5432 (database `test`) is used if one answers.
+unit: venv
+	@if [ -z "$$TRACEGRADE_TEST_POSTGRES_URL" ] && $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
+		export TRACEGRADE_TEST_POSTGRES_URL='$(PG_DEFAULT)'; fi; \
+	$(BIN)/pytest -n 2 -q
+
+test: lint typecheck unit
+
+docs: venv
+	$(BIN)/cog -r README.md
+
+bench: venv
+	$(BIN)/python bench/ingest_grade.py
+
+clean:
+	rm -rf $(VENV) .tracegrade .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""The ``tracegrade`` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from tracegrade import __version__
+from tracegrade.cli._common import AppContext, TracegradeGroup
+from tracegrade.cli._data import import_command, stats_command
+from tracegrade.cli._demo import demo_command
+from tracegrade.cli._grade import grade_command
+from tracegrade.cli._init import init_command
+from tracegrade.cli._report import regressions_command, report_command
+
+
+@click.group(cls=TracegradeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tracegrade")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              envvar="TRACEGRADE_CONFIG",
+              help="Config file. [default: ./tracegrade.yaml; env TRACEGRADE_CONFIG]")
+@click.option("--store", "store_url", default=None, envvar="TRACEGRADE_STORE",
+              help="Store URL, overriding the config: sqlite:///path.db or "
+                   "postgresql+psycopg://user@host/db. [env TRACEGRADE_STORE]")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, store_url: str | None) -> None:
+    """Grade an LLM application on its production traces.
+
+    Import spans, sample them, run graders, and see per release which grader
+    regressed, with intervals and false-discovery control.
+
+    \b
+    Exit codes: 0 ok, 1 something regressed (or bad records with --strict),
+    2 a usage or config error, 3 insufficient data with --strict.
+    """
+    ctx.obj = AppContext(config_path, store_url, Console(), Console(stderr=True))
+
+
+for command in (import_command, stats_command, demo_command, grade_command, init_command,
+                report_command, regressions_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="tracegrade")

@@ -1,0 +1,167 @@
+"""``tracegrade.yaml``: the schema, ``${ENV}`` interpolation, and one clear error per mistake."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tracegrade.graders._base import GraderConfig
+from tracegrade.sources._base import MappingOptions
+from tracegrade.store import DEFAULT_URL
+
+CONFIG_FILE = "tracegrade.yaml"
+
+
+class ConfigError(Exception):
+    """The config file is missing or wrong; the message names the key and what to fix."""
+
+
+class SamplingConfig(BaseModel):
+    """How spans are chosen for grading: hash-based Poisson sampling, optionally stratified."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_per_release: int | None = Field(default=None, gt=0)
+    stratify_by: Literal["name"] | None = None
+    min_per_stratum: int = Field(default=50, ge=0)
+    seed: str = "tracegrade"
+
+
+class FileSourceConfig(BaseModel):
+    """Trace files on disk: OTLP JSON / protobuf or tracegrade JSONL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    type: Literal["otlp_file", "jsonl"]
+    paths: list[str] = Field(min_length=1)
+
+
+SourceConfig = Annotated[FileSourceConfig, Field(discriminator="type")]
+
+
+class Config(BaseModel):
+    """The whole ``tracegrade.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: str = DEFAULT_URL
+    release_from: str = "resource.service.version"
+    environment_from: list[str] = Field(
+        default_factory=lambda: list(MappingOptions().environment_from)
+    )
+    sources: list[SourceConfig] = Field(default_factory=list)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    graders: list[GraderConfig] = Field(default_factory=list)
+
+    @field_validator("graders")
+    @classmethod
+    def _unique_names(cls, graders: list[GraderConfig]) -> list[GraderConfig]:
+        seen: set[str] = set()
+        for grader in graders:
+            if grader.name in seen:
+                raise ValueError(f"grader name {grader.name!r} is used twice")
+            seen.add(grader.name)
+        return graders
+
+    def mapping(self, source: str) -> MappingOptions:
+        """How spans from ``source`` are mapped, per this config."""
+        return MappingOptions(source=source, release_from=self.release_from,
+                              environment_from=tuple(self.environment_from))
+
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: Any, where: str = "") -> Any:
+    """Replace ``${NAME}`` (or ``${NAME:-default}``) in every string with the environment's value.
+
+    Raises:
+        ConfigError: a variable is unset and has no default.
+    """
+    if isinstance(value, dict):
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_PATTERN.sub(substitute, value)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load and validate the config; without a file, the defaults (SQLite store, no graders).
+
+    Raises:
+        ConfigError: the file is unreadable, not YAML, or fails validation.
+    """
+    path = path or Path(CONFIG_FILE)
+    if not path.exists():
+        if path.name == CONFIG_FILE and path.parent == Path():
+            return Config()
+        raise ConfigError(f"{path}: no such config file (run `tracegrade init` to write one)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return parse_config(raw, str(path))
+
+
+def parse_config(raw: dict[str, Any], origin: str = CONFIG_FILE) -> Config:
+    """Validate an already-parsed config mapping."""
+    try:
+        return Config.model_validate(interpolate(raw))
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {describe_validation_error(exc, raw)}") from None
+
+
+def describe_validation_error(exc: ValidationError, raw: dict[str, Any] | None = None) -> str:
+    """The first problem of a pydantic error as ``key.path: what is wrong``."""
+    error = exc.errors()[0]
+    location = _location(error["loc"], raw)
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{location}: {message}{extra}"
+
+
+def _location(loc: tuple[int | str, ...], raw: dict[str, Any] | None) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = ""
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                label = f" ({node[item].get('name')})" if node[item].get("name") else ""
+            parts.append(f"[{item}]{label}")
+        elif item in ("otlp_file", "jsonl", "function-after[_unique_names()]"):
+            continue
+        else:
+            parts.append(f".{item}" if parts else str(item))
+        node = _child(node, item)
+    return "".join(parts) or "config"
+
+
+def _child(node: Any, key: int | str) -> Any:
+    if isinstance(node, list) and isinstance(key, int) and key < len(node):
+        return node[key]
+    if isinstance(node, dict):
+        return node.get(key)
+    return None

@@ -1,0 +1,187 @@
+"""The grader contract: what a grader is, what it returns, and how it is versioned."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from tracegrade.spans import JSONValue, Span, SpanKind
+
+if TYPE_CHECKING:
+    from tracegrade.graders._targets import TraceContext
+
+
+class Outcome(StrEnum):
+    """A grader's answer for one span. ``error`` is never a pass."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIP = "skip"
+
+
+class Result(BaseModel):
+    """What a grader returns for one span."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    reason: str = ""
+    score: float | None = None
+    cost: float | None = None
+
+    @classmethod
+    def passed(cls, reason: str = "", score: float | None = None) -> Result:
+        """A pass with a reason."""
+        return cls(outcome=Outcome.PASS, reason=reason, score=score)
+
+    @classmethod
+    def failed(cls, reason: str, score: float | None = None) -> Result:
+        """A fail with a reason."""
+        return cls(outcome=Outcome.FAIL, reason=reason, score=score)
+
+    @classmethod
+    def errored(cls, reason: str) -> Result:
+        """The grader could not decide."""
+        return cls(outcome=Outcome.ERROR, reason=reason)
+
+    @classmethod
+    def skipped(cls, reason: str) -> Result:
+        """The grader does not apply to this span."""
+        return cls(outcome=Outcome.SKIP, reason=reason)
+
+    @classmethod
+    def check(cls, ok: bool, passed: str, failed: str) -> Result:
+        """A pass or a fail, each with its own reason."""
+        return cls.passed(passed) if ok else cls.failed(failed)
+
+
+class AppliesTo(BaseModel):
+    """Which spans a grader looks at: kind, a name glob and attribute equality."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SpanKind | list[SpanKind] | None = None
+    name: str | None = None
+    attributes: dict[str, JSONValue] = Field(default_factory=dict)
+
+    def kinds(self) -> list[SpanKind]:
+        """The kinds this filter accepts; empty means any."""
+        if self.kind is None:
+            return []
+        return self.kind if isinstance(self.kind, list) else [self.kind]
+
+    def matches(self, span: Span) -> bool:
+        """Whether ``span`` is one this grader applies to."""
+        kinds = self.kinds()
+        if kinds and span.kind not in kinds:
+            return False
+        if self.name is not None and not fnmatch.fnmatchcase(span.name, self.name):
+            return False
+        return all(span.attributes.get(k) == v for k, v in self.attributes.items())
+
+
+class GraderConfig(BaseModel):
+    """One grader as the user configures it. Type-specific parameters ride along as extras."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    type: str = Field(min_length=1)
+    applies_to: AppliesTo = Field(default_factory=AppliesTo)
+    target: str = "output"
+    path: str | None = None
+    sample_rate: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def params(self) -> dict[str, Any]:
+        """The type-specific parameters (everything not common to all graders)."""
+        return dict(self.model_extra or {})
+
+
+# Keys that select spans or set sampling; they are not part of what a verdict means.
+_UNVERSIONED_KEYS = frozenset({"name", "sample_rate"})
+
+
+def grader_version(config: GraderConfig) -> str:
+    """A short hash of the grader's normalized config; a changed grader starts a new series."""
+    normalized = {
+        k: v for k, v in config.model_dump(mode="json").items() if k not in _UNVERSIONED_KEYS
+    }
+    digest = hashlib.sha256(orjson.dumps(normalized, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return digest[:12]
+
+
+class Grader(ABC):
+    """Base class for every grader type.
+
+    Subclasses set ``type_name``, optionally a pydantic ``Params`` model for their parameters,
+    and implement :meth:`grade`. They are registered with :func:`register`.
+    """
+
+    type_name: ClassVar[str]
+    Params: ClassVar[type[BaseModel] | None] = None
+    needs_trace: ClassVar[bool] = False
+    """Set when :meth:`grade` reads other spans of the trace through its context."""
+
+    def __init__(self, config: GraderConfig, params: BaseModel | None) -> None:
+        self.config = config
+        self.params = params
+        self.version = grader_version(config)
+
+    @property
+    def name(self) -> str:
+        """The grader's configured name."""
+        return self.config.name
+
+    def applies_to(self, span: Span) -> bool:
+        """Whether this grader looks at ``span`` at all (otherwise no verdict is stored)."""
+        return self.config.applies_to.matches(span)
+
+    @abstractmethod
+    def grade(self, span: Span, context: TraceContext) -> Result:
+        """Grade one span. Raising is allowed: the caller records an ``error`` verdict."""
+
+
+GraderFactory = type[Grader]
+
+_REGISTRY: dict[str, GraderFactory] = {}
+
+
+def register(cls: GraderFactory) -> GraderFactory:
+    """Class decorator that makes a grader type available under ``cls.type_name``."""
+    existing = _REGISTRY.get(cls.type_name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"grader type {cls.type_name!r} is registered twice")
+    _REGISTRY[cls.type_name] = cls
+    return cls
+
+
+def registered_types() -> dict[str, GraderFactory]:
+    """Every grader type known, after loading plugins."""
+    load_plugins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+_plugins_loaded = False
+
+
+def load_plugins(loader: Callable[[], Sequence[Any]] | None = None) -> None:
+    """Import every module registered under the ``tracegrade`` entry-point group, once.
+
+    tracegrade's own built-in graders are registered through this same group.
+    """
+    global _plugins_loaded
+    if _plugins_loaded and loader is None:
+        return
+    from importlib.metadata import entry_points
+
+    for entry_point in loader() if loader else entry_points(group="tracegrade"):
+        entry_point.load()
+    _plugins_loaded = True

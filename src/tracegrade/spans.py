@@ -1,0 +1,146 @@
+"""The canonical span record every source produces.
+
+A :class:`Span` is one unit of work in an LLM application (an LLM call, a tool call, a retrieval…),
+normalised from whatever convention the source used. Sources map into it; every later stage
+(sampling, grading, analysis) reads only this record.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+JSONValue = Any
+"""A value that survives a JSON round trip: dict, list, str, int, float, bool or None."""
+
+
+class SpanKind(StrEnum):
+    """What a span does. Lower-case everywhere: config, store and reports."""
+
+    LLM = "llm"
+    TOOL = "tool"
+    RETRIEVER = "retriever"
+    AGENT = "agent"
+    CHAIN = "chain"
+    EMBEDDING = "embedding"
+    GUARDRAIL = "guardrail"
+    OTHER = "other"
+
+
+class StatusCode(StrEnum):
+    """Whether the span's operation succeeded."""
+
+    OK = "ok"
+    ERROR = "error"
+
+
+class Status(BaseModel):
+    """A span's outcome: ok, or error with a message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: StatusCode = StatusCode.OK
+    message: str | None = None
+
+
+class Span(BaseModel):
+    """One normalised span. Its key is ``(source, span_id)``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1)
+    span_id: str = Field(min_length=1)
+    trace_id: str = Field(min_length=1)
+    parent_id: str | None = None
+    name: str = ""
+    kind: SpanKind = SpanKind.OTHER
+    start_time: datetime
+    end_time: datetime | None = None
+    status: Status = Field(default_factory=Status)
+    input: JSONValue = None
+    output: JSONValue = None
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cost: float | None = None
+    release: str | None = None
+    environment: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, JSONValue] = Field(default_factory=dict)
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamp must be timezone-aware (UTC)")
+        return value.astimezone(UTC)
+
+    @field_validator("input", "output", mode="before")
+    @classmethod
+    def _parse_json_strings(cls, value: Any) -> Any:
+        return parse_json_string(value)
+
+    @field_validator("cost")
+    @classmethod
+    def _finite_cost(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("cost must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_total_tokens(self) -> Span:
+        if self.total_tokens is None and (
+            self.input_tokens is not None or self.output_tokens is not None
+        ):
+            self.total_tokens = (self.input_tokens or 0) + (self.output_tokens or 0)
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The span's identity in the store."""
+        return (self.source, self.span_id)
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Wall time of the span in milliseconds, when it has ended."""
+        if self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds() * 1000.0
+
+
+def parse_json_string(value: Any) -> Any:
+    """Return the JSON value a string holds, or the value unchanged when it holds none.
+
+    Only strings that look like a JSON object or array are parsed: a plain reply such as
+    ``"42"`` or ``"true"`` stays a string, since that is what the application produced.
+    """
+    if not isinstance(value, str):
+        return value
+    stripped = value.strip()
+    if not stripped or stripped[0] not in "{[":
+        return value
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def utc_from_unix_nanos(nanos: int) -> datetime:
+    """Convert OTLP's nanoseconds since the epoch to an aware UTC datetime."""
+    seconds, remainder = divmod(int(nanos), 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=remainder // 1000)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(tz=UTC)

@@ -1,0 +1,461 @@
+"""The Store API: spans in, verdicts in, aggregates out. SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from tracegrade.spans import Span, SpanKind, Status, StatusCode, utc_now
+from tracegrade.store import _schema as t
+
+DEFAULT_URL = "sqlite:///.tracegrade/tracegrade.db"
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message says what to fix."""
+
+
+@dataclass
+class UpsertCounts:
+    """How a batch of spans landed: new, changed, or identical to what was stored."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: UpsertCounts) -> None:
+        """Accumulate another batch's counts."""
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """One verdict as written to the store."""
+
+    source: str
+    span_id: str
+    grader: str
+    grader_version: str
+    outcome: str
+    reason: str
+    inclusion_probability: float
+    run_id: str
+    score: float | None = None
+    cost: float | None = None
+    latency_ms: float | None = None
+
+
+@dataclass
+class StoredSpan:
+    """A span read back from the store, with its row id (used for keyset paging)."""
+
+    pk: int
+    span: Span
+
+
+@dataclass
+class RunCounts:
+    """Free-form counters a run records (e.g. spans graded, errors)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """tracegrade's store. Open it with :func:`open_store`; it migrates itself to the latest schema."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    def upsert_spans(self, spans: Iterable[Span], batch_size: int = 2000) -> UpsertCounts:
+        """Write spans idempotently on ``(source, span_id)``; a changed span replaces the old one.
+
+        Each batch commits on its own, so an interrupted import keeps what it wrote.
+        """
+        counts = UpsertCounts()
+        batch: list[Span] = []
+        for span in spans:
+            batch.append(span)
+            if len(batch) >= batch_size:
+                counts.add(self.write_span_batch(batch))
+                batch = []
+        if batch:
+            counts.add(self.write_span_batch(batch))
+        return counts
+
+    def write_span_batch(self, batch: Sequence[Span]) -> UpsertCounts:
+        """Write one batch in one transaction; the newest copy of a repeated key wins."""
+        now = utc_now()
+        rows_by_key = {(s.source, s.span_id): span_row(s, now) for s in batch}
+        with self.engine.begin() as conn:
+            existing = self._stored_hashes(conn, list(rows_by_key))
+            counts = UpsertCounts()
+            for key, row in rows_by_key.items():
+                previous = existing.get(key)
+                if previous is None:
+                    counts.inserted += 1
+                elif previous == row["content_hash"]:
+                    counts.unchanged += 1
+                else:
+                    counts.updated += 1
+            changed = [row for key, row in rows_by_key.items()
+                       if existing.get(key) != row["content_hash"]]
+            if changed:
+                conn.execute(self._span_upsert(), changed)
+        return counts
+
+    def _stored_hashes(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        for chunk in _chunks(keys, 400):
+            query = select(t.spans.c.source, t.spans.c.span_id, t.spans.c.content_hash).where(
+                tuple_(t.spans.c.source, t.spans.c.span_id).in_(chunk)
+            )
+            for source, span_id, content_hash in conn.execute(query):
+                found[(source, span_id)] = content_hash
+        return found
+
+    def _span_upsert(self) -> Any:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = dialect_insert(t.spans)
+        replaced = {
+            c.name: statement.excluded[c.name]
+            for c in t.spans.columns
+            if c.name not in ("id", "source", "span_id", "ingested_at")
+        }
+        return statement.on_conflict_do_update(
+            index_elements=["source", "span_id"],
+            set_=replaced,
+            where=t.spans.c.content_hash != statement.excluded.content_hash,
+        )
+
+    def spans_page(
+        self, after_pk: int, limit: int, kinds: Sequence[SpanKind] | None = None
+    ) -> list[StoredSpan]:
+        """Spans with row id above ``after_pk`` in id order: keyset paging that never skips."""
+        query = select(t.spans).where(t.spans.c.id > after_pk).order_by(t.spans.c.id).limit(limit)
+        if kinds:
+            query = query.where(t.spans.c.kind.in_([k.value for k in kinds]))
+        with self.engine.connect() as conn:
+            return [StoredSpan(row.id, span_from_row(row)) for row in conn.execute(query)]
+
+    def iter_spans(
+        self, kinds: Sequence[SpanKind] | None = None, page_size: int = 2000
+    ) -> Iterator[StoredSpan]:
+        """Every stored span, streamed page by page."""
+        after = 0
+        while page := self.spans_page(after, page_size, kinds):
+            yield from page
+            after = page[-1].pk
+
+    def trace_spans(self, source: str, trace_id: str) -> list[Span]:
+        """Every stored span of one trace, in start order."""
+        query = (
+            select(t.spans)
+            .where(and_(t.spans.c.source == source, t.spans.c.trace_id == trace_id))
+            .order_by(t.spans.c.start_time)
+        )
+        with self.engine.connect() as conn:
+            return [span_from_row(row) for row in conn.execute(query)]
+
+    def get_span(self, source: str, span_id: str) -> Span | None:
+        """One span by its key, or None."""
+        query = select(t.spans).where(
+            and_(t.spans.c.source == source, t.spans.c.span_id == span_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return span_from_row(row) if row else None
+
+    def count_spans(self) -> int:
+        """How many spans the store holds."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.spans)).scalar_one())
+
+    def span_counts(self) -> list[dict[str, Any]]:
+        """Span counts per release, kind and source, with time ranges."""
+        s = t.spans.c
+        query = (
+            select(s.release, s.kind, s.source, func.count().label("spans"),
+                   func.min(s.start_time).label("first"), func.max(s.start_time).label("last"))
+            .group_by(s.release, s.kind, s.source)
+            .order_by(func.min(s.start_time), s.kind, s.source)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def group_sizes(self, by_name: bool) -> dict[tuple[str | None, str | None], int]:
+        """Span counts per release (and per span name when ``by_name``), for sampling caps."""
+        s = t.spans.c
+        columns = [s.release, s.name] if by_name else [s.release]
+        query = select(*columns, func.count()).group_by(*columns)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if by_name:
+            return {(row[0], row[1]): int(row[2]) for row in rows}
+        return {(row[0], None): int(row[1]) for row in rows}
+
+    # -- graders and verdicts ------------------------------------------------------------------
+
+    def register_grader(self, name: str, version: str, type_name: str,
+                        config: dict[str, Any]) -> None:
+        """Record a grader version's config once (never overwritten)."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = dialect_insert(t.graders).values(
+            name=name, version=version, type=type_name, config=config, created_at=utc_now()
+        ).on_conflict_do_nothing(index_elements=["name", "version"])
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+
+    def graded_keys(
+        self, keys: Sequence[tuple[str, str]], grader_versions: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str, str, str]]:
+        """Which (source, span_id, grader, version) of these spans already have a verdict."""
+        v = t.verdicts.c
+        found: set[tuple[str, str, str, str]] = set()
+        if not keys or not grader_versions:
+            return found
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(keys), 400):
+                query = select(v.source, v.span_id, v.grader, v.grader_version).where(
+                    tuple_(v.source, v.span_id).in_(chunk),
+                    tuple_(v.grader, v.grader_version).in_(list(grader_versions)),
+                )
+                found.update((r[0], r[1], r[2], r[3]) for r in conn.execute(query))
+        return found
+
+    def insert_verdicts(self, rows: Sequence[VerdictRow]) -> int:
+        """Insert verdicts in one transaction, ignoring ones already stored; returns how many."""
+        if not rows:
+            return 0
+        now = utc_now()
+        values = [{**row.__dict__, "created_at": now} for row in rows]
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        statement = dialect_insert(t.verdicts).on_conflict_do_nothing(
+            index_elements=["source", "span_id", "grader", "grader_version"]
+        ).returning(t.verdicts.c.id)
+        with self.engine.begin() as conn:
+            return len(conn.execute(statement, values).all())
+
+    def count_verdicts(self) -> int:
+        """How many verdicts the store holds."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.verdicts)).scalar_one())
+
+    def verdict_counts(self, grader_versions: Sequence[tuple[str, str]] | None = None
+                       ) -> list[dict[str, Any]]:
+        """Per release × grader × version × outcome: verdict count and inverse-probability weight.
+
+        Aggregated in SQL so a million verdicts never pass through Python one by one.
+        """
+        v, s = t.verdicts.c, t.spans.c
+        query = (
+            select(s.release, v.grader, v.grader_version, v.outcome,
+                   func.count().label("n"),
+                   func.sum(1.0 / v.inclusion_probability).label("weight"),
+                   func.sum(1.0 / (v.inclusion_probability * v.inclusion_probability))
+                   .label("weight_sq"),
+                   func.min(s.start_time).label("first"))
+            .select_from(t.verdicts.join(
+                t.spans, and_(s.source == v.source, s.span_id == v.span_id)))
+            .group_by(s.release, v.grader, v.grader_version, v.outcome)
+        )
+        if grader_versions:
+            query = query.where(tuple_(v.grader, v.grader_version).in_(list(grader_versions)))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def verdict_examples(self, grader: str, grader_version: str, release: str | None,
+                         outcome: str, limit: int = 3) -> list[dict[str, Any]]:
+        """A few verdicts of one outcome with their span's key and reason."""
+        v, s = t.verdicts.c, t.spans.c
+        query = (
+            select(v.source, v.span_id, v.reason)
+            .select_from(t.verdicts.join(
+                t.spans, and_(s.source == v.source, s.span_id == v.span_id)))
+            .where(v.grader == grader, v.grader_version == grader_version,
+                   v.outcome == outcome, s.release == release)
+            .order_by(v.id).limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start_run(self, command: str) -> str:
+        """Record the start of a run and return its id."""
+        run_id = uuid.uuid4().hex[:16]
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.runs).values(run_id=run_id, command=command,
+                                               started_at=utc_now(), status="running"))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, counts: dict[str, Any]) -> None:
+        """Record how a run ended."""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(
+                finished_at=utc_now(), status=status, counts=counts))
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+    """Open (and by default migrate) the store at ``url``; the default is a local SQLite file.
+
+    Raises:
+        StoreError: the URL is malformed or the database cannot be reached.
+    """
+    url = url or DEFAULT_URL
+    try:
+        engine = _make_engine(url)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise StoreError(f"store URL {url!r} is not usable: {exc}") from exc
+    store = Store(engine)
+    if migrate:
+        try:
+            from tracegrade.store._migrate import upgrade
+
+            upgrade(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open store {_safe_url(engine)}: {exc.orig}") from exc
+    return store
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True,
+                                                                         exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, json_serializer=_dump_json, json_deserializer=orjson.loads)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _dump_json(value: Any) -> str:
+    # PostgreSQL's jsonb refuses U+0000; trace data sometimes carries it, so it becomes U+FFFD.
+    return orjson.dumps(value).decode().replace("\\u0000", "\\ufffd")
+
+
+def _clean_text(value: str | None) -> str | None:
+    return value.replace("\x00", "\ufffd") if value else value
+
+
+def span_row(span: Span, now: datetime) -> dict[str, Any]:
+    """The row a span is stored as."""
+    row: dict[str, Any] = {
+        "source": span.source,
+        "span_id": span.span_id,
+        "trace_id": span.trace_id,
+        "parent_id": span.parent_id,
+        "name": _clean_text(span.name) or "",
+        "kind": span.kind.value,
+        "release": _clean_text(span.release),
+        "environment": _clean_text(span.environment),
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "latency_ms": span.latency_ms,
+        "status": span.status.code.value,
+        "status_message": _clean_text(span.status.message),
+        "input": span.input,
+        "output": span.output,
+        "model": _clean_text(span.model),
+        "input_tokens": span.input_tokens,
+        "output_tokens": span.output_tokens,
+        "total_tokens": span.total_tokens,
+        "cost": span.cost,
+        "session_id": _clean_text(span.session_id),
+        "user_id": _clean_text(span.user_id),
+        "tags": span.tags,
+        "attributes": span.attributes,
+        "ingested_at": now,
+        "updated_at": now,
+    }
+    row["content_hash"] = _content_hash(row)
+    return row
+
+
+_HASHED = ("trace_id", "parent_id", "name", "kind", "release", "environment", "start_time",
+           "end_time", "status", "status_message", "input", "output", "model", "input_tokens",
+           "output_tokens", "total_tokens", "cost", "session_id", "user_id", "tags",
+           "attributes")
+
+
+def _content_hash(row: dict[str, Any]) -> str:
+    payload = orjson.dumps([row[k] for k in _HASHED], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def span_from_row(row: Row[Any]) -> Span:
+    """Rebuild a span from its row without re-validating what was validated on the way in."""
+    m = row._mapping
+    return Span.model_construct(
+        source=m["source"], span_id=m["span_id"], trace_id=m["trace_id"],
+        parent_id=m["parent_id"], name=m["name"], kind=SpanKind(m["kind"]),
+        start_time=m["start_time"], end_time=m["end_time"],
+        status=Status(code=StatusCode(m["status"]), message=m["status_message"]),
+        input=m["input"], output=m["output"], model=m["model"],
+        input_tokens=m["input_tokens"], output_tokens=m["output_tokens"],
+        total_tokens=m["total_tokens"], cost=m["cost"], release=m["release"],
+        environment=m["environment"], session_id=m["session_id"], user_id=m["user_id"],
+        tags=m["tags"] or [], attributes=m["attributes"] or {},
+    )
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

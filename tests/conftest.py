@@ -1,0 +1,97 @@
+"""Shared fixtures: a temporary workspace per test and a store on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tracegrade.spans import Span, SpanKind
+from tracegrade.store import Store, open_store
+
+POSTGRES_URL = os.environ.get("TRACEGRADE_TEST_POSTGRES_URL")
+NOT_RUN = (
+    "PostgreSQL store tests NOT RUN: set TRACEGRADE_TEST_POSTGRES_URL "
+    "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run them"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("TRACEGRADE_REQUIRE_POSTGRES") and not POSTGRES_URL:
+        raise pytest.UsageError("TRACEGRADE_REQUIRE_POSTGRES is set but "
+                                "TRACEGRADE_TEST_POSTGRES_URL is not")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not POSTGRES_URL:
+        terminalreporter.write_line(NOT_RUN, yellow=True, bold=True)
+
+
+@pytest.fixture(autouse=True)
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test runs in its own empty directory with its own HOME."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("TRACEGRADE_CONFIG", "TRACEGRADE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL into a fresh PostgreSQL schema, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip(NOT_RUN)
+    schema = f"tg_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, workspace: Path) -> str:
+    """A store URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{workspace / 'store' / 'tracegrade.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An open, migrated store on each backend."""
+    with open_store(store_url) as opened:
+        yield opened
+
+
+BASE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def make_span(index: int = 0, **fields: Any) -> Span:
+    """A valid span with sensible defaults; any field can be overridden."""
+    start = fields.pop("start_time", BASE_TIME + timedelta(seconds=index))
+    values: dict[str, Any] = {
+        "source": "test",
+        "span_id": f"span-{index:06d}",
+        "trace_id": f"trace-{index // 3:06d}",
+        "name": "ChatCompletion",
+        "kind": SpanKind.LLM,
+        "start_time": start,
+        "end_time": start + timedelta(milliseconds=800),
+        "input": {"messages": [{"role": "user", "content": f"question {index}"}]},
+        "output": {"messages": [{"role": "assistant", "content": f"answer {index}"}]},
+        "release": "r1",
+    }
+    values.update(fields)
+    return Span(**values)

@@ -38,7 +38,7 @@ unit: venv
 test: lint typecheck unit
 
 docs: venv
-	$(BIN)/cog -r README.md
+	PYTHONPATH=. $(BIN)/cog -r README.md
 
 bench: venv
 	$(BIN)/python bench/ingest_grade.py

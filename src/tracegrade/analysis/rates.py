@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from statsmodels.stats.proportion import proportion_confint
@@ -89,7 +89,7 @@ def rates_from_counts(rows: Iterable[dict[str, Any]], alpha: float = 0.05) -> li
                                         r.grader, r.grader_version))
 
 
-_MAX = datetime.max.replace(tzinfo=None)
+_MAX = datetime.max.replace(tzinfo=UTC)
 
 
 def _release_starts(cells: dict[tuple[str | None, str, str], _Cell]
@@ -98,9 +98,8 @@ def _release_starts(cells: dict[tuple[str | None, str, str], _Cell]
     for (release, _, _), cell in cells.items():
         if cell.first is None:
             continue
-        naive = cell.first.replace(tzinfo=None)
-        if release not in starts or naive < starts[release]:
-            starts[release] = naive
+        if release not in starts or cell.first < starts[release]:
+            starts[release] = cell.first
     return starts
 
 

@@ -4,7 +4,8 @@ For each grader the candidate release's pass rate is compared with the baseline'
 - Wilson intervals on each rate and a Newcombe interval on the difference (statsmodels);
 - one-sided p-values for "worse" and for "better": Fisher's exact test when a table is small,
   the score test otherwise (scipy / statsmodels);
-- Benjamini-Hochberg q-values across every grader compared (``scipy.stats.false_discovery_control``);
+- Benjamini-Hochberg q-values across every grader compared
+  (``scipy.stats.false_discovery_control``);
 - the minimum detectable effect at the current sample sizes and, when the data cannot tell yet,
   how many more spans per release would detect the configured effect (statsmodels power).
 """

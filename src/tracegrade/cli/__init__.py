@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -35,7 +37,12 @@ def cli(ctx: click.Context, config_path: Path | None, store_url: str | None) -> 
     Exit codes: 0 ok, 1 something regressed (or bad records with --strict),
     2 a usage or config error, 3 insufficient data with --strict.
     """
-    ctx.obj = AppContext(config_path, store_url, Console(), Console(stderr=True))
+    # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.
+    width = None if sys.stdout.isatty() else 160
+    # A `python` grader's "module:function" is found in the working directory, as users expect.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    ctx.obj = AppContext(config_path, store_url, Console(width=width), Console(stderr=True))
 
 
 for command in (import_command, stats_command, demo_command, grade_command, init_command,

@@ -5,10 +5,16 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json, \
-    progress_bar
-from tracegrade.grading import grade
+from tracegrade.cli._common import (
+    AppContext,
+    fail,
+    format_option,
+    pass_app,
+    print_json,
+    progress_bar,
+)
 from tracegrade.graders import build_graders
+from tracegrade.grading import grade
 
 
 @click.command("grade")

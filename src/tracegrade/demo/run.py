@@ -13,8 +13,8 @@ import yaml
 
 from tracegrade.analysis import PassRate, RegressionReport, find_regressions, pass_rates
 from tracegrade.config import Config, parse_config
-from tracegrade.grading import GradeSummary, grade
 from tracegrade.graders import build_graders
+from tracegrade.grading import GradeSummary, grade
 from tracegrade.ingest import ImportSummary, import_files
 from tracegrade.store import open_store
 
@@ -42,8 +42,7 @@ def demo_config(store_url: str) -> Config:
     return parse_config(raw, "demo/tracegrade.yaml")
 
 
-def run_demo(workspace: Path | None = None, progress: ProgressFactory | None = None
-             ) -> DemoResult:
+def run_demo(workspace: Path | None = None, progress: ProgressFactory | None = None) -> DemoResult:
     """Import the bundled traces, grade them, and compare the two releases.
 
     Args:

@@ -5,6 +5,7 @@ This module is tracegrade's one JSONPath helper (RFC 9535 through ``python-jsonp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -98,6 +99,11 @@ def text_of(value: JSONValue) -> str:
     """The human-readable text in a value: a string itself, or the text inside chat structures."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, list):
+        # Chat content parts and message lists: the text of each, without their "type"/"role".
+        return " ".join(text for item in value if (text := text_of(item)))
     if isinstance(value, dict):
         if isinstance(value.get("messages"), list) and value["messages"]:
             return text_of(value["messages"][-1])

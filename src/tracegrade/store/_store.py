@@ -85,7 +85,7 @@ class RunCounts:
 
 
 class Store:
-    """tracegrade's store. Open it with :func:`open_store`; it migrates itself to the latest schema."""
+    """tracegrade's store; :func:`open_store` opens it and migrates it to the latest schema."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

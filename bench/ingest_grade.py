@@ -1,0 +1,153 @@
+"""Benchmark: import N spans from OTLP JSON into SQLite and run 6 deterministic graders.
+
+Runs, each in a fresh process so peak RSS is its own:
+- ``tracegrade``: ``import_files`` into a new SQLite store, then ``grade`` with 6 graders;
+- ``floor``: a bare loop — orjson parse of the same file plus the same 6 checks, no storage.
+
+Usage: python bench/ingest_grade.py [--spans 200000] [--skip-floor]
+Prints a JSON summary and a Markdown row for bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import regex
+
+OUT = Path(__file__).parent / "out"
+SPANS_PER_TRACE = 11860 / 3000  # the demo generator's mix (agent, llm, tool, llm)
+
+GRADERS = ["order_status_present", "reply_finds_order", "llm_latency_3s",
+           "reply_under_120_words", "llm_status_ok", "reply_script_latin"]
+
+
+def ensure_input(spans: int) -> Path:
+    """Generate (once) an uncompressed OTLP JSON lines file with about ``spans`` spans."""
+    from tracegrade.demo.generate import generate
+
+    path = OUT / f"otlp_{spans}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        gz = path.with_suffix(".jsonl.gz")
+        generate(gz, traces_per_release=round(spans / SPANS_PER_TRACE / 2))
+        with gzip.open(gz, "rb") as src, path.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        gz.unlink()
+    return path
+
+
+def run_tracegrade(path: Path) -> dict[str, Any]:
+    """Import and grade with tracegrade's library, as `tracegrade import` + `grade` do."""
+    import yaml
+
+    from tracegrade.config import parse_config
+    from tracegrade.demo.generate import DEMO_CONFIG
+    from tracegrade.graders import build_graders
+    from tracegrade.grading import grade
+    from tracegrade.ingest import import_files
+    from tracegrade.store import open_store
+
+    db = OUT / "bench.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["store"] = f"sqlite:///{db}"
+    config = parse_config(raw)
+    graders = build_graders(config.graders, only=GRADERS)
+    started = time.perf_counter()
+    with open_store(config.store) as store:
+        imported = import_files(store, [path], config.mapping("bench"))
+        import_s = time.perf_counter() - started
+        graded = grade(store, graders, config.sampling)
+    total_s = time.perf_counter() - started
+    return {"spans": imported.spans, "verdicts": graded.verdicts_written,
+            "import_s": round(import_s, 2), "grade_s": round(total_s - import_s, 2),
+            "wall_s": round(total_s, 2), "peak_rss_mb": _peak_rss_mb()}
+
+
+_NOT_FOUND = re.compile(
+    r"(could ?n.?t|can.?t|cannot|unable to) (find|locate)|no order (with|matching)"
+    r"|no (he podido|pude) encontrar|no encuentro", re.IGNORECASE)
+_NON_LATIN = regex.compile(r"[^\P{L}\p{Latin}]")
+
+
+def run_floor(path: Path) -> dict[str, Any]:
+    """The same six checks on the parsed file, with no mapping and no storage."""
+    started = time.perf_counter()
+    spans = 0
+    tally = dict.fromkeys(GRADERS, 0)
+    with path.open("rb") as lines:
+        for line in lines:
+            for resource_spans in orjson.loads(line)["resourceSpans"]:
+                for scope in resource_spans["scopeSpans"]:
+                    for span in scope["spans"]:
+                        spans += 1
+                        _floor_checks(span, tally)
+    wall = time.perf_counter() - started
+    return {"spans": spans, "passes": tally, "wall_s": round(wall, 2),
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _floor_checks(span: dict[str, Any], tally: dict[str, int]) -> None:
+    attrs = {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+    kind = attrs.get("openinference.span.kind")
+    if kind == "TOOL":
+        output = orjson.loads(attrs.get("output.value", "null"))
+        tally["order_status_present"] += isinstance(output, dict) and "order_status" in output
+    elif kind == "LLM":
+        latency = (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6
+        tally["llm_latency_3s"] += latency <= 3000
+        tally["llm_status_ok"] += span.get("status", {}).get("code") != 2
+    elif kind == "AGENT":
+        reply = str(attrs.get("output.value", ""))
+        tally["reply_finds_order"] += _NOT_FOUND.search(reply) is None
+        tally["reply_under_120_words"] += len(reply.split()) <= 120
+        tally["reply_script_latin"] += _NON_LATIN.search(reply) is None
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _in_subprocess(phase: str, path: Path) -> dict[str, Any]:
+    output = subprocess.run([sys.executable, __file__, "--phase", phase, "--input", str(path)],
+                            check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(output)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--phase", choices=["tracegrade", "floor"])
+    parser.add_argument("--input", type=Path)
+    args = parser.parse_args()
+    if args.phase:
+        runner = run_tracegrade if args.phase == "tracegrade" else run_floor
+        print(json.dumps(runner(args.input)))
+        return
+    path = ensure_input(args.spans)
+    results: dict[str, Any] = {"input": str(path), "input_mb": round(path.stat().st_size / 2**20)}
+    results["tracegrade"] = _in_subprocess("tracegrade", path)
+    if not args.skip_floor:
+        results["floor"] = _in_subprocess("floor", path)
+        results["ratio"] = round(results["tracegrade"]["wall_s"] / results["floor"]["wall_s"], 2)
+    tg = results["tracegrade"]
+    results["spans_per_s"] = round(tg["spans"] / tg["wall_s"])
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The demo application, its seeded trace generator and the bundled traces."""

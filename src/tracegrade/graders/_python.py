@@ -1,0 +1,130 @@
+"""The ``python`` grader: a user's own function, named as ``"module:function"``."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tracegrade.graders._base import GraderConfig, Outcome, Result, register
+from tracegrade.graders._common import ParamsGrader, excerpt
+from tracegrade.graders._targets import TargetMissing
+from tracegrade.spans import Span
+
+if TYPE_CHECKING:
+    from tracegrade.graders._targets import TraceContext
+
+GradeFunction = Callable[..., Any]
+
+_ACCEPTED = "a Result, a bool, 'pass'/'fail'/'error'/'skip' or a (verdict, reason) tuple"
+
+
+class PythonParams(BaseModel):
+    """Parameters of ``python``."""
+
+    model_config = ConfigDict(extra="forbid", title="python params")
+
+    function: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        description='"module:function" (or "module:Class.method"), importable where tracegrade '
+        "runs. Called as function(span) or, when it takes two parameters, "
+        f"function(span, context); returns {_ACCEPTED}.",
+    )
+
+
+@register
+class PythonGrader(ParamsGrader[PythonParams]):
+    """Grade with a user function, imported once when the grader is built."""
+
+    type_name = "python"
+    Params = PythonParams
+
+    def __init__(self, config: GraderConfig, params: BaseModel | None) -> None:
+        super().__init__(config, params)
+        self.spec = self.params.function
+        self.function = import_function(self.spec)
+        self.takes_context = takes_context(self.function, self.spec)
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Call the function; what it raises or returns unreadably is an ``error``."""
+        try:
+            returned = self.function(span, context) if self.takes_context else self.function(span)
+        except TargetMissing:
+            raise
+        except Exception as exc:  # the user's code may raise anything; that is an error verdict
+            return Result.errored(f"{self.spec} raised {type(exc).__name__}: {excerpt(str(exc))}")
+        return to_result(returned, self.spec)
+
+
+def import_function(spec: str) -> GradeFunction:
+    """The callable ``spec`` ("module:attr.attr") names.
+
+    Raises:
+        ValueError: when the module cannot be imported or the attribute is missing or not callable.
+    """
+    module_name, _, attribute = spec.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as exc:  # a user module can fail to import in any way
+        raise ValueError(
+            f"python grader {spec!r}: cannot import module {module_name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(f"python grader {spec!r}: {module_name!r} has no {attribute!r}")
+        found = getattr(found, part)
+    if not callable(found):
+        raise ValueError(f"python grader {spec!r}: {attribute!r} is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+def takes_context(function: GradeFunction, spec: str) -> bool:
+    """Whether ``function`` is called with ``(span, context)`` rather than ``(span)``.
+
+    Raises:
+        ValueError: when it can take neither.
+    """
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # some builtins have no signature; call them with the span
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    varargs = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+    if len(required) > 2 or (not positional and not varargs):
+        raise ValueError(
+            f"python grader {spec!r}: a grade function takes (span) or (span, context); "
+            f"it has ({', '.join(p.name for p in parameters)})"
+        )
+    return varargs or len(positional) >= 2
+
+
+def to_result(returned: Any, spec: str) -> Result:
+    """A grade function's return value as a :class:`Result`; an unreadable one is an ``error``."""
+    if isinstance(returned, Result):
+        return returned
+    if isinstance(returned, tuple) and len(returned) == 2 and isinstance(returned[1], str):
+        outcome = _outcome(returned[0])
+        if outcome is not None:
+            return Result(outcome=outcome, reason=returned[1])
+    outcome = None if isinstance(returned, tuple) else _outcome(returned)
+    if outcome is not None:
+        return Result(outcome=outcome, reason=f"{spec} returned {returned}")
+    return Result.errored(
+        f"{spec} returned {type(returned).__name__} {excerpt(returned, 40)}; expected {_ACCEPTED}"
+    )
+
+
+def _outcome(verdict: Any) -> Outcome | None:
+    if isinstance(verdict, bool):
+        return Outcome.PASS if verdict else Outcome.FAIL
+    if isinstance(verdict, str):
+        try:
+            return Outcome(verdict.strip().lower())
+        except ValueError:
+            return None
+    return None

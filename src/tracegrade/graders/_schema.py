@@ -1,0 +1,64 @@
+"""JSON Schema checks shared by ``json_schema`` and ``tool_args_valid`` (via ``jsonschema``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from jsonschema import exceptions as schema_exceptions
+from jsonschema import validators
+from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
+
+from tracegrade.graders._common import excerpt
+
+_MESSAGE_CHARS = 160
+
+
+class SchemaUnusable(Exception):
+    """A schema that cannot be used: invalid itself, or holding a ``$ref`` that cannot resolve."""
+
+
+def check_schema(schema: Any) -> None:
+    """Raise :class:`SchemaUnusable` when ``schema`` is not a valid JSON Schema.
+
+    The metaschema is chosen from the schema's ``$schema`` (2020-12 when absent).
+    """
+    if not isinstance(schema, dict):
+        raise SchemaUnusable(f"a JSON Schema here is an object, not {excerpt(schema)}")
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except schema_exceptions.SchemaError as exc:
+        raise SchemaUnusable(
+            f"invalid JSON Schema at {exc.json_path}: {_short(exc.message)}"
+        ) from exc
+
+
+def first_violation(schema: Any, instance: Any) -> str | None:
+    """The most relevant way ``instance`` breaks ``schema`` as "path: message", or None.
+
+    Raises:
+        SchemaUnusable: when the schema is invalid or a ``$ref`` in it cannot be resolved.
+    """
+    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    try:
+        error = schema_exceptions.best_match(validator.iter_errors(instance))
+    except Unresolvable as exc:
+        raise SchemaUnusable(f"schema reference cannot be resolved: {exc}") from exc
+    if error is None:
+        return None
+    return f"{error.json_path}: {_short(error.message)}"
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: bytes) -> Validator:
+    schema = orjson.loads(schema_json)
+    check_schema(schema)
+    validator: Validator = validators.validator_for(schema)(schema)
+    return validator
+
+
+def _short(message: str) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= _MESSAGE_CHARS else message[: _MESSAGE_CHARS - 1] + "…"

@@ -1,0 +1,175 @@
+"""Built-in graders about the shape of a target: JSON validity, a schema, fields, equality."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tracegrade.graders._base import GraderConfig, Result, register
+from tracegrade.graders._common import (
+    CheckGrader,
+    ParamsGrader,
+    describe_path,
+    excerpt,
+    json_type,
+)
+from tracegrade.graders._schema import SchemaUnusable, check_schema, first_violation
+from tracegrade.graders._targets import find_all, target_value
+from tracegrade.spans import JSONValue, Span
+
+if TYPE_CHECKING:
+    from tracegrade.graders._targets import TraceContext
+
+
+@register
+class JsonValid(CheckGrader):
+    """Pass when the target is JSON: a dict or list already, or a string that parses as JSON."""
+
+    type_name = "json_valid"
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Parse the target when it is a string."""
+        value = self.target(span)
+        if not isinstance(value, str):
+            return Result.passed(f"{self.where} is a JSON {json_type(value)}")
+        try:
+            orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            return Result.failed(
+                f"{self.where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                f" in {excerpt(value, 40)}"
+            )
+        return Result.passed(f"{self.where} parses as JSON")
+
+
+class JsonSchemaParams(BaseModel):
+    """Parameters of ``json_schema``."""
+
+    model_config = ConfigDict(extra="forbid", title="json_schema params")
+
+    json_schema: dict[str, Any] = Field(
+        alias="schema",
+        description="The JSON Schema the target must satisfy (draft from its `$schema`, "
+        "2020-12 when absent). Checked when the grader is built.",
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            check_schema(schema)
+        except SchemaUnusable as exc:
+            raise ValueError(str(exc)) from exc
+        return schema
+
+
+@register
+class JsonSchema(ParamsGrader[JsonSchemaParams]):
+    """Pass when the target validates against a JSON Schema; the reason names the first error."""
+
+    type_name = "json_schema"
+    Params = JsonSchemaParams
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Validate the target; an unresolvable ``$ref`` is an ``error``."""
+        value = self.target(span)
+        try:
+            violation = first_violation(self.params.json_schema, value)
+        except SchemaUnusable as exc:
+            return Result.errored(str(exc))
+        if violation is None:
+            return Result.passed(f"{self.where} matches the schema")
+        return Result.failed(f"{self.where} breaks the schema at {violation}")
+
+
+class _FieldGrader(CheckGrader):
+    """Shared set-up of ``field_present`` / ``field_absent``: ``path`` is required."""
+
+    def __init__(self, config: GraderConfig, params: BaseModel | None) -> None:
+        if config.path is None:
+            raise ValueError(f"grader {config.name!r} ({self.type_name}) needs `path`")
+        super().__init__(config, params)
+        self.path: str = config.path
+        self.field = describe_path(config.path)
+
+    def matches(self, span: Span) -> tuple[JSONValue, list[Any]]:
+        """The target (raises when missing) and the path's matches in it."""
+        value = target_value(span, self.config.target)
+        return value, find_all(self.path, value)
+
+
+@register
+class FieldPresent(_FieldGrader):
+    """Pass when ``path`` matches at least once in the target; a missing target is ``error``."""
+
+    type_name = "field_present"
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Look the path up in the whole target (not narrowed by it)."""
+        value, found = self.matches(span)
+        target = self.config.target
+        if found:
+            return Result.passed(f"{self.field} present in {target}")
+        if not isinstance(value, dict | list):
+            return Result.failed(
+                f"{self.field} missing: {target} is a JSON {json_type(value)}, not an object"
+            )
+        return Result.failed(f"{self.field} missing from {target}")
+
+
+@register
+class FieldAbsent(_FieldGrader):
+    """Pass when ``path`` matches nothing in the target; a missing target is ``error``."""
+
+    type_name = "field_absent"
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Look the path up in the whole target (not narrowed by it)."""
+        _, found = self.matches(span)
+        target = self.config.target
+        if found:
+            return Result.failed(f"{self.field} present in {target}: {excerpt(found[0])}")
+        return Result.passed(f"{self.field} absent from {target}")
+
+
+class EqualsParams(BaseModel):
+    """Parameters of ``equals``."""
+
+    model_config = ConfigDict(extra="forbid", title="equals params")
+
+    value: JSONValue = Field(
+        description="The JSON value the resolved target must equal (true is not 1; 1 is 1.0)."
+    )
+
+
+@register
+class Equals(ParamsGrader[EqualsParams]):
+    """Pass when the resolved target equals ``value`` under JSON semantics."""
+
+    type_name = "equals"
+    Params = EqualsParams
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Compare the target with the expected value."""
+        value = self.target(span)
+        expected = self.params.value
+        return Result.check(
+            json_equal(value, expected),
+            passed=f"{self.where} equals {excerpt(expected)}",
+            failed=f"{self.where} is {excerpt(value)}, expected {excerpt(expected)}",
+        )
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Equality of JSON values, where a boolean never equals a number (Python's ``True == 1``)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    if isinstance(left, dict | list) or isinstance(right, dict | list):
+        return False
+    return bool(left == right)

@@ -1,0 +1,136 @@
+"""Read a trace file of any supported format, told apart by its content.
+
+Formats: OTLP JSON (the collector file exporter's JSON lines, or one request per file), OTLP
+protobuf (the exporter's length-prefixed ``format: proto`` stream, or one raw request) and
+tracegrade's span JSONL. Any of them may be gzip-compressed; compression is recognised by its
+magic bytes, not the file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+
+import orjson
+
+from tracegrade.sources._base import IngestProblem, MappingOptions
+from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
+from tracegrade.sources.jsonl import read_spans_jsonl
+from tracegrade.sources.otlp import read_otlp_json, read_otlp_proto
+from tracegrade.spans import Span
+
+
+class TraceFileFormat(StrEnum):
+    """The formats :func:`read_file` reads."""
+
+    OTLP_JSON = "otlp-json"
+    OTLP_PROTO = "otlp-proto"
+    SPANS_JSONL = "spans-jsonl"
+
+
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+_GZIP_MAGIC = b"\x1f\x8b"
+_HEAD_BYTES = 64 * 1024
+_PROTO_SUFFIXES = {".pb", ".proto", ".binpb", ".protobuf"}
+_READERS = {
+    TraceFileFormat.OTLP_JSON: read_otlp_json,
+    TraceFileFormat.OTLP_PROTO: read_otlp_proto,
+    TraceFileFormat.SPANS_JSONL: read_spans_jsonl,
+}
+
+
+def read_file(
+    path: Path,
+    options: MappingOptions,
+    *,
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES,
+) -> Iterator[Span | IngestProblem]:
+    """Read the spans of one trace file, yielding each as it is read.
+
+    Args:
+        path: The file (``.gz`` or not).
+        options: How raw spans become records.
+        max_attribute_bytes: The largest attribute value accepted, in UTF-8 bytes; a span
+            holding a larger one is reported as a problem.
+
+    Returns:
+        Each span, and a problem (with ``FILE:LINE`` or ``FILE@OFFSET``) for each record that
+        could not be read; the records after a bad one still come through.
+
+    Raises:
+        FileNotFoundError: the file does not exist (raised at the call, not on iteration).
+        IsADirectoryError: the path is a directory.
+    """
+    path.open("rb").close()
+    return _read(path, options, max_attribute_bytes)
+
+
+def detect_format(path: Path) -> TraceFileFormat:
+    """Tell a trace file's format from its first bytes (decompressed), its name breaking ties.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+    """
+    with _open(path) as stream:
+        try:
+            head = stream.read(_HEAD_BYTES)
+        except _READ_ERRORS:
+            head = b""  # reading it will report the damage where it is
+        return _format_of(head, path)
+
+
+def _read(
+    path: Path, options: MappingOptions, max_attribute_bytes: int
+) -> Iterator[Span | IngestProblem]:
+    with _open(path) as stream:
+        try:
+            head = stream.read(_HEAD_BYTES)
+            stream.seek(0)
+        except _READ_ERRORS as error:
+            yield IngestProblem(f"{path}@0", f"cannot read the file: {error}")
+            return
+        reader = _READERS[_format_of(head, path)]
+        yield from reader(stream, str(path), options, max_attribute_bytes=max_attribute_bytes)
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    raw = path.open("rb")
+    if raw.peek(2)[:2] != _GZIP_MAGIC:
+        return raw
+    raw.close()
+    return gzip.open(path, "rb")
+
+
+def _format_of(head: bytes, path: Path) -> TraceFileFormat:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        return _format_by_name(path)
+    if text[:1] not in (b"{", b"["):
+        return TraceFileFormat.OTLP_PROTO
+    try:
+        first_record = orjson.loads(text.split(b"\n", 1)[0])
+    except orjson.JSONDecodeError:
+        first_record = None
+    if isinstance(first_record, dict):
+        if "resourceSpans" in first_record:
+            return TraceFileFormat.OTLP_JSON
+        if "span_id" in first_record:
+            return TraceFileFormat.SPANS_JSONL
+    if b'"resourceSpans"' in text:
+        return TraceFileFormat.OTLP_JSON
+    if b'"span_id"' in text or b'"trace_id"' in text:
+        return TraceFileFormat.SPANS_JSONL
+    return _format_by_name(path)
+
+
+def _format_by_name(path: Path) -> TraceFileFormat:
+    suffixes = {suffix.lower() for suffix in path.suffixes}
+    if suffixes & _PROTO_SUFFIXES:
+        return TraceFileFormat.OTLP_PROTO
+    if ".jsonl" in suffixes:
+        return TraceFileFormat.SPANS_JSONL
+    return TraceFileFormat.OTLP_JSON

@@ -1,0 +1,96 @@
+"""The python grader: user functions named "module:function"."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.graders.helpers import context_of, grade, make_grader, make_span
+from tracegrade.graders import Outcome
+
+MODULE = "tests.graders.grade_functions"
+
+
+def test_bool_true_passes_and_false_fails() -> None:
+    passed = grade("python", make_span(output="yes please"), function=f"{MODULE}:polite")
+    assert (passed.outcome, passed.reason) == (Outcome.PASS, f"{MODULE}:polite returned True")
+    failed = grade("python", make_span(output="no"), function=f"{MODULE}:polite")
+    assert (failed.outcome, failed.reason) == (Outcome.FAIL, f"{MODULE}:polite returned False")
+
+
+def test_tuple_gives_outcome_and_reason() -> None:
+    result = grade("python", make_span(output="a b c d e f"), function=f"{MODULE}:with_reason")
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "6 words")
+
+
+def test_result_is_returned_as_is() -> None:
+    result = grade("python", make_span(output="x"), function=f"{MODULE}:as_result")
+    assert (result.outcome, result.reason, result.score) == (Outcome.PASS, "custom", 0.75)
+
+
+def test_outcome_string_is_accepted_in_any_case() -> None:
+    result = grade("python", make_span(), function=f"{MODULE}:returns_outcome_string")
+    assert result.outcome == Outcome.SKIP
+
+
+def test_two_parameter_function_gets_the_trace_context() -> None:
+    span = make_span(output="x")
+    other = make_span(span_id="s2")
+    result = grade("python", span, context_of(span, other), function=f"{MODULE}:trace_size")
+    assert (result.outcome, result.reason) == (Outcome.PASS, "trace has 2 spans")
+
+
+def test_class_attribute_path_is_importable() -> None:
+    result = grade("python", make_span(model="gpt"), function=f"{MODULE}:Checks.has_model")
+    assert result.outcome == Outcome.PASS
+
+
+def test_unreadable_return_value_is_error_naming_it() -> None:
+    result = grade("python", make_span(), function=f"{MODULE}:returns_number")
+    assert result.outcome == Outcome.ERROR
+    assert result.reason.startswith(f"{MODULE}:returns_number returned int 3; expected a Result")
+
+
+def test_tuple_with_non_string_reason_is_error() -> None:
+    result = grade("python", make_span(), function=f"{MODULE}:returns_bad_tuple")
+    assert result.outcome == Outcome.ERROR
+    assert 'returned tuple ["pass",5]' in result.reason
+
+
+def test_raising_function_is_error_with_the_exception() -> None:
+    result = grade("python", make_span(), function=f"{MODULE}:raises")
+    assert (result.outcome, result.reason) == (
+        Outcome.ERROR,
+        f"{MODULE}:raises raised KeyError: \"'order_status'\"",
+    )
+
+
+def test_module_is_imported_once_at_construction() -> None:
+    grader = make_grader("python", function=f"{MODULE}:polite")
+    from tests.graders import grade_functions
+
+    assert grader.function is grade_functions.polite  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        ("tests.graders.nope:check", "cannot import module 'tests.graders.nope': ModuleNotFound"),
+        (
+            "tests.graders.broken_module:check",
+            "cannot import module 'tests.graders.broken_module': RuntimeError: database URL",
+        ),
+        (f"{MODULE}:missing", f"'{MODULE}' has no 'missing'"),
+        (f"{MODULE}:NOT_CALLABLE", "'NOT_CALLABLE' is not callable"),
+        (f"{MODULE}:needs_three", "takes \\(span\\) or \\(span, context\\); it has"),
+        (f"{MODULE}:takes_nothing", "takes \\(span\\) or \\(span, context\\); it has \\(\\)"),
+    ],
+)
+def test_bad_function_fails_at_construction(function: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_grader("python", function=function)
+
+
+def test_function_must_be_module_colon_name() -> None:
+    with pytest.raises(ValidationError, match="function"):
+        make_grader("python", function="tests.graders.grade_functions.polite")

@@ -1,0 +1,216 @@
+"""json_valid, json_schema, field_present, field_absent and equals."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.graders.helpers import grade, make_grader, make_span
+from tracegrade.graders import Outcome
+from tracegrade.graders._structure import json_equal
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "required": ["order_id", "items"],
+    "properties": {
+        "order_id": {"type": "string"},
+        "items": {"type": "array", "items": {"properties": {"qty": {"type": "integer"}}}},
+    },
+}
+
+
+# json_valid
+
+
+@pytest.mark.parametrize("output", [{"a": 1}, [1, 2], "42", '"quoted"', "null", 3.5])
+def test_json_valid_passes_json(output: object) -> None:
+    result = grade("json_valid", make_span(output=output))
+    assert result.outcome == Outcome.PASS, result.reason
+
+
+def test_json_valid_fails_prose_with_position() -> None:
+    result = grade("json_valid", make_span(output='Sure! {"a": 1}'))
+    assert result.outcome == Outcome.FAIL
+    assert result.reason.startswith("output is not JSON: ")
+    assert "line 1 column 1" in result.reason and "'Sure!" in result.reason
+
+
+def test_json_valid_fails_truncated_json() -> None:
+    result = grade("json_valid", make_span(output='{"order_id": "A1", '))
+    assert result.outcome == Outcome.FAIL
+    assert "unexpected end of data" in result.reason
+
+
+def test_json_valid_rejects_nan_which_is_not_json() -> None:
+    assert grade("json_valid", make_span(output="NaN")).outcome == Outcome.FAIL
+
+
+def test_json_valid_reads_an_attribute_target() -> None:
+    span = make_span(attributes={"raw": "[1, 2"})
+    result = grade("json_valid", span, target="attributes.raw")
+    assert result.outcome == Outcome.FAIL
+    assert result.reason.startswith("attributes.raw is not JSON")
+
+
+def test_json_valid_missing_target_is_error() -> None:
+    result = grade("json_valid", make_span())
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "span has no output")
+
+
+# json_schema
+
+
+def test_json_schema_passes_matching_output() -> None:
+    span = make_span(output={"order_id": "A1", "items": [{"qty": 2}]})
+    result = grade("json_schema", span, schema=ORDER_SCHEMA)
+    assert (result.outcome, result.reason) == (Outcome.PASS, "output matches the schema")
+
+
+def test_json_schema_reason_names_path_and_message() -> None:
+    span = make_span(output={"order_id": "A1", "items": [{"qty": "two"}]})
+    result = grade("json_schema", span, schema=ORDER_SCHEMA)
+    assert result.outcome == Outcome.FAIL
+    assert result.reason == (
+        "output breaks the schema at $.items[0].qty: 'two' is not of type 'integer'"
+    )
+
+
+def test_json_schema_reports_missing_required_field() -> None:
+    result = grade("json_schema", make_span(output={"items": []}), schema=ORDER_SCHEMA)
+    assert result.outcome == Outcome.FAIL
+    assert "'order_id' is a required property" in result.reason
+
+
+def test_json_schema_applies_to_the_path() -> None:
+    span = make_span(output={"reply": {"order_id": 7, "items": []}})
+    result = grade("json_schema", span, path="$.reply", schema=ORDER_SCHEMA)
+    assert result.outcome == Outcome.FAIL
+    assert result.reason.startswith("output at $.reply breaks the schema at $.order_id: 7 is not")
+
+
+def test_json_schema_invalid_schema_fails_at_build() -> None:
+    with pytest.raises(ValidationError, match="invalid JSON Schema at \\$.type"):
+        make_grader("json_schema", schema={"type": "objekt"})
+
+
+def test_json_schema_unresolvable_ref_is_error() -> None:
+    schema = {"$ref": "#/$defs/order"}
+    result = grade("json_schema", make_span(output={}), schema=schema)
+    assert result.outcome == Outcome.ERROR
+    assert result.reason.startswith("schema reference cannot be resolved")
+
+
+def test_json_schema_missing_target_is_error() -> None:
+    span = make_span(output={"order_id": "A1"})
+    result = grade("json_schema", span, path="$.reply", schema=ORDER_SCHEMA)
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "$.reply not found in output")
+
+
+def test_json_schema_requires_schema_param() -> None:
+    with pytest.raises(ValidationError, match="schema"):
+        make_grader("json_schema")
+
+
+# field_present / field_absent
+
+
+def test_field_present_passes_when_path_matches() -> None:
+    span = make_span(kind="tool", output={"order_status": "shipped"})
+    result = grade("field_present", span, path="$.order_status")
+    assert (result.outcome, result.reason) == (Outcome.PASS, "order_status present in output")
+
+
+def test_field_present_fails_after_a_rename() -> None:
+    span = make_span(kind="tool", output={"orderStatus": "shipped"})
+    result = grade("field_present", span, path="$.order_status")
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "order_status missing from output")
+
+
+def test_field_present_counts_a_null_field_as_present() -> None:
+    span = make_span(output={"order_status": None})
+    assert grade("field_present", span, path="$.order_status").outcome == Outcome.PASS
+
+
+def test_field_present_fails_on_a_non_object_target() -> None:
+    result = grade("field_present", make_span(output="shipped"), path="$.order_status")
+    assert result.outcome == Outcome.FAIL
+    assert result.reason == "order_status missing: output is a JSON string, not an object"
+
+
+def test_field_present_filter_path_keeps_brackets_in_reason() -> None:
+    span = make_span(output={"items": [{"sku": "a"}]})
+    result = grade("field_present", span, path="$.items[?@.sku == 'b']")
+    assert (result.outcome, result.reason) == (
+        Outcome.FAIL,
+        "$.items[?@.sku == 'b'] missing from output",
+    )
+
+
+def test_field_present_missing_target_is_error() -> None:
+    result = grade("field_present", make_span(), path="$.order_status")
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "span has no output")
+
+
+def test_field_present_needs_path() -> None:
+    with pytest.raises(ValueError, match="'g_field_present' \\(field_present\\) needs `path`"):
+        make_grader("field_present")
+
+
+def test_field_absent_passes_and_fails() -> None:
+    clean = grade("field_absent", make_span(output={"a": 1}), path="$.debug")
+    assert (clean.outcome, clean.reason) == (Outcome.PASS, "debug absent from output")
+    leaked = grade("field_absent", make_span(output={"debug": {"k": 1}}), path="$.debug")
+    assert (leaked.outcome, leaked.reason) == (Outcome.FAIL, 'debug present in output: {"k":1}')
+
+
+def test_field_absent_missing_target_is_error() -> None:
+    result = grade("field_absent", make_span(), target="input", path="$.debug")
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "span has no input")
+
+
+# equals
+
+
+def test_equals_passes_on_equal_value() -> None:
+    span = make_span(output={"status": "shipped"})
+    result = grade("equals", span, path="$.status", value="shipped")
+    assert (result.outcome, result.reason) == (Outcome.PASS, "output at $.status equals 'shipped'")
+
+
+def test_equals_fails_with_both_values() -> None:
+    span = make_span(output={"status": "pending"})
+    result = grade("equals", span, path="$.status", value="shipped")
+    assert result.outcome == Outcome.FAIL
+    assert result.reason == "output at $.status is 'pending', expected 'shipped'"
+
+
+def test_equals_does_not_treat_true_as_one() -> None:
+    span = make_span(output={"count": 1})
+    assert grade("equals", span, path="$.count", value=True).outcome == Outcome.FAIL
+    assert grade("equals", span, path="$.count", value=1.0).outcome == Outcome.PASS
+
+
+def test_equals_missing_path_is_error() -> None:
+    result = grade("equals", make_span(output={}), path="$.status", value="x")
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "$.status not found in output")
+
+
+def test_equals_requires_value() -> None:
+    with pytest.raises(ValidationError, match="value"):
+        make_grader("equals")
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "equal"),
+    [
+        ({"a": [1, True]}, {"a": [1.0, True]}, True),
+        ({"a": [1, True]}, {"a": [1, 1]}, False),
+        ([1, 2], [1, 2, 3], False),
+        ({"a": 1}, {"a": 1, "b": 2}, False),
+        ("1", 1, False),
+        (None, None, True),
+        ([], {}, False),
+    ],
+)
+def test_json_equal(left: object, right: object, equal: bool) -> None:
+    assert json_equal(left, right) is equal

@@ -1,0 +1,119 @@
+"""Grading: one verdict per span × grader version, errors never pass, resumable after kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_span
+from tracegrade.config import SamplingConfig
+from tracegrade.graders import Grader, GraderConfig, Result, build_graders, register
+from tracegrade.grading import grade
+from tracegrade.spans import Span, SpanKind
+from tracegrade.store import Store, open_store
+
+
+@register
+class _Explodes(Grader):
+    type_name = "test_explodes"
+
+    def grade(self, span: Span, context: object) -> Result:
+        raise RuntimeError("grader bug")
+
+
+def configs(*extra: dict[str, object]) -> list[GraderConfig]:
+    base = [
+        {"name": "mentions_answer", "type": "contains", "applies_to": {"kind": "llm"},
+         "value": "answer"},
+        {"name": "has_order_status", "type": "field_present", "applies_to": {"kind": "tool"},
+         "path": "$.order_status"},
+    ]
+    return [GraderConfig.model_validate(c) for c in [*base, *extra]]
+
+
+def seed(store: Store, n: int = 30) -> None:
+    spans = [make_span(i) for i in range(n)]
+    spans += [make_span(1000 + i, kind=SpanKind.TOOL, name="lookup_order",
+                        output={"order_status": "shipped"} if i % 2 else {"status": "x"})
+              for i in range(10)]
+    store.upsert_spans(spans)
+
+
+def test_grade_writes_one_verdict_per_applicable_span(store: Store) -> None:
+    seed(store)
+    summary = grade(store, build_graders(configs()), SamplingConfig())
+    assert summary.outcomes["mentions_answer"] == {"pass": 30}
+    assert summary.outcomes["has_order_status"] == {"pass": 5, "fail": 5}
+    assert store.count_verdicts() == 40
+    again = grade(store, build_graders(configs()), SamplingConfig())
+    assert again.verdicts_written == 0 and store.count_verdicts() == 40
+
+
+def test_a_grader_that_raises_records_error_not_pass(store: Store) -> None:
+    seed(store, 5)
+    extra = {"name": "buggy", "type": "test_explodes", "applies_to": {"kind": "llm"}}
+    summary = grade(store, build_graders(configs(extra), only=["buggy"]), SamplingConfig())
+    assert summary.outcomes["buggy"] == {"error": 5}
+    reasons = {r["reason"] for r in store.verdict_examples("buggy", build_graders(
+        configs(extra), only=["buggy"])[0].version, "r1", "error", limit=10)}
+    assert reasons == {"RuntimeError: grader bug"}
+
+
+def test_changed_grader_is_a_new_series_and_keeps_old_verdicts(store: Store) -> None:
+    seed(store, 10)
+    grade(store, build_graders(configs(), only=["mentions_answer"]), SamplingConfig())
+    changed = configs()
+    changed[0] = GraderConfig.model_validate({**changed[0].model_dump(), "value": "question"})
+    summary = grade(store, build_graders(changed, only=["mentions_answer"]), SamplingConfig())
+    assert summary.verdicts_written == 10
+    assert store.count_verdicts() == 20
+
+
+def test_sampling_records_the_inclusion_probability(store: Store) -> None:
+    seed(store, 400)
+    grade(store, build_graders(configs(), only=["mentions_answer"]), SamplingConfig(rate=0.25))
+    rows = store.verdict_counts()
+    n = sum(r["n"] for r in rows)
+    assert 60 < n < 140
+    assert all(r["weight"] == pytest.approx(r["n"] * 4) for r in rows)
+
+
+SLOW_GRADER = """
+import time
+
+def check(span):
+    time.sleep(0.002)
+    return True
+"""
+
+
+def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    with open_store(url) as store:
+        store.upsert_spans(make_span(i) for i in range(6000))
+    (tmp_path / "slow_grader.py").write_text(SLOW_GRADER)
+    (tmp_path / "tracegrade.yaml").write_text(
+        f"store: {url}\ngraders:\n  - {{name: slow, type: python, function: slow_grader:check}}\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = [sys.executable, "-m", "tracegrade", "grade", "--format", "json"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    with open_store(url) as store:
+        deadline = time.monotonic() + 60
+        while store.count_verdicts() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        partial = store.count_verdicts()
+    assert 0 < partial < 6000, "the kill must land mid-run for this test to mean anything"
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              check=True)
+    assert f'"verdicts_written": {6000 - partial}' in finished.stdout
+    with open_store(url) as store:
+        assert store.count_verdicts() == 6000

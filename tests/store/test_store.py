@@ -106,7 +106,7 @@ def test_reopening_does_not_migrate_twice(store_url: str) -> None:
         assert second.count_spans() == 1
         with second.engine.connect() as conn:
             assert conn.execute(text("select version_num from alembic_version")).scalar_one() \
-                == "0001_initial"
+                == "0002_pull_judges_datasets"
 
 
 def test_sqlite_uses_wal(workspace: object) -> None:
@@ -132,3 +132,24 @@ def test_trace_spans_in_start_order(store: Store) -> None:
         "span-000001", "span-000002", "span-000003"]
     with store.engine.connect() as conn:
         assert conn.execute(select(schema.spans.c.kind).limit(1)).scalar_one() == "llm"
+
+
+def test_upgrade_from_the_first_schema_keeps_data(store_url: str) -> None:
+    from tracegrade.store._migrate import upgrade
+    from tracegrade.store._store import _make_engine
+
+    engine = _make_engine(store_url)
+    upgrade(engine, "0001_initial")
+    with engine.begin() as conn:
+        conn.execute(schema.spans.insert().values(
+            source="s", span_id="1", trace_id="t", name="n", kind="llm",
+            start_time=make_span(0).start_time, status="ok", content_hash="h",
+            ingested_at=make_span(0).start_time, updated_at=make_span(0).start_time))
+    engine.dispose()
+    with open_store(store_url) as upgraded:
+        assert upgraded.count_spans() == 1
+        tables = set(inspect(upgraded.engine).get_table_names())
+        assert {"source_cursors", "exports", "judge_cache", "datasets", "dataset_items",
+                "alerts", "calibrations"} <= tables
+        columns = {c["name"] for c in inspect(upgraded.engine).get_columns("verdicts")}
+        assert "details" in columns

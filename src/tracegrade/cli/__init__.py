@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -11,11 +13,6 @@ from rich.console import Console
 
 from tracegrade import __version__
 from tracegrade.cli._common import AppContext, TracegradeGroup
-from tracegrade.cli._data import import_command, stats_command
-from tracegrade.cli._demo import demo_command
-from tracegrade.cli._grade import grade_command
-from tracegrade.cli._init import init_command
-from tracegrade.cli._report import regressions_command, report_command
 
 
 @click.group(cls=TracegradeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,9 +42,23 @@ def cli(ctx: click.Context, config_path: Path | None, store_url: str | None) -> 
     ctx.obj = AppContext(config_path, store_url, Console(width=width), Console(stderr=True))
 
 
-for command in (import_command, stats_command, demo_command, grade_command, init_command,
-                report_command, regressions_command):
-    cli.add_command(command)
+def _register_commands() -> None:
+    """Add every click command defined in this package's ``_*.py`` modules.
+
+    Each command group lives in its own module; discovering them keeps this file from being
+    the place every new command has to touch.
+    """
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name == "_common":
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, click.Command) and value.callback is not None \
+                    and value.callback.__module__ == module.__name__:
+                cli.add_command(value)
+
+
+_register_commands()
 
 
 def main() -> None:

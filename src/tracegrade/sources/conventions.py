@@ -29,7 +29,7 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -247,12 +247,24 @@ def decode_attributes(
         if not isinstance(key, str) or not key:
             raise ConventionError("an attribute has no key")
         raw = entry.get("value")
-        text = raw.get("stringValue") if isinstance(raw, dict) and len(raw) == 1 else None
-        if isinstance(text, str) and len(text) <= surely_small and len(key) <= surely_small:
-            decoded[key] = text
-        else:
-            decoded[key] = _attribute_value(key, raw, max_value_bytes)
+        if isinstance(raw, dict) and len(raw) == 1 and len(key) <= surely_small:
+            ((field, content),) = raw.items()
+            if field == "stringValue" and isinstance(content, str) and len(content) <= surely_small:
+                decoded[key] = content
+                continue
+            scalar = _SCALAR_DECODERS.get(field)
+            if scalar is not None:
+                decoded[key] = _attribute_scalar(key, scalar, content)
+                continue
+        decoded[key] = _attribute_value(key, raw, max_value_bytes)
     return decoded
+
+
+def _attribute_scalar(key: str, decode: Callable[[Any, int], JSONValue], content: Any) -> JSONValue:
+    try:
+        return decode(content, 0)
+    except ConventionError as error:
+        raise ConventionError(f"attribute {_preview(key)}: {error}") from None
 
 
 def _attribute_value(key: str, raw: Any, max_value_bytes: int) -> JSONValue:
@@ -335,6 +347,8 @@ def check_depth(value: JSONValue, limit: int = MAX_NESTING_DEPTH) -> None:
     Raises:
         ConventionError: the value is nested too deep.
     """
+    if not isinstance(value, dict | list):
+        return
     pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
         current, depth = pending.pop()
@@ -424,6 +438,11 @@ def _bytes_value(raw: Any, depth: int) -> str:
     return raw
 
 
+_SCALAR_DECODERS: dict[str, Callable[[Any, int], JSONValue]] = {
+    "boolValue": _bool_value,
+    "intValue": _int_value,
+    "doubleValue": _double_value,
+}
 _ANY_VALUE_DECODERS = {
     "stringValue": _string_value,
     "boolValue": _bool_value,
@@ -539,8 +558,9 @@ class _Attributes:
         self.flattened: dict[str, dict[str, JSONValue]] = {}
         for key, value in values.items():
             if key.startswith(_FLATTENED_PREFIXES):
-                prefix = next(p for p in _FLATTENED_PREFIXES if key.startswith(p))
-                self.flattened.setdefault(prefix, {})[key[len(prefix) :]] = value
+                # Every prefix is two dotted segments: the second dot ends it.
+                end = key.index(".", key.index(".") + 1) + 1
+                self.flattened.setdefault(key[:end], {})[key[end:]] = value
 
     def take(self, *keys: str) -> tuple[str, JSONValue] | None:
         """The first of ``keys`` that holds a value, marked as mapped."""
@@ -569,6 +589,10 @@ class _Attributes:
         """Mark keys as mapped (their information went into a field another key filled)."""
         self.mapped.update(keys)
 
+    def drop_list(self, prefix: str) -> None:
+        """Mark the OpenInference list flattened under ``prefix`` as mapped, unread."""
+        self.mapped.update(prefix + suffix for suffix in self.flattened.get(prefix, ()))
+
     def take_list(self, prefix: str) -> list[dict[str, JSONValue]]:
         """The OpenInference list flattened under ``prefix`` (``llm.tools.``), marked as mapped.
 
@@ -578,9 +602,13 @@ class _Attributes:
         flat = self.flattened.get(prefix)
         if not flat:
             return []
-        entries = _indexed_entries(flat)
-        self.mapped.update(prefix + suffix for suffix in flat if _index_of(suffix) is not None)
-        return entries
+        entries: dict[int, dict[str, JSONValue]] = {}
+        for suffix, value in flat.items():
+            index = _index_of(suffix)
+            if index is not None:
+                entries.setdefault(index, {})[suffix.partition(".")[2]] = value
+                self.mapped.add(prefix + suffix)
+        return [entries[index] for index in sorted(entries)]
 
 
 def _indexed_entries(flat: Mapping[str, JSONValue], prefix: str = "") -> list[dict[str, JSONValue]]:
@@ -788,12 +816,12 @@ def _content(
 
 def _input_messages(attributes: _Attributes, *, wanted: bool) -> JSONValue:
     """``{"messages", "system"}`` from the flattened or GenAI input messages, when ``wanted``."""
-    entries = attributes.take_list("llm.input_messages.")
     genai = attributes.take_value("gen_ai.input.messages")
     system = attributes.take_value("gen_ai.system_instructions")
     if not wanted:
+        attributes.drop_list("llm.input_messages.")
         return None
-    messages = _messages(entries, genai)
+    messages = _messages(attributes.take_list("llm.input_messages."), genai)
     system = _system_text(parse_json_value(system))
     if messages is None and system is None:
         return None

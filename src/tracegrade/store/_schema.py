@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -94,6 +96,7 @@ verdicts = Table(
     Column("latency_ms", Float),
     Column("run_id", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("details", JSONColumn),
     UniqueConstraint("source", "span_id", "grader", "grader_version",
                      name="uq_verdicts_span_grader_version"),
     Index("ix_verdicts_grader", "grader", "grader_version", "outcome"),
@@ -133,4 +136,99 @@ runs = Table(
     Column("finished_at", UTCDateTime()),
     Column("status", String(20), nullable=False),
     Column("counts", JSONColumn),
+)
+
+# -- added in migration 0002 ----------------------------------------------------------------------
+
+source_cursors = Table(
+    "source_cursors",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("cursor", JSONColumn),
+    Column("watermark", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", Integer().with_variant(BigInteger(), "postgresql"), primary_key=True,
+           autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("span_id", String(200), nullable=False),
+    Column("grader", String(200), nullable=False),
+    Column("grader_version", String(64), nullable=False),
+    Column("destination", String(200), nullable=False),
+    Column("remote_id", String(200)),
+    Column("exported_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("source", "span_id", "grader", "grader_version", "destination",
+                     name="uq_exports"),
+)
+
+judge_cache = Table(
+    "judge_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("provider", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("request", JSONColumn, nullable=False),
+    Column("response", JSONColumn, nullable=False),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost", Float),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("description", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+dataset_items = Table(
+    "dataset_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(200), nullable=False),
+    Column("item_id", String(200), nullable=False),
+    Column("input", JSONColumn),
+    Column("expected_output", JSONColumn),
+    Column("source", String(200)),
+    Column("span_id", String(200)),
+    Column("trace_id", String(200)),
+    Column("valid_as_of", UTCDateTime()),
+    Column("time_sensitive", Boolean, nullable=False, server_default=false()),
+    Column("item_metadata", JSONColumn),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("dataset", "item_id", name="uq_dataset_items"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("grader", String(200), nullable=False),
+    Column("grader_version", String(64), nullable=False),
+    Column("release", String(200)),
+    Column("status", String(30), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=False),
+    Column("payload", JSONColumn),
+)
+
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("grader", String(200), nullable=False),
+    Column("grader_version", String(64), nullable=False),
+    Column("computed_at", UTCDateTime(), nullable=False),
+    Column("trusted", Boolean, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("kappa", Float),
+    Column("tpr", Float),
+    Column("tnr", Float),
+    Column("details", JSONColumn),
+    Index("ix_calibrations_grader", "grader", "grader_version"),
 )

@@ -67,6 +67,8 @@ class VerdictRow:
     score: float | None = None
     cost: float | None = None
     latency_ms: float | None = None
+    details: dict[str, Any] | None = None
+    """Grader-specific facts worth keeping (a judge's raw answer, few-shot label ids…)."""
 
 
 @dataclass

@@ -117,6 +117,11 @@ def _floor_checks(span: dict[str, Any], tally: dict[str, int]) -> None:
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM is this process image's own peak; ru_maxrss would carry over the parent's peak
+    # across fork + exec.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

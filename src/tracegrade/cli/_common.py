@@ -93,7 +93,8 @@ def _message(exc: BaseException) -> str:
 
 def print_json(value: Any) -> None:
     """Write one JSON document to stdout."""
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    sys.stdout.write(orjson.dumps(value, option=options, default=str).decode())
     sys.stdout.write("\n")
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Connection,
     Engine,
     Row,
     and_,
@@ -28,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tracegrade.spans import Span, SpanKind, Status, StatusCode, utc_now
+from tracegrade.store import _fast
 from tracegrade.store import _schema as t
 
 DEFAULT_URL = "sqlite:///.tracegrade/tracegrade.db"
@@ -129,59 +127,35 @@ class Store:
     def write_span_batch(self, batch: Sequence[Span]) -> UpsertCounts:
         """Write one batch in one transaction; the newest copy of a repeated key wins."""
         now = utc_now()
-        rows_by_key = {(s.source, s.span_id): span_row(s, now) for s in batch}
+        rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {
+            (s.source, s.span_id): _fast.span_values(s, now, self.dialect) for s in batch
+        }
+        counts = UpsertCounts()
         with self.engine.begin() as conn:
-            existing = self._stored_hashes(conn, list(rows_by_key))
-            counts = UpsertCounts()
-            for key, row in rows_by_key.items():
+            existing = _fast.stored_hashes(conn, self.dialect, list(rows))
+            changed = []
+            for key, (values, content_hash) in rows.items():
                 previous = existing.get(key)
+                if previous == content_hash:
+                    counts.unchanged += 1
+                    continue
                 if previous is None:
                     counts.inserted += 1
-                elif previous == row["content_hash"]:
-                    counts.unchanged += 1
                 else:
                     counts.updated += 1
-            changed = [row for key, row in rows_by_key.items()
-                       if existing.get(key) != row["content_hash"]]
+                changed.append(values)
             if changed:
-                conn.execute(self._span_upsert(), changed)
+                conn.exec_driver_sql(_fast.span_upsert_sql(self.dialect), changed)
         return counts
-
-    def _stored_hashes(
-        self, conn: Connection, keys: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], str]:
-        found: dict[tuple[str, str], str] = {}
-        for chunk in _chunks(keys, 400):
-            query = select(t.spans.c.source, t.spans.c.span_id, t.spans.c.content_hash).where(
-                tuple_(t.spans.c.source, t.spans.c.span_id).in_(chunk)
-            )
-            for source, span_id, content_hash in conn.execute(query):
-                found[(source, span_id)] = content_hash
-        return found
-
-    def _span_upsert(self) -> Any:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = dialect_insert(t.spans)
-        replaced = {
-            c.name: statement.excluded[c.name]
-            for c in t.spans.columns
-            if c.name not in ("id", "source", "span_id", "ingested_at")
-        }
-        return statement.on_conflict_do_update(
-            index_elements=["source", "span_id"],
-            set_=replaced,
-            where=t.spans.c.content_hash != statement.excluded.content_hash,
-        )
 
     def spans_page(
         self, after_pk: int, limit: int, kinds: Sequence[SpanKind] | None = None
     ) -> list[StoredSpan]:
         """Spans with row id above ``after_pk`` in id order: keyset paging that never skips."""
-        query = select(t.spans).where(t.spans.c.id > after_pk).order_by(t.spans.c.id).limit(limit)
-        if kinds:
-            query = query.where(t.spans.c.kind.in_([k.value for k in kinds]))
+        sql, kind_params = _fast.spans_page_sql(self.dialect, kinds)
         with self.engine.connect() as conn:
-            return [StoredSpan(row.id, span_from_row(row)) for row in conn.execute(query)]
+            records = conn.exec_driver_sql(sql, (after_pk, *kind_params, limit)).all()
+        return [StoredSpan(*_fast.span_from_record(record)) for record in records]
 
     def iter_spans(
         self, kinds: Sequence[SpanKind] | None = None, page_size: int = 2000
@@ -226,7 +200,7 @@ class Store:
             .order_by(func.min(s.start_time), s.kind, s.source)
         )
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
 
     def group_sizes(self, by_name: bool) -> dict[tuple[str | None, str | None], int]:
         """Span counts per release (and per span name when ``by_name``), for sampling caps."""
@@ -255,31 +229,20 @@ class Store:
         self, keys: Sequence[tuple[str, str]], grader_versions: Sequence[tuple[str, str]]
     ) -> set[tuple[str, str, str, str]]:
         """Which (source, span_id, grader, version) of these spans already have a verdict."""
-        v = t.verdicts.c
-        found: set[tuple[str, str, str, str]] = set()
         if not keys or not grader_versions:
-            return found
+            return set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(keys), 400):
-                query = select(v.source, v.span_id, v.grader, v.grader_version).where(
-                    tuple_(v.source, v.span_id).in_(chunk),
-                    tuple_(v.grader, v.grader_version).in_(list(grader_versions)),
-                )
-                found.update((r[0], r[1], r[2], r[3]) for r in conn.execute(query))
-        return found
+            return _fast.graded(conn, self.dialect, keys, set(grader_versions))
 
     def insert_verdicts(self, rows: Sequence[VerdictRow]) -> int:
         """Insert verdicts in one transaction, ignoring ones already stored; returns how many."""
         if not rows:
             return 0
         now = utc_now()
-        values = [{**row.__dict__, "created_at": now} for row in rows]
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        statement = dialect_insert(t.verdicts).on_conflict_do_nothing(
-            index_elements=["source", "span_id", "grader", "grader_version"]
-        ).returning(t.verdicts.c.id)
+        values = [_fast.verdict_values(row, now, self.dialect) for row in rows]
         with self.engine.begin() as conn:
-            return len(conn.execute(statement, values).all())
+            result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect), values)
+            return int(result.rowcount)
 
     def count_verdicts(self) -> int:
         """How many verdicts the store holds."""
@@ -307,7 +270,7 @@ class Store:
         if grader_versions:
             query = query.where(tuple_(v.grader, v.grader_version).in_(list(grader_versions)))
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
 
     def verdict_examples(self, grader: str, grader_version: str, release: str | None,
                          outcome: str, limit: int = 3) -> list[dict[str, Any]]:
@@ -322,7 +285,7 @@ class Store:
             .order_by(v.id).limit(limit)
         )
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -371,6 +334,10 @@ def _make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_engine(url, json_serializer=_dump_json, json_deserializer=orjson.loads)
+    if engine.dialect.name == "postgresql":
+        from psycopg.types.json import set_json_loads
+
+        set_json_loads(orjson.loads)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -389,57 +356,7 @@ def _safe_url(engine: Engine) -> str:
 
 
 def _dump_json(value: Any) -> str:
-    # PostgreSQL's jsonb refuses U+0000; trace data sometimes carries it, so it becomes U+FFFD.
-    return orjson.dumps(value).decode().replace("\\u0000", "\\ufffd")
-
-
-def _clean_text(value: str | None) -> str | None:
-    return value.replace("\x00", "\ufffd") if value else value
-
-
-def span_row(span: Span, now: datetime) -> dict[str, Any]:
-    """The row a span is stored as."""
-    row: dict[str, Any] = {
-        "source": span.source,
-        "span_id": span.span_id,
-        "trace_id": span.trace_id,
-        "parent_id": span.parent_id,
-        "name": _clean_text(span.name) or "",
-        "kind": span.kind.value,
-        "release": _clean_text(span.release),
-        "environment": _clean_text(span.environment),
-        "start_time": span.start_time,
-        "end_time": span.end_time,
-        "latency_ms": span.latency_ms,
-        "status": span.status.code.value,
-        "status_message": _clean_text(span.status.message),
-        "input": span.input,
-        "output": span.output,
-        "model": _clean_text(span.model),
-        "input_tokens": span.input_tokens,
-        "output_tokens": span.output_tokens,
-        "total_tokens": span.total_tokens,
-        "cost": span.cost,
-        "session_id": _clean_text(span.session_id),
-        "user_id": _clean_text(span.user_id),
-        "tags": span.tags,
-        "attributes": span.attributes,
-        "ingested_at": now,
-        "updated_at": now,
-    }
-    row["content_hash"] = _content_hash(row)
-    return row
-
-
-_HASHED = ("trace_id", "parent_id", "name", "kind", "release", "environment", "start_time",
-           "end_time", "status", "status_message", "input", "output", "model", "input_tokens",
-           "output_tokens", "total_tokens", "cost", "session_id", "user_id", "tags",
-           "attributes")
-
-
-def _content_hash(row: dict[str, Any]) -> str:
-    payload = orjson.dumps([row[k] for k in _HASHED], option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+    return _fast.dump_json(value) or "null"
 
 
 def span_from_row(row: Row[Any]) -> Span:

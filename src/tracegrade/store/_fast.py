@@ -1,0 +1,219 @@
+"""The store's hot paths, as plain driver-level SQL.
+
+Importing and grading move every span through the store twice; SQLAlchemy's per-row statement
+compilation and type processing cost more than the work itself there. These functions build the
+same rows the Core tables describe (``_schema.py`` stays the single definition of the schema)
+and hand them to the DBAPI's ``executemany`` directly. Everything else uses SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from tracegrade.spans import Span, SpanKind, Status, StatusCode
+from tracegrade.store import _schema as t
+
+SPAN_COLUMNS = tuple(c.name for c in t.spans.columns if c.name != "id")
+_READ_COLUMNS = ("id", *SPAN_COLUMNS)
+_JSON_COLUMNS = frozenset({"input", "output", "tags", "attributes"})
+_KEY_COLUMNS = frozenset({"source", "span_id", "ingested_at"})
+VERDICT_COLUMNS = tuple(c.name for c in t.verdicts.columns if c.name != "id")
+_HASHED = ("trace_id", "parent_id", "name", "kind", "release", "environment", "start_time",
+           "end_time", "status", "status_message", "input", "output", "model", "input_tokens",
+           "output_tokens", "total_tokens", "cost", "session_id", "user_id", "tags",
+           "attributes")
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _placeholder(dialect: str, column: str) -> str:
+    if dialect == "postgresql":
+        return "%s::jsonb" if column in _JSON_COLUMNS else "%s"
+    return "?"
+
+
+def span_upsert_sql(dialect: str) -> str:
+    """Insert spans; replace a stored span only when its content changed."""
+    values = ", ".join(_placeholder(dialect, c) for c in SPAN_COLUMNS)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in SPAN_COLUMNS
+                        if c not in _KEY_COLUMNS)
+    return (f"INSERT INTO spans ({_quoted(SPAN_COLUMNS)}) VALUES ({values}) "
+            f"ON CONFLICT (source, span_id) DO UPDATE SET {updates} "
+            f"WHERE spans.content_hash <> excluded.content_hash")
+
+
+def verdict_insert_sql(dialect: str) -> str:
+    """Insert verdicts, ignoring any already stored for the same span and grader version."""
+    values = ", ".join("%s::jsonb" if dialect == "postgresql" and c == "details"
+                       else ("%s" if dialect == "postgresql" else "?") for c in VERDICT_COLUMNS)
+    return (f"INSERT INTO verdicts ({_quoted(VERDICT_COLUMNS)}) VALUES ({values}) "
+            f"ON CONFLICT (source, span_id, grader, grader_version) DO NOTHING")
+
+
+def dump_json(value: Any) -> str | None:
+    """JSON text for a JSON column (keys sorted, so equal values hash equally); None stays NULL.
+
+    PostgreSQL's jsonb refuses U+0000; trace data sometimes carries it, so it becomes U+FFFD.
+    """
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode().replace("\\u0000",
+                                                                             "\\ufffd")
+
+
+def clean_text(value: str | None) -> str | None:
+    """Text safe for every backend (PostgreSQL refuses NUL characters)."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
+def db_time(value: datetime | None, dialect: str) -> Any:
+    """A timestamp as the backend stores it: UTC text on SQLite, timestamptz on PostgreSQL."""
+    if value is None:
+        return None
+    value = value.astimezone(UTC)
+    return value.strftime(_SQLITE_TIME) if dialect == "sqlite" else value
+
+
+def span_values(span: Span, now: datetime, dialect: str) -> tuple[tuple[Any, ...], str]:
+    """The row a span is stored as, in ``SPAN_COLUMNS`` order, and its content hash."""
+    row: dict[str, Any] = {
+        "trace_id": span.trace_id,
+        "parent_id": span.parent_id,
+        "name": clean_text(span.name) or "",
+        "kind": span.kind.value,
+        "release": clean_text(span.release),
+        "environment": clean_text(span.environment),
+        "start_time": db_time(span.start_time, dialect),
+        "end_time": db_time(span.end_time, dialect),
+        "status": span.status.code.value,
+        "status_message": clean_text(span.status.message),
+        "input": dump_json(span.input),
+        "output": dump_json(span.output),
+        "model": clean_text(span.model),
+        "input_tokens": span.input_tokens,
+        "output_tokens": span.output_tokens,
+        "total_tokens": span.total_tokens,
+        "cost": span.cost,
+        "session_id": clean_text(span.session_id),
+        "user_id": clean_text(span.user_id),
+        "tags": dump_json(span.tags),
+        "attributes": dump_json(span.attributes),
+    }
+    content_hash = _content_hash(row, span)
+    row.update(source=span.source, span_id=span.span_id, latency_ms=span.latency_ms,
+               content_hash=content_hash, ingested_at=db_time(now, dialect),
+               updated_at=db_time(now, dialect))
+    return tuple(row[c] for c in SPAN_COLUMNS), content_hash
+
+
+def _content_hash(row: dict[str, Any], span: Span) -> str:
+    # Times are hashed as ISO text whatever the backend, so a hash means the same everywhere.
+    parts = [span.start_time.isoformat(), span.end_time.isoformat() if span.end_time else None]
+    parts += [row[k] for k in _HASHED if k not in ("start_time", "end_time")]
+    return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
+
+
+def stored_hashes(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], str]:
+    """The content hash of every given (source, span_id) already stored."""
+    found: dict[tuple[str, str], str] = {}
+    by_source: dict[str, list[str]] = {}
+    for source, span_id in keys:
+        by_source.setdefault(source, []).append(span_id)
+    for source, span_ids in by_source.items():
+        for chunk in chunks(span_ids, 500):
+            sql = (f"SELECT span_id, content_hash FROM spans WHERE source = {_ph(dialect)} "
+                   f"AND span_id IN ({', '.join([_ph(dialect)] * len(chunk))})")
+            for span_id, content_hash in conn.exec_driver_sql(sql, (source, *chunk)):
+                found[(source, span_id)] = content_hash
+    return found
+
+
+def graded(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
+           grader_versions: set[tuple[str, str]]) -> set[tuple[str, str, str, str]]:
+    """Which (source, span_id, grader, version) among these spans already hold a verdict."""
+    found: set[tuple[str, str, str, str]] = set()
+    by_source: dict[str, list[str]] = {}
+    for source, span_id in keys:
+        by_source.setdefault(source, []).append(span_id)
+    for source, span_ids in by_source.items():
+        for chunk in chunks(span_ids, 500):
+            sql = (f"SELECT span_id, grader, grader_version FROM verdicts WHERE source = "
+                   f"{_ph(dialect)} AND span_id IN ({', '.join([_ph(dialect)] * len(chunk))})")
+            for span_id, grader, version in conn.exec_driver_sql(sql, (source, *chunk)):
+                if (grader, version) in grader_versions:
+                    found.add((source, span_id, grader, version))
+    return found
+
+
+def spans_page_sql(dialect: str, kinds: Sequence[SpanKind] | None) -> tuple[str, list[Any]]:
+    """The query for one keyset page of spans (parameters: after_pk, then kinds, then limit)."""
+    ph = _ph(dialect)
+    where = f"id > {ph}"
+    params: list[Any] = []
+    if kinds:
+        where += f" AND kind IN ({', '.join([ph] * len(kinds))})"
+        params = [k.value for k in kinds]
+    return (f"SELECT {_quoted(_READ_COLUMNS)} FROM spans WHERE {where} ORDER BY id LIMIT {ph}",
+            params)
+
+
+def span_from_record(record: Sequence[Any]) -> tuple[int, Span]:
+    """Rebuild (row id, span) from a row of ``spans_page_sql`` without re-validating it."""
+    m = dict(zip(_READ_COLUMNS, record, strict=True))
+    return int(m["id"]), Span.model_construct(
+        source=m["source"], span_id=m["span_id"], trace_id=m["trace_id"],
+        parent_id=m["parent_id"], name=m["name"], kind=SpanKind(m["kind"]),
+        start_time=read_time(m["start_time"]), end_time=read_time(m["end_time"]),
+        status=Status(code=StatusCode(m["status"]), message=m["status_message"]),
+        input=read_json(m["input"]), output=read_json(m["output"]), model=m["model"],
+        input_tokens=m["input_tokens"], output_tokens=m["output_tokens"],
+        total_tokens=m["total_tokens"], cost=m["cost"], release=m["release"],
+        environment=m["environment"], session_id=m["session_id"], user_id=m["user_id"],
+        tags=read_json(m["tags"]) or [], attributes=read_json(m["attributes"]) or {},
+    )
+
+
+def read_time(value: Any) -> Any:
+    """A stored timestamp as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def read_json(value: Any) -> Any:
+    """A stored JSON value (text on SQLite; already decoded by psycopg on PostgreSQL)."""
+    if isinstance(value, str | bytes):
+        return orjson.loads(value)
+    return value
+
+
+def verdict_values(row: Any, now: datetime, dialect: str) -> tuple[Any, ...]:
+    """A verdict row in ``VERDICT_COLUMNS`` order."""
+    values = dict(row.__dict__)
+    values["created_at"] = db_time(now, dialect)
+    values["details"] = dump_json(values.get("details"))
+    return tuple(values[c] for c in VERDICT_COLUMNS)
+
+
+def _ph(dialect: str) -> str:
+    return "%s" if dialect == "postgresql" else "?"
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``items`` in slices of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

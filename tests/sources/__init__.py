@@ -41,9 +41,9 @@ def key_values(attributes: dict[str, Any]) -> list[KeyValue]:
 
 
 def span(
-    name: str = "span",
     attributes: dict[str, Any] | None = None,
     *,
+    name: str = "span",
     span_id: int = 1,
     parent_id: int | None = None,
     start: int = START_NANOS,

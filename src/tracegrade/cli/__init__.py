@@ -52,10 +52,23 @@ def _register_commands() -> None:
         if module_info.name == "_common":
             continue
         module = importlib.import_module(f"{__name__}.{module_info.name}")
-        for value in vars(module).values():
-            if isinstance(value, click.Command) and value.callback is not None \
-                    and value.callback.__module__ == module.__name__:
-                cli.add_command(value)
+        commands = [value for value in vars(module).values()
+                    if isinstance(value, click.Command) and value.callback is not None
+                    and value.callback.__module__ == module.__name__]
+        # A group's subcommands (e.g. `labels import`) are not top-level commands.
+        nested = {id(sub) for command in commands for sub in _subcommands(command)}
+        for command in commands:
+            if id(command) not in nested:
+                cli.add_command(command)
+
+
+def _subcommands(command: click.Command) -> list[click.Command]:
+    if not isinstance(command, click.Group):
+        return []
+    found = list(command.commands.values())
+    for sub in command.commands.values():
+        found += _subcommands(sub)
+    return found
 
 
 _register_commands()

@@ -129,10 +129,10 @@ def map_resource_spans(
         return
     for scope_index, scope_spans in enumerate(scope_spans_list):
         scope_path = f"{path}.scopeSpans[{scope_index}]"
-        spans = scope_spans.get("spans") if isinstance(scope_spans, dict) else None
-        if not isinstance(spans, list):
-            if spans is not None or not isinstance(scope_spans, dict):
-                yield IngestProblem(location, f"{scope_path}: no spans list")
+        try:
+            spans = _list(_object(scope_spans, "scopeSpans").get("spans"), "spans")
+        except ConventionError as error:
+            yield IngestProblem(location, f"{scope_path}: {error}")
             continue
         for span_index, span in enumerate(spans):
             yield map_span(
@@ -213,6 +213,8 @@ def span_from_otlp(
         "status": _status(span.get("status"), span.get("events"), attributes),
         "name": _name(span.get("name"), kind, attributes),
     }
+    check_value_size(fields["name"], max_attribute_bytes)
+    check_value_size(fields["status"].message, max_attribute_bytes)
     fields.update(_usage(attributes))
     fields.update(_identity(attributes, resource_attributes, options))
     fields["input"], fields["output"], normalised = _content(kind, attributes)
@@ -260,24 +262,6 @@ def decode_attributes(
     return decoded
 
 
-def _attribute_scalar(key: str, decode: Callable[[Any, int], JSONValue], content: Any) -> JSONValue:
-    try:
-        return decode(content, 0)
-    except ConventionError as error:
-        raise ConventionError(f"attribute {_preview(key)}: {error}") from None
-
-
-def _attribute_value(key: str, raw: Any, max_value_bytes: int) -> JSONValue:
-    if len(key) > max_value_bytes:
-        raise ConventionError(f"an attribute key is longer than {max_value_bytes} bytes")
-    try:
-        value = any_value(raw)
-        check_value_size(value, max_value_bytes)
-    except ConventionError as error:
-        raise ConventionError(f"attribute {_preview(key)}: {error}") from None
-    return value
-
-
 def any_value(value: Any, depth: int = 0) -> JSONValue:
     """Decode one OTLP ``AnyValue`` (JSON dict shape) into a plain JSON value.
 
@@ -321,6 +305,18 @@ def otlp_id(value: Any, size: int, field: str) -> str | None:
     else:
         hex_id = _base64_id(value, size) or _odd_hex_id(value, field)
     return None if not hex_id.strip("0") else hex_id
+
+
+def parse_json_value(value: JSONValue) -> JSONValue:
+    """The JSON a string holds (see :func:`parse_json_string`), rejected when nested too deep.
+
+    Raises:
+        ConventionError: the parsed value is nested deeper than :data:`MAX_NESTING_DEPTH`.
+    """
+    parsed = parse_json_string(value)
+    if parsed is not value:
+        check_depth(parsed)
+    return parsed
 
 
 def check_value_size(value: JSONValue, max_bytes: int) -> None:
@@ -371,7 +367,26 @@ def describe_error(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-# --- AnyValue decoding -------------------------------------------------------------------------
+# --- AnyValue decoding ---------------------------------------------------------------------------
+
+
+def _attribute_scalar(key: str, decode: Callable[[Any, int], JSONValue], content: Any) -> JSONValue:
+    try:
+        return decode(content, 0)
+    except ConventionError as error:
+        raise ConventionError(f"attribute {_preview(key)}: {error}") from None
+
+
+def _attribute_value(key: str, raw: Any, max_value_bytes: int) -> JSONValue:
+    if len(key) > max_value_bytes:
+        raise ConventionError(f"an attribute key is longer than {max_value_bytes} bytes")
+    try:
+        value = any_value(raw)
+        check_value_size(value, max_value_bytes)
+    except ConventionError as error:
+        raise ConventionError(f"attribute {_preview(key)}: {error}") from None
+    return value
+
 
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -454,7 +469,7 @@ _ANY_VALUE_DECODERS = {
 }
 
 
-# --- the span's envelope: ids, times, status --------------------------------------------------
+# --- the span's envelope: ids, times, status -----------------------------------------------------
 
 _MAX_UNIX_NANOS = 253_402_300_799 * 1_000_000_000
 """The last second of year 9999, the latest a datetime can hold."""
@@ -500,7 +515,7 @@ def _unix_nanos(value: Any, field: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         nanos = value
-    elif isinstance(value, str) and len(value) <= 20 and _INTEGER.fullmatch(value):
+    elif isinstance(value, str) and len(value) <= 40 and _INTEGER.fullmatch(value):
         nanos = int(value)
     elif isinstance(value, float) and value.is_integer():
         nanos = int(value)
@@ -530,7 +545,7 @@ def _exception_message(events: Any) -> str | None:
     for event in events if isinstance(events, list) else ():
         if not isinstance(event, dict) or event.get("name") != "exception":
             continue
-        for entry in event.get("attributes") or ():
+        for entry in _as_list(event.get("attributes")):
             if isinstance(entry, dict) and entry.get("key") == "exception.message":
                 value = entry.get("value")
                 text = value.get("stringValue") if isinstance(value, dict) else None
@@ -539,7 +554,7 @@ def _exception_message(events: Any) -> str | None:
     return None
 
 
-# --- attributes: a working copy that remembers what was mapped ---------------------------------
+# --- attributes: a working copy that remembers what was mapped -----------------------------------
 
 _FLATTENED_PREFIXES = (
     "llm.input_messages.",
@@ -638,7 +653,7 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool) and value != ""
 
 
-# --- kind, name, usage, identity -------------------------------------------------------------
+# --- kind, name, usage, identity -----------------------------------------------------------------
 
 _OPENINFERENCE_KINDS = {
     "LLM": SpanKind.LLM,
@@ -780,7 +795,7 @@ def _tags(value: JSONValue) -> list[str]:
     return [str(value)] if _is_text(value) else []
 
 
-# --- input, output, tool calls and definitions ------------------------------------------------
+# --- input, output, tool calls and definitions ---------------------------------------------------
 
 
 def _content(
@@ -854,18 +869,6 @@ def _parsed(attributes: _Attributes, key: str) -> JSONValue:
     return parse_json_value(attributes.take_value(key))
 
 
-def parse_json_value(value: JSONValue) -> JSONValue:
-    """The JSON a string holds (see :func:`parse_json_string`), rejected when nested too deep.
-
-    Raises:
-        ConventionError: the parsed value is nested deeper than :data:`MAX_NESTING_DEPTH`.
-    """
-    parsed = parse_json_string(value)
-    if parsed is not value:
-        check_depth(parsed)
-    return parsed
-
-
 def _messages(openinference: list[dict[str, JSONValue]], genai: JSONValue) -> list[Any] | None:
     """OpenInference's flattened messages when recorded, else the GenAI ones."""
     if openinference:
@@ -888,7 +891,7 @@ def _tool_definitions(attributes: _Attributes) -> list[dict[str, Any]]:
 
 def _openinference_message(entry: dict[str, JSONValue]) -> dict[str, Any] | None:
     """One message from its flattened keys: ``message.role``, ``message.tool_calls.0.…``."""
-    if not any(key.startswith("message.") for key in entry):
+    if "message.role" not in entry and not any(key.startswith("message.") for key in entry):
         return None
     content = entry.get("message.content")
     if content is None:
@@ -971,7 +974,7 @@ def _message(
         ("name", name),
         ("finish_reason", finish_reason),
     ):
-        if _is_text(value):
+        if value is not None and _is_text(value):
             message[key] = str(value)
     return message
 
@@ -1072,7 +1075,7 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-# --- what is left ------------------------------------------------------------------------------
+# --- what is left --------------------------------------------------------------------------------
 
 
 def _remaining_attributes(
@@ -1088,7 +1091,7 @@ def _remaining_attributes(
     return kept
 
 
-# --- small helpers -----------------------------------------------------------------------------
+# --- small helpers -------------------------------------------------------------------------------
 
 
 def _object(value: Any, field: str) -> dict[str, Any]:
@@ -1117,5 +1120,5 @@ def _json_bytes(value: JSONValue) -> bytes:
 def _preview(value: Any, limit: int = 40) -> str:
     if isinstance(value, dict | list):
         return f"a {type(value).__name__}"
-    text = repr(value)
+    text = repr(value[:limit] if isinstance(value, str) else value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -76,19 +76,15 @@ def detect_format(path: Path) -> TraceFileFormat:
         FileNotFoundError: the file does not exist.
     """
     with _open(path) as stream:
-        try:
-            head = stream.read(_HEAD_BYTES)
-        except _READ_ERRORS:
-            head = b""  # reading it will report the damage where it is
-        return _format_of(head, path)
+        return _format_of(_head(stream), path)
 
 
 def _read(
     path: Path, options: MappingOptions, max_attribute_bytes: int
 ) -> Iterator[Span | IngestProblem]:
     with _open(path) as stream:
+        head = _head(stream)
         try:
-            head = stream.read(_HEAD_BYTES)
             stream.seek(0)
         except _READ_ERRORS as error:
             yield IngestProblem(f"{path}@0", f"cannot read the file: {error}")
@@ -103,6 +99,23 @@ def _open(path: Path) -> io.BufferedIOBase:
         return raw
     raw.close()
     return gzip.open(path, "rb")
+
+
+def _head(stream: io.BufferedIOBase) -> bytes:
+    """The first bytes of the file, or as many as could be read before it broke off.
+
+    A damaged file is still read by its reader, which reports the damage where it is.
+    """
+    head = b""
+    try:
+        while len(head) < _HEAD_BYTES:
+            chunk = stream.read(min(8192, _HEAD_BYTES - len(head)))
+            if not chunk:
+                break
+            head += chunk
+    except _READ_ERRORS:
+        pass
+    return head
 
 
 def _format_of(head: bytes, path: Path) -> TraceFileFormat:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -157,22 +157,28 @@ def _check_token_count(value: Any, field: str) -> None:
 def _check_content(fields: dict[str, Any], max_value_bytes: int | None) -> None:
     for key in ("input", "output"):
         if key in fields:
-            fields[key] = parse_json_value(fields[key])
-            _check_value(fields[key], key, max_value_bytes)
+            fields[key] = _checked(key, parse_json_value, fields[key], max_value_bytes)
     attributes = fields.get("attributes")
     if isinstance(attributes, dict):
         for key, value in attributes.items():
-            _check_value(value, f"attributes.{key}", max_value_bytes)
+            _checked(f"attributes.{key}", None, value, max_value_bytes)
 
 
-def _check_value(value: Any, field: str, max_value_bytes: int | None) -> None:
+def _checked(
+    field: str,
+    parse: Callable[[Any], Any] | None,
+    value: Any,
+    max_value_bytes: int | None,
+) -> Any:
     try:
-        if isinstance(value, dict | list):
-            check_depth(value)
+        if parse is not None:
+            value = parse(value)
+        check_depth(value)
         if max_value_bytes is not None:
             check_value_size(value, max_value_bytes)
     except ConventionError as error:
         raise ConventionError(f"{field}: {error}") from None
+    return value
 
 
 def _fill_from_attributes(fields: dict[str, Any], options: MappingOptions) -> None:

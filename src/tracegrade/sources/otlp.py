@@ -39,7 +39,7 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)
 """What a damaged file (a truncated or corrupt gzip stream above all) raises mid-read."""
 
 _PROBE_LINES = 20
-_PROBE_LINE_BYTES = 16 * 1024 * 1024
+_PROBE_LINE_BYTES = 64 * 1024 * 1024
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _RAW_REQUEST_FIRST_BYTE = 0x0A
 """A raw request opens with field 1 (resource_spans), length-delimited: tag byte 0x0A."""
@@ -104,6 +104,28 @@ def read_otlp_proto(
         yield from decoder.raw_request(_Cursor(stream))
     else:
         yield from decoder.framed_requests(_Cursor(stream))
+
+
+def map_proto_request(
+    data: bytes,
+    options: MappingOptions,
+    *,
+    name: str,
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES,
+) -> Iterator[Span | IngestProblem]:
+    """Map one binary ``ExportTraceServiceRequest`` (an OTLP/HTTP protobuf body, say).
+
+    Args:
+        data: The serialised request.
+        options: How spans become records.
+        name: What problems call it (they are located as ``NAME@OFFSET``).
+        max_attribute_bytes: The largest attribute value accepted.
+
+    Returns:
+        Each span, and a problem for each part that could not be decoded or mapped.
+    """
+    decoder = _ProtoDecoder(name, options, max_attribute_bytes)
+    return decoder.request(memoryview(data), 0)
 
 
 # --- JSON ----------------------------------------------------------------------------------------

@@ -1,0 +1,381 @@
+"""Reading OTLP files: collector JSON lines, whole JSON documents, protobuf streams, gzip."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.sources import collector_json, request, span
+from tracegrade.sources._base import IngestProblem, MappingOptions
+from tracegrade.sources.files import TraceFileFormat, detect_format, read_file
+from tracegrade.sources.otlp import map_proto_request
+from tracegrade.spans import Span
+
+OPTIONS = MappingOptions(source="prod")
+
+
+def batch(first_id: int, count: int = 3, **attributes: Any) -> ExportTraceServiceRequest:
+    return request(
+        [
+            span({"openinference.span.kind": "LLM"} | attributes, span_id=first_id + offset)
+            for offset in range(count)
+        ]
+    )
+
+
+def json_line(export: ExportTraceServiceRequest) -> bytes:
+    return orjson.dumps(collector_json(export)) + b"\n"
+
+
+def framed(*messages: bytes) -> bytes:
+    """The collector file exporter's ``format: proto``: each message after its 4-byte length."""
+    return b"".join(len(message).to_bytes(4, "big") + message for message in messages)
+
+
+def read(path: Path, **kwargs: Any) -> list[Span | IngestProblem]:
+    return list(read_file(path, OPTIONS, **kwargs))
+
+
+def span_ids(results: list[Span | IngestProblem]) -> list[int]:
+    return [int(result.span_id, 16) for result in results if isinstance(result, Span)]
+
+
+def problems(results: list[Span | IngestProblem]) -> list[IngestProblem]:
+    return [result for result in results if isinstance(result, IngestProblem)]
+
+
+# --- JSON lines ----------------------------------------------------------------------------------
+
+
+def test_collector_json_lines_yield_every_span(tmp_path: Path) -> None:
+    path = tmp_path / "traces.json"
+    path.write_bytes(json_line(batch(1)) + json_line(batch(10, count=2)))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 10, 11]
+    first = results[0]
+    assert isinstance(first, Span)
+    assert (first.source, first.kind, first.release) == ("prod", "llm", "1.4.2")
+
+
+def test_invalid_json_line_is_reported_and_the_next_lines_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(json_line(batch(1)) + b'{"resourceSpans": [\n' + json_line(batch(10)))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 10, 11, 12]
+    [problem] = problems(results)
+    assert problem.location == f"{path}:2"
+    assert problem.reason.startswith("invalid JSON: ")
+
+
+def test_one_bad_span_on_a_line_keeps_the_two_good_ones(tmp_path: Path) -> None:
+    document = collector_json(batch(1))
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["startTimeUnixNano"] = "abc"
+    path = tmp_path / "traces.json"
+    path.write_bytes(json_line(batch(20, count=1)) + orjson.dumps(document) + b"\n")
+    results = read(path)
+    assert span_ids(results) == [20, 1, 3]
+    assert problems(results) == [
+        IngestProblem(
+            f"{path}:2",
+            "resourceSpans[0].scopeSpans[0].spans[1]: "
+            "startTimeUnixNano 'abc' is not a whole number of nanoseconds",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        pytest.param(b'{"resourceSpans": [{"x": "\xff\xfe"}]}', id="non-utf8"),
+        pytest.param(b'{"resourceSpans": [{"resource": NaN}]}', id="nan"),
+        pytest.param(b'{"resourceSpans": [{"resource": Infinity}]}', id="infinity"),
+        pytest.param(b"[" * 10_000 + b"]" * 10_000, id="nested-10000"),
+        pytest.param(b'{"resourceSpans": 5}', id="wrong-type"),
+        pytest.param(b"garbage", id="not-json"),
+    ],
+)
+def test_malformed_lines_are_problems_between_good_lines(tmp_path: Path, bad_line: bytes) -> None:
+    path = tmp_path / "traces.json"
+    path.write_bytes(json_line(batch(1, count=1)) + bad_line + b"\n" + json_line(batch(5, count=1)))
+    results = read(path)
+    assert span_ids(results) == [1, 5]
+    assert [problem.location for problem in problems(results)] == [f"{path}:2"]
+
+
+def test_attribute_of_20_mib_rejects_its_span_only(tmp_path: Path) -> None:
+    big = request(
+        [
+            span({"input.value": "x" * (20 * 1024 * 1024)}, span_id=1),
+            span({"input.value": "fine"}, span_id=2),
+        ]
+    )
+    path = tmp_path / "traces.json"
+    path.write_bytes(json_line(big))
+    results = read(path)
+    assert span_ids(results) == [2]
+    [problem] = problems(results)
+    assert problem.location == f"{path}:1"
+    assert "attribute 'input.value': value is 20971520 bytes, over the limit of 1048576" in (
+        problem.reason
+    )
+
+
+def test_attribute_limit_is_a_parameter_of_read_file(tmp_path: Path) -> None:
+    path = tmp_path / "traces.json"
+    path.write_bytes(json_line(request([span({"input.value": "x" * 200})])))
+    assert span_ids(read(path)) == [1]
+    assert span_ids(read(path, max_attribute_bytes=100)) == []
+
+
+# --- one JSON document per file ------------------------------------------------------------------
+
+
+def pretty_document(exports: list[ExportTraceServiceRequest]) -> dict[str, Any]:
+    return {
+        "resourceSpans": [
+            resource_spans
+            for export in exports
+            for resource_spans in collector_json(export)["resourceSpans"]
+        ]
+    }
+
+
+def test_pretty_printed_document_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(pretty_document([batch(1), batch(10)]), indent=2))
+    assert span_ids(read(path)) == [1, 2, 3, 10, 11, 12]
+
+
+def test_bad_span_in_a_document_is_located_by_byte_offset_and_path(tmp_path: Path) -> None:
+    document = pretty_document([batch(1), batch(10)])
+    del document["resourceSpans"][1]["scopeSpans"][0]["spans"][0]["spanId"]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document, indent=2))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 11, 12]
+    [problem] = problems(results)
+    assert re.fullmatch(rf"{re.escape(str(path))}@\d+", problem.location)
+    assert problem.reason == "resourceSpans[1].scopeSpans[0].spans[0]: span has no spanId"
+
+
+def test_document_cut_short_yields_what_came_before_and_a_problem(tmp_path: Path) -> None:
+    text = json.dumps(pretty_document([batch(1), batch(10)]), indent=2)
+    path = tmp_path / "export.json"
+    path.write_text(text[: text.index('"resource"', text.index("scopeSpans")) + 40])
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    [problem] = problems(results)
+    assert re.fullmatch(rf"{re.escape(str(path))}@\d+", problem.location)
+    assert problem.reason.startswith("invalid JSON: ")
+
+
+def test_invalid_utf8_in_a_document_stops_it_with_a_problem(tmp_path: Path) -> None:
+    text = json.dumps(pretty_document([batch(1), batch(10)]), indent=2).encode()
+    second = text.index(b'"resource"', text.index(b"scopeSpans"))
+    path = tmp_path / "export.json"
+    path.write_bytes(text[:second] + b'"\xff\xfe": 1, ' + text[second:])
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    [problem] = problems(results)
+    assert problem.reason.startswith("invalid JSON: lexical error: invalid bytes in UTF8 string")
+
+
+def test_deep_nesting_inside_a_document_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    document = pretty_document([batch(1, count=2)])
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = "DEEP"
+    # ijson's cost grows with the square of the depth: 2,000 levels keep this test quick.
+    deep = '{"kvlistValue": {"values": [{"key": "k", "value": ' * 2_000 + '{"stringValue": "x"}'
+    deep += "}]}}" * 2_000
+    text = json.dumps(document, indent=2).replace('"DEEP"', f'[{{"key": "deep", "value": {deep}}}]')
+    path = tmp_path / "export.json"
+    path.write_text(text)
+    results = read(path)
+    assert span_ids(results) == [2]
+    assert "nested deeper than 100 levels" in problems(results)[0].reason
+
+
+def test_large_document_is_streamed_with_flat_memory(tmp_path: Path) -> None:
+    one = collector_json(batch(1, count=5, payload="p" * 2000))["resourceSpans"][0]
+    path = tmp_path / "big.json"
+    with path.open("w") as out:
+        out.write('{\n  "resourceSpans": [\n')
+        out.write(",\n".join(json.dumps(one, indent=2) for _ in range(2000)))
+        out.write("\n  ]\n}\n")
+    file_size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        count = sum(1 for result in read_file(path, OPTIONS) if isinstance(result, Span))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 10_000
+    assert file_size > 10 * 1024 * 1024
+    assert peak < 2 * 1024 * 1024  # the whole file would be over 25 MiB
+
+
+# --- protobuf ------------------------------------------------------------------------------------
+
+
+def test_collector_proto_stream_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(batch(1).SerializeToString(), batch(10).SerializeToString()))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 10, 11, 12]
+    assert results[0] == read_json_equivalent(tmp_path, batch(1))[0]
+
+
+def read_json_equivalent(
+    tmp_path: Path, export: ExportTraceServiceRequest
+) -> list[Span | IngestProblem]:
+    path = tmp_path / "same.json"
+    path.write_bytes(json_line(export))
+    return read(path)
+
+
+def test_single_raw_request_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "request.bin"
+    export = request([span(span_id=1), span(span_id=2)])
+    export.resource_spans.extend(batch(10).resource_spans)
+    path.write_bytes(export.SerializeToString())
+    assert span_ids(read(path)) == [1, 2, 10, 11, 12]
+
+
+def test_a_request_body_maps_like_a_file(tmp_path: Path) -> None:
+    body = batch(1).SerializeToString()
+    results = list(map_proto_request(body, OPTIONS, name="POST /v1/traces"))
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(body))
+    assert results == read(path)
+    assert list(map_proto_request(b"\x0a\xff", OPTIONS, name="body")) == [
+        IngestProblem("body@0", "not an OTLP protobuf request: truncated or overlong varint")
+    ]
+
+
+def test_corrupt_frame_is_a_problem_and_the_next_frame_still_reads(tmp_path: Path) -> None:
+    first = batch(1).SerializeToString()
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(first, b"\x0a\xff\xff\xff\x0f garbage", batch(10).SerializeToString()))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 10, 11, 12]
+    [problem] = problems(results)
+    assert problem.location == f"{path}@{4 + len(first) + 4}"
+    assert problem.reason.startswith("not an OTLP protobuf request: ")
+
+
+def test_span_with_invalid_utf8_is_a_problem_and_its_siblings_read(tmp_path: Path) -> None:
+    export = request(
+        [span(name="good", span_id=1), span(name="BAD!", span_id=2), span(name="good", span_id=3)]
+    )
+    data = export.SerializeToString().replace(b"BAD!", b"\xff\xfe!!")
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(data))
+    results = read(path)
+    assert span_ids(results) == [1, 3]
+    [problem] = problems(results)
+    assert re.fullmatch(rf"{re.escape(str(path))}@\d+", problem.location)
+    assert problem.reason.startswith("span is not valid protobuf")
+
+
+def test_truncated_proto_stream_keeps_the_complete_messages(tmp_path: Path) -> None:
+    whole = batch(1).SerializeToString()
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(whole, whole)[:-10])
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    assert problems(results) == [
+        IngestProblem(f"{path}@{4 + len(whole)}", "truncated message: the file ends inside it")
+    ]
+
+
+def test_zstd_compressed_frames_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(b"\x28\xb5\x2f\xfd" + b"\x00" * 10, batch(1).SerializeToString()))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    assert problems(results)[0].reason == "zstd-compressed message: decompress the file first"
+
+
+def test_proto_non_finite_double_is_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "traces.pb"
+    export = request([span({"score": float("nan")}, span_id=1), span(span_id=2)])
+    path.write_bytes(framed(export.SerializeToString()))
+    results = read(path)
+    assert span_ids(results) == [2]
+    assert "not a finite number" in problems(results)[0].reason
+
+
+# --- gzip, detection, files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["traces.json.gz", "traces.gz", "traces.json"])
+def test_gzip_is_recognised_by_content(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(json_line(batch(1)) + json_line(batch(7, count=1))))
+    assert span_ids(read(path)) == [1, 2, 3, 7]
+
+
+def test_gzipped_proto_stream_and_document_are_read(tmp_path: Path) -> None:
+    proto = tmp_path / "traces.pb.gz"
+    proto.write_bytes(gzip.compress(framed(batch(1).SerializeToString())))
+    document = tmp_path / "export.json.gz"
+    document.write_bytes(gzip.compress(json.dumps(pretty_document([batch(4)]), indent=2).encode()))
+    assert span_ids(read(proto)) == [1, 2, 3]
+    assert span_ids(read(document)) == [4, 5, 6]
+
+
+def test_truncated_gzip_is_a_problem_after_the_spans_it_held(tmp_path: Path) -> None:
+    lines = b"".join(json_line(batch(index * 10, count=1)) for index in range(1, 200))
+    compressed = gzip.compress(lines)
+    path = tmp_path / "traces.json.gz"
+    path.write_bytes(compressed[: len(compressed) // 2])
+    results = read(path)
+    assert 0 < len(span_ids(results)) < 199
+    [problem] = problems(results)
+    assert problem.reason.startswith("cannot read the file: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("a.json", json_line(batch(1)), TraceFileFormat.OTLP_JSON),
+        ("a.jsonl", json_line(batch(1)), TraceFileFormat.OTLP_JSON),
+        ("a.json", framed(batch(1).SerializeToString()), TraceFileFormat.OTLP_PROTO),
+        ("a.pb", batch(1).SerializeToString(), TraceFileFormat.OTLP_PROTO),
+        ("a.json", b'{"span_id": "1", "trace_id": "t"}\n', TraceFileFormat.SPANS_JSONL),
+        ("a.txt", b'{\n  "resourceSpans": []\n}', TraceFileFormat.OTLP_JSON),
+        (
+            "a.gz",
+            gzip.compress(b'{"trace_id": "t", "span_id": "1"}\n'),
+            TraceFileFormat.SPANS_JSONL,
+        ),
+        ("a.pb", b"", TraceFileFormat.OTLP_PROTO),
+        ("a.jsonl", b"", TraceFileFormat.SPANS_JSONL),
+    ],
+)
+def test_detect_format_reads_the_content(
+    tmp_path: Path, name: str, content: bytes, expected: TraceFileFormat
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert detect_format(path) is expected
+
+
+def test_missing_file_raises_at_the_call(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_file(tmp_path / "nope.json", OPTIONS)
+    with pytest.raises(FileNotFoundError):
+        detect_format(tmp_path / "nope.json")
+
+
+def test_empty_file_yields_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"")
+    assert read(path) == []

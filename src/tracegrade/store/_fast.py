@@ -201,10 +201,10 @@ def read_json(value: Any) -> Any:
     return value
 
 
-def verdict_values(row: Any, now: datetime, dialect: str) -> tuple[Any, ...]:
-    """A verdict row in ``VERDICT_COLUMNS`` order."""
+def verdict_values(row: Any, created_at: Any) -> tuple[Any, ...]:
+    """A verdict row in ``VERDICT_COLUMNS`` order; ``created_at`` as :func:`db_time` gives it."""
     values = dict(row.__dict__)
-    values["created_at"] = db_time(now, dialect)
+    values["created_at"] = created_at
     values["details"] = dump_json(values.get("details"))
     return tuple(values[c] for c in VERDICT_COLUMNS)
 

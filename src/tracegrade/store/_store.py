@@ -238,8 +238,8 @@ class Store:
         """Insert verdicts in one transaction, ignoring ones already stored; returns how many."""
         if not rows:
             return 0
-        now = utc_now()
-        values = [_fast.verdict_values(row, now, self.dialect) for row in rows]
+        created_at = _fast.db_time(utc_now(), self.dialect)
+        values = [_fast.verdict_values(row, created_at) for row in rows]
         with self.engine.begin() as conn:
             result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect), values)
             return int(result.rowcount)

@@ -10,8 +10,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tracegrade.analysis.settings import AnalysisConfig
 from tracegrade.graders._base import GraderConfig
+from tracegrade.llm._config import JudgesField
 from tracegrade.sources._base import MappingOptions
+from tracegrade.sources.braintrust import BraintrustSourceConfig
+from tracegrade.sources.langfuse import LangfuseSourceConfig
+from tracegrade.sources.receiver import OtlpReceiverConfig
 from tracegrade.store import DEFAULT_URL
 
 CONFIG_FILE = "tracegrade.yaml"
@@ -33,6 +38,27 @@ class SamplingConfig(BaseModel):
     seed: str = "tracegrade"
 
 
+class CalibrationConfig(BaseModel):
+    """When ``tracegrade calibrate`` calls a grader trusted (its agreement with human labels)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_kappa: float = Field(default=0.6, ge=-1.0, le=1.0)
+    min_tpr: float = Field(default=0.8, ge=0.0, le=1.0)
+    min_tnr: float = Field(default=0.8, ge=0.0, le=1.0)
+    min_labels: int = Field(default=20, ge=1)
+
+
+class DatasetsConfig(BaseModel):
+    """Golden datasets: when an item counts as stale (``tracegrade dataset stale``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_days: int = Field(default=180, gt=0)
+    time_sensitive_patterns: list[str] = Field(default_factory=list)
+    """Extra regular expressions (case-insensitive) that mark an input as time-sensitive."""
+
+
 class FileSourceConfig(BaseModel):
     """Trace files on disk: OTLP JSON / protobuf or tracegrade JSONL."""
 
@@ -43,7 +69,10 @@ class FileSourceConfig(BaseModel):
     paths: list[str] = Field(min_length=1)
 
 
-SourceConfig = Annotated[FileSourceConfig, Field(discriminator="type")]
+SourceConfig = Annotated[
+    FileSourceConfig | LangfuseSourceConfig | BraintrustSourceConfig | OtlpReceiverConfig,
+    Field(discriminator="type"),
+]
 
 
 class Config(BaseModel):
@@ -59,6 +88,11 @@ class Config(BaseModel):
     sources: list[SourceConfig] = Field(default_factory=list)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     graders: list[GraderConfig] = Field(default_factory=list)
+    # After `graders`: validating the judges resolves each grader's `judge:` name.
+    judges: JudgesField = Field(default_factory=dict, validate_default=True)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    datasets: DatasetsConfig = Field(default_factory=DatasetsConfig)
 
     @field_validator("graders")
     @classmethod
@@ -158,7 +192,8 @@ def _location(loc: tuple[int | str, ...], raw: dict[str, Any] | None) -> str:
             if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
                 label = f" ({node[item].get('name')})" if node[item].get("name") else ""
             parts.append(f"[{item}]{label}")
-        elif item in ("otlp_file", "jsonl", "function-after[_unique_names()]"):
+        elif item in ("otlp_file", "jsonl", "langfuse", "braintrust", "otlp",
+                      "function-after[_unique_names()]"):
             continue
         else:
             parts.append(f".{item}" if parts else str(item))

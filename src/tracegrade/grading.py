@@ -3,20 +3,35 @@
 Grading pages through spans in row-id order and commits each page's verdicts in one
 transaction. A span already holding a verdict for a grader version is never graded again, so a
 killed run resumes where it stopped and a re-run writes nothing twice.
+
+Deterministic graders run synchronously, span by span. Async graders (LLM judges) get each page's
+spans all at once and are awaited concurrently in one event loop for the whole run; each bounds
+its own concurrency and rate. Their verdicts commit with the page, and their answers are cached
+as they arrive, so a kill loses at most one page of verdicts and pays for none of it twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, tuple_
 
 from tracegrade.config import SamplingConfig
 from tracegrade.graders import Grader, Outcome, Result, TargetMissing, TraceContext
+from tracegrade.graders._async import AsyncGrader, GradingRun
+from tracegrade.llm import Budget, BudgetExhausted, JudgeError
+from tracegrade.llm._views import root_of
 from tracegrade.sampling import Sampler
-from tracegrade.spans import Span, SpanKind
+from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.store import Store, StoredSpan, VerdictRow
+from tracegrade.store import _schema as t
+from tracegrade.store._store import span_from_row
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of spans just processed."""
@@ -33,10 +48,34 @@ class GradeSummary:
     verdicts_written: int = 0
     not_sampled: int = 0
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+    """Dollars spent per grader in this run (cached answers cost nothing)."""
+    unpriced: Counter[str] = field(default_factory=Counter)
+    """Verdicts per grader whose cost is unknown (a model without a price)."""
+    cached: Counter[str] = field(default_factory=Counter)
+    """Verdicts per grader answered from the judge cache."""
+    waiting: int = 0
+    """Spans left for a later run because their trace is not quiet yet."""
+    budget_exhausted: bool = False
+    """The budget stopped the judges; spans they had not graded have no verdict yet."""
 
     def count(self, grader: str, outcome: str) -> None:
         """Tally one verdict."""
         self.outcomes.setdefault(grader, Counter())[outcome] += 1
+
+    def add_cost(self, grader: str, result: Result) -> None:
+        """Tally what one verdict cost."""
+        if result.cost is not None:
+            self.cost[grader] = self.cost.get(grader, 0.0) + result.cost
+        elif isinstance(result.details, dict) and "cost" in result.details:
+            self.unpriced[grader] += 1
+        if isinstance(result.details, dict) and result.details.get("cached") is True:
+            self.cached[grader] += 1
+
+    @property
+    def total_cost(self) -> float:
+        """Dollars spent by every grader in this run."""
+        return sum(self.cost.values())
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready summary."""
@@ -45,7 +84,13 @@ class GradeSummary:
             "spans_seen": self.spans_seen,
             "verdicts_written": self.verdicts_written,
             "not_sampled": self.not_sampled,
+            "waiting": self.waiting,
+            "budget_exhausted": self.budget_exhausted,
             "outcomes": {g: dict(c) for g, c in sorted(self.outcomes.items())},
+            "cost": {"total": round(self.total_cost, 6),
+                     "by_grader": {g: round(c, 6) for g, c in sorted(self.cost.items())},
+                     "unpriced": dict(sorted(self.unpriced.items()))},
+            "cached": dict(sorted(self.cached.items())),
         }
 
 
@@ -57,6 +102,8 @@ def grade(
     grade_all: bool = False,
     page_size: int = 2000,
     progress: ProgressCallback | None = None,
+    budget: float | None = None,
+    use_cache: bool = True,
 ) -> GradeSummary:
     """Grade every stored span that still lacks a verdict from each grader's current version.
 
@@ -67,9 +114,17 @@ def grade(
         grade_all: grade every applicable span regardless of sampling.
         page_size: spans per transaction.
         progress: called after each page with the number of spans processed.
+        budget: dollars the judges may spend in this run; they stop before exceeding it and
+            the spans they did not reach get no verdict (deterministic graders, which cost
+            nothing, still finish).
+        use_cache: answer judges from the judge cache; False forces fresh calls.
 
     Returns:
-        Counts of what was graded in this run.
+        Counts of what was graded in this run, with its cost.
+
+    Raises:
+        JudgeError: a judge cannot be used (endpoint down or refusing, no price under a
+            budget); verdicts already graded are kept.
     """
     for grader in graders:
         store.register_grader(grader.name, grader.version, grader.config.type,
@@ -78,15 +133,22 @@ def grade(
     summary = GradeSummary(run_id=run_id)
     sampler = Sampler(sampling, store.group_sizes(by_name=sampling.stratify_by == "name"),
                       grade_all=grade_all)
+    plain = [g for g in graders if not isinstance(g, AsyncGrader)]
+    waiting_on_io = [g for g in graders if isinstance(g, AsyncGrader)]
     status = "failed"
     try:
-        for page in _PageIterator(store, _kinds_needed(graders), page_size):
-            rows = _grade_page(store, page, graders, sampler, summary)
-            summary.verdicts_written += store.insert_verdicts(rows)
-            summary.spans_seen += len(page)
-            if progress:
-                progress(len(page))
-        status = "finished"
+        with _async_grading(store, waiting_on_io, run_id, budget, use_cache) as judging:
+            for page in _PageIterator(store, _kinds_needed(graders), page_size):
+                rows = _grade_page(store, page, plain, sampler, summary) if plain else []
+                if judging is not None and not summary.budget_exhausted:
+                    rows += judging.grade_page(page, sampler, summary)
+                summary.verdicts_written += store.insert_verdicts(rows)
+                summary.spans_seen += len(page)
+                if progress:
+                    progress(len(page))
+                if judging is not None and judging.fatal is not None:
+                    raise judging.fatal
+        status = "budget_exhausted" if summary.budget_exhausted else "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -115,7 +177,8 @@ def _kinds_needed(graders: Sequence[Grader]) -> list[SpanKind] | None:
     kinds: set[SpanKind] = set()
     for grader in graders:
         grader_kinds = grader.config.applies_to.kinds()
-        if not grader_kinds:
+        # A trace-scoped grader's verdict lands on the trace's root, whatever its kind.
+        if not grader_kinds or (isinstance(grader, AsyncGrader) and grader.scope == "trace"):
             return None
         kinds.update(grader_kinds)
     return sorted(kinds)
@@ -170,9 +233,188 @@ def _verdict(grader: Grader, span: Span, context: TraceContext, probability: flo
     started = time.perf_counter()
     result = grade_one(grader, span, context)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
+    return _row(grader, span, result, probability, run_id, elapsed_ms)
+
+
+def _row(grader: Grader, span: Span, result: Result, probability: float, run_id: str,
+         elapsed_ms: float) -> VerdictRow:
     return VerdictRow(
         source=span.source, span_id=span.span_id, grader=grader.name,
         grader_version=grader.version, outcome=Outcome(result.outcome).value,
         reason=result.reason[:_MAX_REASON], inclusion_probability=probability,
         run_id=run_id, score=result.score, cost=result.cost, latency_ms=elapsed_ms,
+        details=result.details,
     )
+
+
+# -- async graders ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One span an async grader will grade in this page."""
+
+    grader: AsyncGrader
+    span: Span
+    context: TraceContext
+    probability: float
+
+
+_NO_VERDICT = object()
+"""What a span the budget stopped gets: nothing, so a later run grades it."""
+
+
+@contextmanager
+def _async_grading(store: Store, graders: Sequence[AsyncGrader], run_id: str,
+                   budget: float | None, use_cache: bool) -> Iterator[_AsyncGrading | None]:
+    if not graders:
+        yield None
+        return
+    with asyncio.Runner() as runner:
+        judging = _AsyncGrading(runner, store, graders,
+                                GradingRun(run_id, store, use_cache, Budget(budget)))
+        try:
+            runner.run(judging.open())
+            yield judging
+        finally:
+            runner.run(judging.run.cleanup.aclose())
+
+
+class _AsyncGrading:
+    """Grades pages of spans with async graders in one event loop that lives for the run."""
+
+    def __init__(self, runner: asyncio.Runner, store: Store, graders: Sequence[AsyncGrader],
+                 run: GradingRun) -> None:
+        self.runner, self.store, self.graders, self.run = runner, store, graders, run
+        self.fatal: JudgeError | None = None
+
+    async def open(self) -> None:
+        for grader in self.graders:
+            await grader.open(self.run)
+
+    def grade_page(self, page: list[StoredSpan], sampler: Sampler, summary: GradeSummary
+                   ) -> list[VerdictRow]:
+        """The page's verdicts from every async grader (fatal errors are kept in ``fatal``)."""
+        items = _pending_items(self.store, page, self.graders, sampler, summary, utc_now())
+        if not items:
+            return []
+        for grader in self.graders:
+            grader.prepare([(i.span, i.context) for i in items if i.grader is grader])
+        outcomes = self.runner.run(self._grade_all(items))
+        rows: list[VerdictRow] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, JudgeError):
+                self.fatal = self.fatal or outcome
+            elif outcome is _NO_VERDICT:
+                summary.budget_exhausted = True
+            elif isinstance(outcome, tuple):
+                result, elapsed_ms = outcome
+                rows.append(_row(item.grader, item.span, result, item.probability,
+                                 summary.run_id, elapsed_ms))
+                summary.count(item.grader.name, rows[-1].outcome)
+                summary.add_cost(item.grader.name, result)
+        return rows
+
+    async def _grade_all(self, items: list[_Item]) -> list[object]:
+        return await asyncio.gather(*(self._grade_one(item) for item in items))
+
+    async def _grade_one(self, item: _Item) -> object:
+        started = time.perf_counter()
+        try:
+            result = await item.grader.grade_async(item.span, item.context)
+        except BudgetExhausted:
+            return _NO_VERDICT
+        except JudgeError as exc:
+            return exc
+        except TargetMissing as exc:
+            result = Result.errored(str(exc))
+        except Exception as exc:  # a grader bug must not stop the run or pass the span
+            result = Result.errored(f"{type(exc).__name__}: {exc}")
+        if not isinstance(result, Result):
+            result = Result.errored(f"grader returned {type(result).__name__}, not a Result")
+        return result, (time.perf_counter() - started) * 1000.0
+
+
+def _pending_items(store: Store, page: list[StoredSpan], graders: Sequence[AsyncGrader],
+                   sampler: Sampler, summary: GradeSummary, now: datetime) -> list[_Item]:
+    """Which (span, grader) pairs of the page are graded now: applicable, sampled, quiet."""
+    spans = [stored.span for stored in page]
+    done = store.graded_keys([s.key for s in spans], [(g.name, g.version) for g in graders])
+    roots = _local_roots(store, spans) if any(g.scope == "trace" for g in graders) else set()
+    candidates = [(span, grader) for span in spans for grader in graders
+                  if (*span.key, grader.name, grader.version) not in done
+                  and (span.key in roots if grader.scope == "trace" else grader.applies_to(span))]
+    traces = _load_traces(store, {(span.source, span.trace_id)
+                                  for span, grader in candidates if grader.reads_trace})
+    items = []
+    for span, grader in candidates:
+        trace = traces.get((span.source, span.trace_id), [span]) if grader.reads_trace else None
+        if grader.scope == "trace" and not _trace_applies(grader, span, trace or [span]):
+            continue
+        probability = sampler.include(span, grader.config.sample_rate)
+        if probability is None:
+            summary.not_sampled += 1
+            continue
+        if trace is not None and not is_quiet(trace, now, grader.quiet_seconds):
+            summary.waiting += 1
+            continue
+        items.append(_Item(grader, span, _preloaded(trace), probability))
+    return items
+
+
+def _preloaded(trace: list[Span] | None) -> TraceContext:
+    if trace is None:
+        return TraceContext()
+    return TraceContext(lambda: trace)
+
+
+def _trace_applies(grader: AsyncGrader, root: Span, trace: Sequence[Span]) -> bool:
+    """A trace is graded on its first root, when any of its spans matches the grader."""
+    first_root = root_of(trace) or root
+    return first_root.span_id == root.span_id and any(grader.applies_to(s) for s in trace)
+
+
+def is_quiet(trace: Iterable[Span], now: datetime, quiet_seconds: float) -> bool:
+    """Whether the trace's newest span ended at least ``quiet_seconds`` before ``now``.
+
+    Span times are the application's clock; a trace imported from history is quiet at once,
+    while a live trace waits for its late pieces (0 never waits).
+    """
+    if quiet_seconds <= 0:
+        return True
+    newest = max((span.end_time or span.start_time for span in trace), default=None)
+    return newest is None or (now - newest).total_seconds() >= quiet_seconds
+
+
+def _local_roots(store: Store, spans: Sequence[Span]) -> set[tuple[str, str]]:
+    """Keys of the spans whose parent is not stored (roots, and subtrees of remote parents)."""
+    roots = {span.key for span in spans if span.parent_id is None}
+    parents = {(span.source, span.parent_id) for span in spans if span.parent_id is not None}
+    stored: set[tuple[str, str]] = set()
+    c = t.spans.c
+    with store.engine.connect() as conn:
+        for chunk in _chunks(sorted(parents), 400):
+            query = select(c.source, c.span_id).where(tuple_(c.source, c.span_id).in_(chunk))
+            stored.update((source, span_id) for source, span_id in conn.execute(query))
+    roots.update(span.key for span in spans
+                 if span.parent_id is not None and (span.source, span.parent_id) not in stored)
+    return roots
+
+
+def _load_traces(store: Store, keys: set[tuple[str, str]]
+                 ) -> dict[tuple[str, str], list[Span]]:
+    """Every stored span of these traces, in start order, in a few queries."""
+    traces: dict[tuple[str, str], list[Span]] = {}
+    c = t.spans.c
+    with store.engine.connect() as conn:
+        for chunk in _chunks(sorted(keys), 400):
+            query = (select(t.spans).where(tuple_(c.source, c.trace_id).in_(chunk))
+                     .order_by(c.start_time, c.id))
+            for row in conn.execute(query):
+                traces.setdefault((row.source, row.trace_id), []).append(span_from_row(row))
+    return traces
+
+
+def _chunks(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,10 +1,11 @@
-"""Regression statistics against published values and seeded simulations."""
+"""find_regressions over a real store: statuses, slices, strata, weights, errors apart."""
 
 from __future__ import annotations
 
-import math
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
@@ -17,12 +18,9 @@ from tracegrade.analysis import (
     find_regressions,
     wilson_interval,
 )
-from tracegrade.analysis.regressions import (
-    _apply_fdr,
-    compare,
-    minimum_detectable_effect,
-    spans_needed,
-)
+from tracegrade.analysis.comparison import spans_needed
+from tracegrade.analysis.regressions import compare
+from tracegrade.spans import SpanKind
 from tracegrade.store import Store, VerdictRow
 
 
@@ -34,12 +32,7 @@ def rate(release: str, passed: int, failed: int, errors: int = 0, grader: str = 
                     low=low, high=high, effective_n=float(n))
 
 
-def test_wilson_matches_the_closed_form() -> None:
-    x, n, z = 81, 263, 1.959963984540054
-    p = x / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    assert wilson_interval(x, n) == pytest.approx((centre - half, centre + half), abs=1e-9)
+# --- one comparison -----------------------------------------------------------------------------
 
 
 def test_newcombe_difference_matches_newcombe_1998() -> None:
@@ -49,99 +42,176 @@ def test_newcombe_difference_matches_newcombe_1998() -> None:
     assert finding.difference == pytest.approx(0.2)
     assert finding.diff_low == pytest.approx(0.0524, abs=5e-4)
     assert finding.diff_high == pytest.approx(0.3339, abs=5e-4)
-
-
-def test_small_tables_use_fishers_exact_test() -> None:
-    finding = compare(rate("b", 45, 5), rate("c", 35, 15), RegressionSettings())
-    expected = fisher_exact([[35, 15], [45, 5]], alternative="less").pvalue
-    assert finding.p_worse == pytest.approx(expected)
-
-
-def test_large_tables_use_the_score_test() -> None:
-    from statsmodels.stats.proportion import test_proportions_2indep
-
-    finding = compare(rate("b", 1900, 100), rate("c", 1860, 140), RegressionSettings())
-    expected = test_proportions_2indep(1860, 2000, 1900, 2000, method="score",
-                                       alternative="smaller").pvalue
-    assert finding.p_worse == pytest.approx(expected)
+    assert finding.own_status is FindingStatus.IMPROVED
 
 
 def test_errors_stay_out_of_the_rate() -> None:
     finding = compare(rate("b", 90, 10, errors=0), rate("c", 90, 10, errors=500),
                       RegressionSettings())
     assert finding.candidate.rate == pytest.approx(0.9)
+    assert finding.candidate.error_share == pytest.approx(500 / 600)
     assert finding.difference == pytest.approx(0.0)
-
-
-def test_mde_is_detected_with_the_stated_power() -> None:
-    rng = np.random.default_rng(11)
-    settings = RegressionSettings()
-    n, p = 2000, 0.9
-    mde = minimum_detectable_effect(p, n, n, settings)
-    assert mde is not None and 0.01 < mde < 0.05
-    detected = 0
-    runs = 400
-    for _ in range(runs):
-        b = int(rng.binomial(n, p))
-        c = int(rng.binomial(n, p - mde))
-        finding = compare(rate("b", b, n - b), rate("c", c, n - c), settings)
-        detected += finding.p_worse is not None and finding.p_worse < settings.alpha
-    assert detected / runs >= 0.75  # 80% nominal power, minus simulation error
-
-
-def test_no_true_change_keeps_false_alarms_at_the_fdr_level() -> None:
-    rng = np.random.default_rng(5)
-    settings = RegressionSettings()
-    runs, graders, n = 300, 20, 400
-    alarms = 0
-    for _ in range(runs):
-        findings = []
-        for g in range(graders):
-            p = 0.6 + 0.35 * g / graders
-            b, c = int(rng.binomial(n, p)), int(rng.binomial(n, p))
-            findings.append(compare(rate("b", b, n - b, grader=f"g{g}"),
-                                    rate("c", c, n - c, grader=f"g{g}"), settings))
-        _apply_fdr(findings, settings)
-        alarms += any(f.status is FindingStatus.REGRESSED for f in findings)
-    share = alarms / runs
-    assert share <= settings.alpha + 3 * math.sqrt(settings.alpha * (1 - settings.alpha) / runs)
 
 
 def test_insufficient_data_says_how_many_more_spans() -> None:
     settings = RegressionSettings()
-    findings = [compare(rate("b", 27, 3), rate("c", 26, 4), settings)]
-    _apply_fdr(findings, settings)
-    assert findings[0].status is FindingStatus.INSUFFICIENT
-    assert findings[0].more_spans_needed == spans_needed(0.9, settings) - 30
-    assert findings[0].more_spans_needed > 100
+    finding = compare(rate("b", 27, 3), rate("c", 26, 4), settings)
+    assert finding.status is FindingStatus.INSUFFICIENT
+    expected = spans_needed(0.9, 30, 30, settings.effect, settings.alpha)
+    assert (finding.more_spans_needed, finding.more_spans_where) == (expected.more,
+                                                                      "each release")
+    assert finding.more_spans_needed > 300
 
 
-def _seed(store: Store, outcomes: dict[str, list[str]]) -> None:
-    index = 0
-    for release, release_outcomes in outcomes.items():
+def test_a_large_baseline_needs_more_candidate_spans_only() -> None:
+    finding = compare(rate("b", 9000, 1000), rate("c", 45, 5), RegressionSettings())
+    assert finding.status is FindingStatus.INSUFFICIENT
+    assert finding.more_spans_where == "candidate"
+    # With that many more, statsmodels' power for a 5-point drop just reaches 80%.
+    from statsmodels.stats.proportion import power_proportions_2indep
+
+    more = finding.more_spans_needed
+    assert more is not None
+
+    def power(n_candidate: int) -> float:
+        return float(power_proportions_2indep(-0.05, 0.9, n_candidate, ratio=10_000 / n_candidate,
+                                              alpha=0.05, alternative="smaller",
+                                              return_results=False))
+
+    assert power(50 + more) >= 0.8 > power(50 + more - 2)
+
+
+def test_too_few_verdicts_are_not_tested_at_all() -> None:
+    finding = compare(rate("b", 10, 0), rate("c", 0, 10), RegressionSettings())
+    assert finding.test is None and finding.p_worse is None
+    assert finding.status is FindingStatus.INSUFFICIENT
+
+
+def test_small_tables_get_an_exact_test() -> None:
+    finding = compare(rate("b", 39, 1), rate("c", 33, 7), RegressionSettings())
+    assert finding.test == "boschloo"
+    from scipy.stats import boschloo_exact
+
+    assert finding.p_worse == pytest.approx(
+        boschloo_exact([[33, 39], [7, 1]], alternative="less").pvalue)
+    assert finding.p_worse < fisher_exact([[33, 39], [7, 1]], alternative="less").pvalue
+
+
+# --- over the store -----------------------------------------------------------------------------
+
+
+@dataclass
+class Verdicts:
+    """Spans of one release and cell with their outcomes."""
+
+    release: str
+    outcomes: list[str]
+    name: str = "ChatCompletion"
+    model: str | None = None
+    probability: float = 1.0
+    grader: str = "g"
+
+
+def seed(store: Store, groups: Iterable[Verdicts]) -> None:
+    index = itertools.count()
+    for group in groups:
         spans, verdicts = [], []
-        for outcome in release_outcomes:
-            spans.append(make_span(index, release=release))
-            verdicts.append(VerdictRow(source="test", span_id=f"span-{index:06d}", grader="g",
-                                       grader_version="v", outcome=outcome, reason="",
-                                       inclusion_probability=1.0, run_id="r"))
-            index += 1
+        for outcome in group.outcomes:
+            i = next(index)
+            spans.append(make_span(i, release=group.release, name=group.name,
+                                   model=group.model, kind=SpanKind.LLM))
+            verdicts.append(VerdictRow(source="test", span_id=f"span-{i:06d}",
+                                       grader=group.grader, grader_version="v", outcome=outcome,
+                                       reason="", inclusion_probability=group.probability,
+                                       run_id="r"))
         store.upsert_spans(spans)
         store.insert_verdicts(verdicts)
 
 
+def outcomes(passed: int, failed: int, errors: int = 0) -> list[str]:
+    return ["pass"] * passed + ["fail"] * failed + ["error"] * errors
+
+
 def test_find_regressions_compares_latest_with_previous(store: Store) -> None:
-    _seed(store, {"r1": ["pass"] * 950 + ["fail"] * 50,
-                  "r2": ["pass"] * 800 + ["fail"] * 200})
+    seed(store, [Verdicts("r1", outcomes(950, 50)), Verdicts("r2", outcomes(800, 200, 7))])
     report = find_regressions(store)
     assert (report.baseline, report.candidate) == ("r1", "r2")
-    assert [f.status for f in report.findings] == [FindingStatus.REGRESSED]
-    assert report.findings[0].difference == pytest.approx(-0.15)
+    (finding,) = report.findings
+    assert finding.status is FindingStatus.REGRESSED
+    assert finding.difference == pytest.approx(-0.15)
+    assert finding.candidate.errors == 7
+    assert report.as_dict()["regressed"] == ["g"]
 
 
 def test_one_release_is_not_enough(store: Store) -> None:
-    _seed(store, {"r1": ["pass"] * 10})
+    seed(store, [Verdicts("r1", outcomes(10, 0))])
     with pytest.raises(NotEnoughReleases, match="two releases"):
         find_regressions(store)
     with pytest.raises(NotEnoughReleases, match="has no verdicts"):
         find_regressions(store, baseline="nope")
+
+
+def test_a_failure_confined_to_a_small_slice_is_found(store: Store) -> None:
+    """2% of traffic (one model) breaks: the overall rate hides it, the slice test does not."""
+    seed(store, [
+        Verdicts("r1", outcomes(1940, 60), model="big"),
+        Verdicts("r1", outcomes(40, 0), model="small"),
+        Verdicts("r2", outcomes(1940, 60), model="big"),
+        Verdicts("r2", outcomes(25, 15), model="small"),
+    ])
+    report = find_regressions(store, settings=RegressionSettings(slices=("model",)))
+    (finding,) = report.findings
+    assert finding.own_status is not FindingStatus.REGRESSED
+    assert finding.status is FindingStatus.REGRESSED
+    assert [str(s.slice) for s in finding.regressed_slices] == ["model=small"]
+    assert report.tests == 3  # the grader and both of its model slices share the FDR control
+
+
+def test_a_traffic_mix_shift_is_not_a_regression(store: Store) -> None:
+    """Each span name passes as often as before; the candidate just gets more of the hard one."""
+    seed(store, [
+        Verdicts("r1", outcomes(1800, 200), name="easy"),
+        Verdicts("r1", outcomes(300, 200), name="hard"),
+        Verdicts("r2", outcomes(450, 50), name="easy"),
+        Verdicts("r2", outcomes(1200, 800), name="hard"),
+    ])
+    pooled = find_regressions(store, settings=RegressionSettings(strata=(), slices=()))
+    assert pooled.findings[0].status is FindingStatus.REGRESSED  # Simpson's paradox
+    stratified = find_regressions(store, settings=RegressionSettings(slices=()))
+    (finding,) = stratified.findings
+    assert (finding.test, finding.strata) == ("cmh", 2)
+    assert finding.status is not FindingStatus.REGRESSED
+    assert finding.odds_ratio == pytest.approx(1.0, abs=0.15)
+
+
+def test_strata_new_in_the_candidate_are_not_ignored(store: Store) -> None:
+    seed(store, [
+        Verdicts("r1", outcomes(950, 50), name="a"),
+        Verdicts("r1", outcomes(950, 50), name="b"),
+        Verdicts("r2", outcomes(950, 50), name="a"),
+        Verdicts("r2", outcomes(950, 50), name="b"),
+        Verdicts("r2", outcomes(300, 700), name="new"),
+    ])
+    (finding,) = find_regressions(store, settings=RegressionSettings(slices=())).findings
+    assert finding.test == "score"
+    assert finding.status is FindingStatus.REGRESSED
+
+
+def test_unequal_sampling_is_weighted(store: Store) -> None:
+    """A rarely sampled, often failing stratum weighs what its traffic weighs."""
+    seed(store, [
+        Verdicts("r1", outcomes(900, 100), name="common", probability=1.0),
+        Verdicts("r1", outcomes(50, 50), name="rare", probability=0.1),
+        Verdicts("r2", outcomes(900, 100), name="common", probability=1.0),
+        Verdicts("r2", outcomes(50, 50), name="rare", probability=0.1),
+    ])
+    report = find_regressions(store, settings=RegressionSettings(slices=()))
+    baseline = report.findings[0].baseline
+    # Hajek: (900 + 50·10) / (1000 + 100·10) = 0.7, not the unweighted 950/1100.
+    assert baseline.rate == pytest.approx(0.7)
+    assert baseline.decided == 1100
+    # Σw²(y−p)² / (Σw)² = (900·0.3² + 100·0.7² + 100·(50·0.3² + 50·0.7²)) / 2000², and the
+    # 1,100 verdicts are worth p(1−p)/V ≈ 277: too few to rule out a 5-point drop.
+    variance = (900 * 0.09 + 100 * 0.49 + 100 * (50 * 0.09 + 50 * 0.49)) / 2000**2
+    assert baseline.effective_n == pytest.approx(0.21 / variance)
+    assert report.findings[0].status is FindingStatus.INSUFFICIENT

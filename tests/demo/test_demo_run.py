@@ -10,17 +10,29 @@ from tracegrade.analysis import FindingStatus
 from tracegrade.cli import cli
 from tracegrade.demo.run import run_demo
 
-PLANTED = {"order_status_present", "reply_finds_order", "llm_latency_3s"}
+PLANTED_OVERALL = {"order_status_present", "reply_finds_order", "llm_latency_3s"}
+PLANTED_IN_SLICE = {"llm_status_ok": ["environment=production-eu"]}
+"""A regression confined to ~2% of traffic: the grader's overall rate hides it."""
+PLANTED = PLANTED_OVERALL | set(PLANTED_IN_SLICE)
 
 
 def test_demo_finds_exactly_the_planted_regressions(workspace: Path) -> None:
     result = run_demo(workspace / "demo")
     assert result.imported.problem_count == 0
     assert result.imported.spans > 10_000
-    statuses = {f.grader: f.status for f in result.regressions.findings}
-    assert {g for g, s in statuses.items() if s is FindingStatus.REGRESSED} == PLANTED
-    noise = set(statuses) - PLANTED
-    assert noise and all(statuses[g] is FindingStatus.UNCHANGED for g in noise)
+    findings = {f.grader: f for f in result.regressions.findings}
+    assert {g for g, f in findings.items() if f.status is FindingStatus.REGRESSED} == PLANTED
+    for grader in PLANTED_OVERALL:
+        assert findings[grader].own_status is FindingStatus.REGRESSED
+        assert findings[grader].diff_high is not None and findings[grader].diff_high < 0
+    for grader, slices in PLANTED_IN_SLICE.items():
+        assert findings[grader].own_status is FindingStatus.UNCHANGED
+        assert [str(s.slice) for s in findings[grader].regressed_slices] == slices
+    noise = set(findings) - PLANTED
+    assert noise
+    for grader in noise:
+        assert findings[grader].status is FindingStatus.UNCHANGED
+        assert findings[grader].regressed_slices == []
     assert (result.regressions.baseline, result.regressions.candidate) == (
         "2026.11.1", "2026.11.2")
 
@@ -28,6 +40,8 @@ def test_demo_finds_exactly_the_planted_regressions(workspace: Path) -> None:
 def test_demo_command_prints_what_regressed(workspace: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--workspace", str(workspace / "d")])
     assert result.exit_code == 0, result.output
-    line = next(x for x in result.stdout.splitlines() if x.startswith("REGRESSED"))
-    assert all(name in line for name in PLANTED)
-    assert "reply_under_120_words" not in line
+    summary = result.stdout.split("REGRESSED in", 1)[1]
+    assert all(name in summary for name in PLANTED)
+    assert "llm_status_ok (in environment=production-eu" in summary
+    assert "reply_under_120_words" not in summary
+    assert "llm_status_ok [environment=production-eu]" in result.stdout  # the slices table

@@ -43,10 +43,13 @@ ALL_BUILTINS = {
     "script_is",
     "length",
     "python",
+    "llm_judge",
+    "classify",
 }
 
 
-_REGISTERING_MODULES = ("builtin", "_structure", "_text", "_span_checks", "_tools", "_python")
+_REGISTERING_MODULES = ("builtin", "_structure", "_text", "_span_checks", "_tools", "_python",
+                        "_judge")
 
 
 def test_builtins_are_registered_through_the_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Analysis over stored verdicts: pass rates and per-release regressions."""
+"""Analysis over stored verdicts: pass rates, per-release regressions, sequential monitoring."""
 
 from tracegrade.analysis.rates import PassRate, pass_rates, wilson_interval
 from tracegrade.analysis.regressions import (
@@ -7,16 +7,21 @@ from tracegrade.analysis.regressions import (
     NotEnoughReleases,
     RegressionReport,
     RegressionSettings,
+    SliceKey,
     find_regressions,
 )
+from tracegrade.analysis.settings import AnalysisConfig, WatchConfig
 
 __all__ = [
+    "AnalysisConfig",
     "Finding",
     "FindingStatus",
     "NotEnoughReleases",
     "PassRate",
     "RegressionReport",
     "RegressionSettings",
+    "SliceKey",
+    "WatchConfig",
     "find_regressions",
     "pass_rates",
     "wilson_interval",

@@ -2,8 +2,10 @@
 
 Rates are over decided verdicts (pass + fail). ``error`` and ``skip`` are counted beside the rate
 and never enter it. When spans were sampled with unequal inclusion probabilities the rate is the
-Hajek estimate (each verdict weighted by 1 / inclusion probability) and the interval uses Kish's
-effective sample size, so a heavily weighted handful of spans cannot pose as a large sample.
+Hajek estimate (each verdict weighted by 1 / inclusion probability) and its variance is the
+matching linearisation variance (see :func:`~tracegrade.analysis.comparison.weighted_rate`);
+the interval is Wilson's at the sample size that variance is worth, so a heavily weighted
+handful of spans cannot pose as a large sample.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from statsmodels.stats.proportion import proportion_confint
+from tracegrade.analysis import comparison
+from tracegrade.analysis._aggregate import SeriesKey, Tally, tally_verdicts
 
-from tracegrade.store import Store
+if TYPE_CHECKING:
+    from tracegrade.analysis.regressions import RegressionSettings
+    from tracegrade.store import Store
 
 
 @dataclass(frozen=True)
 class PassRate:
-    """One grader's pass rate in one release."""
+    """One grader's pass rate in one release (or one slice of it)."""
 
     release: str | None
     grader: str
@@ -40,6 +45,12 @@ class PassRate:
         """Verdicts that count toward the rate (pass + fail)."""
         return self.passed + self.failed
 
+    @property
+    def error_share(self) -> float | None:
+        """Errors among verdicts that were not skipped."""
+        judged = self.decided + self.errors
+        return self.errors / judged if judged else None
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
         return {
@@ -47,81 +58,71 @@ class PassRate:
             "grader_version": self.grader_version, "passed": self.passed,
             "failed": self.failed, "errors": self.errors, "skipped": self.skipped,
             "pass_rate": self.rate, "ci_low": self.low, "ci_high": self.high,
-            "effective_n": round(self.effective_n, 2),
+            "effective_n": round(self.effective_n, 2), "error_share": self.error_share,
         }
+
+    @classmethod
+    def empty(cls, release: str | None, grader: str, grader_version: str) -> PassRate:
+        """No verdicts at all."""
+        return cls(release, grader, grader_version, 0, 0, 0, 0, None, None, None, 0.0)
+
+
+def rate_from_tally(series: SeriesKey, tally: Tally, alpha: float = 0.05) -> PassRate:
+    """A pass rate with its Wilson interval at the effective sample size."""
+    release, grader, version = series
+    rate = low = high = None
+    effective_n = 0.0
+    if tally.decided:
+        weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
+                                            tally.w2_fail)
+        rate, effective_n = float(weighted.rate), float(weighted.effective_n)
+        lows, highs = comparison.wilson_interval(rate * effective_n, effective_n, alpha)
+        low, high = float(lows), float(highs)
+    return PassRate(
+        release=release, grader=grader, grader_version=version, passed=tally.passed,
+        failed=tally.failed, errors=tally.errors, skipped=tally.skipped, rate=rate, low=low,
+        high=high, effective_n=effective_n, first_seen=tally.first,
+    )
 
 
 def wilson_interval(successes: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
     """The Wilson score interval (statsmodels) for ``successes`` out of ``n``."""
-    low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    low, high = comparison.wilson_interval(successes, n, alpha)
     return float(low), float(high)
 
 
-@dataclass
-class _Cell:
-    counts: dict[str, int]
-    weight: dict[str, float]
-    weight_sq: dict[str, float]
-    first: datetime | None = None
-
-
-def pass_rates(store: Store, alpha: float = 0.05) -> list[PassRate]:
+def pass_rates(store: Store, alpha: float = 0.05, settings: RegressionSettings | None = None
+               ) -> list[PassRate]:
     """Every (release, grader, grader version) with its pass rate, in release order."""
-    return rates_from_counts(store.verdict_counts(), alpha)
+    releases = settings.releases if settings else "span"
+    environment = settings.environment if settings else None
+    tallies = tally_verdicts(store, releases, (), environment).overall()
+    return rates_in_order(tallies, alpha)
 
 
-def rates_from_counts(rows: Iterable[dict[str, Any]], alpha: float = 0.05) -> list[PassRate]:
-    """Turn per-outcome aggregate rows (see ``Store.verdict_counts``) into pass rates."""
-    cells: dict[tuple[str | None, str, str], _Cell] = {}
-    for row in rows:
-        key = (row["release"], row["grader"], row["grader_version"])
-        cell = cells.setdefault(key, _Cell({}, {}, {}))
-        outcome = row["outcome"]
-        cell.counts[outcome] = cell.counts.get(outcome, 0) + int(row["n"])
-        cell.weight[outcome] = cell.weight.get(outcome, 0.0) + float(row["weight"])
-        cell.weight_sq[outcome] = cell.weight_sq.get(outcome, 0.0) + float(row["weight_sq"])
-        first = row.get("first")
-        if first is not None and (cell.first is None or first < cell.first):
-            cell.first = first
-    release_start = _release_starts(cells)
-    rates = [_rate(key, cell, alpha) for key, cell in cells.items()]
-    return sorted(rates, key=lambda r: (release_start.get(r.release) or _MAX, str(r.release),
+def rates_in_order(tallies: dict[SeriesKey, Tally], alpha: float = 0.05) -> list[PassRate]:
+    """Pass rates sorted by release (first span), grader and version."""
+    rates = [rate_from_tally(series, tally, alpha) for series, tally in tallies.items()]
+    starts = release_starts(rates)
+    return sorted(rates, key=lambda r: (starts.get(r.release) or _MAX, str(r.release),
                                         r.grader, r.grader_version))
 
 
 _MAX = datetime.max.replace(tzinfo=UTC)
 
 
-def _release_starts(cells: dict[tuple[str | None, str, str], _Cell]
-                    ) -> dict[str | None, datetime]:
+def release_starts(rates: Iterable[PassRate]) -> dict[str | None, datetime]:
+    """Each release's earliest graded span."""
     starts: dict[str | None, datetime] = {}
-    for (release, _, _), cell in cells.items():
-        if cell.first is None:
-            continue
-        if release not in starts or cell.first < starts[release]:
-            starts[release] = cell.first
+    for rate in rates:
+        first = rate.first_seen
+        if first is not None and (rate.release not in starts or first < starts[rate.release]):
+            starts[rate.release] = first
     return starts
 
 
-def _rate(key: tuple[str | None, str, str], cell: _Cell, alpha: float) -> PassRate:
-    passed, failed = cell.counts.get("pass", 0), cell.counts.get("fail", 0)
-    w_pass, w_fail = cell.weight.get("pass", 0.0), cell.weight.get("fail", 0.0)
-    w_sq = cell.weight_sq.get("pass", 0.0) + cell.weight_sq.get("fail", 0.0)
-    rate = low = high = None
-    effective_n = 0.0
-    if passed + failed:
-        rate = w_pass / (w_pass + w_fail)
-        effective_n = (w_pass + w_fail) ** 2 / w_sq
-        low, high = wilson_interval(rate * effective_n, effective_n, alpha)
-    return PassRate(
-        release=key[0], grader=key[1], grader_version=key[2], passed=passed, failed=failed,
-        errors=cell.counts.get("error", 0), skipped=cell.counts.get("skip", 0), rate=rate,
-        low=low, high=high, effective_n=effective_n, first_seen=cell.first,
-    )
-
-
 def release_order(rates: Iterable[PassRate]) -> list[str | None]:
-    """Releases in the order they first appeared."""
+    """Releases in the order they first appeared (rates are already in that order)."""
     order: list[str | None] = []
     for rate in rates:
         if rate.release not in order:

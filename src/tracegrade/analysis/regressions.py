@@ -1,38 +1,43 @@
 """Did a grader get worse between two releases? Tests, intervals, FDR control, and power.
 
-For each grader the candidate release's pass rate is compared with the baseline's:
-- Wilson intervals on each rate and a Newcombe interval on the difference (statsmodels);
-- one-sided p-values for "worse" and for "better": Fisher's exact test when a table is small,
-  the score test otherwise (scipy / statsmodels);
-- Benjamini-Hochberg q-values across every grader compared
+For each grader (and each configured slice of its spans) the candidate release's pass rate is
+compared with the baseline's:
+
+- Wilson intervals on each rate and a Newcombe interval on the difference (statsmodels), with
+  Hajek weights and their linearisation variance when inclusion probabilities differ;
+- one-sided p-values for "worse" and for "better": the score test for large tables, Boschloo's
+  (or Fisher's) exact test for small ones, and the Cochran-Mantel-Haenszel test within strata
+  (span name by default) when the grader's spans fall into several, so a shift in traffic mix
+  is not mistaken for a regression;
+- Benjamini-Hochberg q-values across every grader and slice tested, as one family
   (``scipy.stats.false_discovery_control``);
-- the minimum detectable effect at the current sample sizes and, when the data cannot tell yet,
-  how many more spans per release would detect the configured effect (statsmodels power).
+- the minimum detectable effect at the current sample sizes (at level alpha / m, so the stated
+  power holds after FDR control) and, when the data cannot tell yet, how many more spans would
+  detect the configured effect.
+
+The SQL does the counting (:mod:`tracegrade.analysis._aggregate`); the statistics run on arrays
+(:mod:`tracegrade.analysis.comparison`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from scipy.stats import false_discovery_control, fisher_exact
-from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_effectsize,
-    test_proportions_2indep,
-)
 
-from tracegrade.analysis.rates import PassRate, pass_rates, release_order
+from tracegrade.analysis import comparison
+from tracegrade.analysis._aggregate import SeriesKey, Tally, VerdictTallies, tally_verdicts
+from tracegrade.analysis.rates import PassRate, rate_from_tally, rates_in_order, release_order
+from tracegrade.analysis.settings import AnalysisConfig
+from tracegrade.releases import ReleaseSource
 from tracegrade.store import Store
 
 
 class FindingStatus(StrEnum):
-    """How a grader's comparison ended."""
+    """How a comparison ended."""
 
     REGRESSED = "regressed"
     IMPROVED = "improved"
@@ -40,71 +45,162 @@ class FindingStatus(StrEnum):
     INSUFFICIENT = "insufficient data"
 
 
+_BY_CODE = {
+    comparison.REGRESSED: FindingStatus.REGRESSED,
+    comparison.IMPROVED: FindingStatus.IMPROVED,
+    comparison.UNCHANGED: FindingStatus.UNCHANGED,
+    comparison.INSUFFICIENT: FindingStatus.INSUFFICIENT,
+}
+
+
 @dataclass(frozen=True)
 class RegressionSettings:
-    """Knobs of the comparison."""
+    """Knobs of the comparison (see ``analysis:`` in tracegrade.yaml)."""
 
     alpha: float = 0.05
-    """The false discovery rate controlled across graders."""
+    """The false discovery rate controlled across graders and slices."""
     effect: float = 0.05
     """The drop in pass rate (absolute) the analysis must be able to detect to call it unchanged."""
     power: float = 0.8
     min_decided: int = 20
     """Fewer decided verdicts than this in either release is insufficient data outright."""
+    strata: tuple[str, ...] = ("name",)
+    slices: tuple[str, ...] = ("model", "environment")
+    max_slice_values: int = 50
+    releases: ReleaseSource = "span"
+    environment: str | None = None
+    """Only spans of this environment."""
+    unmatched_share: float = 0.1
+    """Strata seen in one release only may hold at most this share of a release's verdicts
+    for the stratified test to be used; above it the pooled test runs, so new traffic counts."""
+
+    @classmethod
+    def from_config(cls, analysis: AnalysisConfig, **overrides: Any) -> RegressionSettings:
+        """Settings from the config's ``analysis:`` section; ``None`` overrides are ignored."""
+        settings = cls(alpha=analysis.alpha, effect=analysis.effect, power=analysis.power,
+                       min_decided=analysis.min_decided, strata=tuple(analysis.strata),
+                       slices=tuple(analysis.slices), max_slice_values=analysis.max_slice_values,
+                       releases=analysis.releases)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class SliceKey:
+    """A slice of a grader's spans: one value of one dimension (e.g. ``model = o4-mini``)."""
+
+    dimension: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.dimension}={self.value}"
 
 
 @dataclass
 class Finding:
-    """One grader's baseline-vs-candidate comparison."""
+    """One comparison: a grader overall, or one slice of it."""
 
     grader: str
     grader_version: str
     baseline: PassRate
     candidate: PassRate
-    difference: float | None
-    diff_low: float | None
-    diff_high: float | None
-    p_worse: float | None
-    p_better: float | None
+    slice: SliceKey | None = None
+    difference: float | None = None
+    diff_low: float | None = None
+    diff_high: float | None = None
+    p_worse: float | None = None
+    p_better: float | None = None
     q_worse: float | None = None
     q_better: float | None = None
+    test: str | None = None
+    """score, boschloo, fisher, exact or cmh; None when not tested."""
+    strata: int = 1
+    odds_ratio: float | None = None
+    odds_ratio_ci: tuple[float, float] | None = None
     mde: float | None = None
     more_spans_needed: int | None = None
+    more_spans_where: str | None = None
+    own_status: FindingStatus = FindingStatus.INSUFFICIENT
+    """This comparison's own result."""
     status: FindingStatus = FindingStatus.INSUFFICIENT
+    """For a grader: regressed when it or any of its slices regressed, else its own result."""
+    slices: list[Finding] = field(default_factory=list)
+
+    @property
+    def tested(self) -> bool:
+        """Whether a test ran (both sides had enough decided verdicts)."""
+        return self.test is not None
+
+    @property
+    def regressed_slices(self) -> list[Finding]:
+        """The slices of this grader that regressed."""
+        return [s for s in self.slices if s.own_status is FindingStatus.REGRESSED]
+
+    def label(self) -> str:
+        """``grader`` or ``grader [dimension=value]``."""
+        return self.grader if self.slice is None else f"{self.grader} [{self.slice}]"
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
-        return {
+        record: dict[str, Any] = {
             "grader": self.grader, "grader_version": self.grader_version,
-            "status": self.status.value,
+            "slice": None if self.slice is None else {"dimension": self.slice.dimension,
+                                                      "value": self.slice.value},
+            "status": self.status.value, "own_status": self.own_status.value,
             "baseline": self.baseline.as_dict(), "candidate": self.candidate.as_dict(),
             "difference": self.difference, "difference_ci": [self.diff_low, self.diff_high],
+            "test": self.test, "strata": self.strata,
             "p_value": self.p_worse, "q_value": self.q_worse,
             "p_value_improved": self.p_better, "q_value_improved": self.q_better,
+            "odds_ratio": self.odds_ratio,
+            "odds_ratio_ci": list(self.odds_ratio_ci) if self.odds_ratio_ci else None,
             "minimum_detectable_effect": self.mde,
-            "more_spans_needed_per_release": self.more_spans_needed,
+            "more_spans_needed": self.more_spans_needed,
+            "more_spans_needed_in": self.more_spans_where,
         }
+        if self.slice is None:
+            record["slices"] = [s.as_dict() for s in self.slices]
+        return record
 
 
 @dataclass
 class RegressionReport:
-    """Every grader compared between two releases."""
+    """Every grader (and slice) compared between two releases, plus every release's rates."""
 
     baseline: str | None
     candidate: str | None
     findings: list[Finding]
     settings: RegressionSettings
+    rates: list[PassRate] = field(default_factory=list)
+    """Every release's overall pass rates, for charts."""
 
     @property
     def regressed(self) -> list[Finding]:
-        """The findings that got worse."""
+        """The graders that got worse, overall or in a slice."""
         return [f for f in self.findings if f.status is FindingStatus.REGRESSED]
+
+    @property
+    def insufficient(self) -> list[Finding]:
+        """The graders whose data cannot tell yet."""
+        return [f for f in self.findings if f.status is FindingStatus.INSUFFICIENT]
+
+    @property
+    def tests(self) -> int:
+        """How many comparisons shared the FDR control."""
+        return sum(f.tested for f in self.all_findings())
+
+    def all_findings(self) -> list[Finding]:
+        """Graders and their slices."""
+        return [x for f in self.findings for x in (f, *f.slices)]
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
+        s = self.settings
         return {
             "baseline": self.baseline, "candidate": self.candidate,
-            "alpha": self.settings.alpha, "effect": self.settings.effect,
+            "alpha": s.alpha, "effect": s.effect, "power": s.power, "tests": self.tests,
+            "strata": list(s.strata), "slices": list(s.slices), "releases_from": s.releases,
+            "environment": s.environment,
+            "regressed": [f.grader for f in self.regressed],
             "findings": [f.as_dict() for f in self.findings],
         }
 
@@ -119,158 +215,273 @@ def find_regressions(
     candidate: str | None = None,
     settings: RegressionSettings | None = None,
 ) -> RegressionReport:
-    """Compare the candidate release with the baseline for every grader.
+    """Compare the candidate release with the baseline for every grader and slice.
 
-    By default the candidate is the latest release (by first span) and the baseline the one
-    before it.
+    By default the candidate is the latest release (by first graded span) and the baseline the
+    one before it.
 
     Raises:
         NotEnoughReleases: there is nothing to compare.
     """
     settings = settings or RegressionSettings()
-    rates = pass_rates(store, settings.alpha)
-    baseline, candidate = _choose_releases(rates, baseline, candidate)
-    by_key = {(r.release, r.grader, r.grader_version): r for r in rates}
-    series = sorted({(r.grader, r.grader_version) for r in rates})
-    findings = [
-        compare(_rate_or_empty(by_key, baseline, g, v), _rate_or_empty(by_key, candidate, g, v),
-                settings)
-        for g, v in series
-        if (baseline, g, v) in by_key or (candidate, g, v) in by_key
-    ]
-    _apply_fdr(findings, settings)
-    return RegressionReport(baseline, candidate, findings, settings)
+    tallies = tally_verdicts(store, settings.releases, (*settings.strata, *settings.slices),
+                             settings.environment)
+    return analyse(tallies, baseline, candidate, settings)
 
 
-def _choose_releases(rates: Sequence[PassRate], baseline: str | None, candidate: str | None
-                     ) -> tuple[str | None, str | None]:
-    order = release_order(rates)
+def analyse(tallies: VerdictTallies, baseline: str | None, candidate: str | None,
+            settings: RegressionSettings) -> RegressionReport:
+    """The comparison over already aggregated tallies (see :func:`find_regressions`)."""
+    overall = tallies.overall()
+    rates = rates_in_order(overall, settings.alpha)
+    baseline, candidate = choose_releases(rates, baseline, candidate)
+    pairs = build_comparisons(tallies, overall, baseline, candidate, settings)
+    findings = run_tests(pairs, settings)
+    return RegressionReport(baseline, candidate, findings, settings, rates)
+
+
+def choose_releases(rates: Sequence[PassRate], baseline: str | None, candidate: str | None
+                    ) -> tuple[str, str]:
+    """The releases to compare: as named, or the latest and the one before it.
+
+    Raises:
+        NotEnoughReleases: a named release has no verdicts, or there are fewer than two.
+    """
+    order = [r for r in release_order(rates) if r is not None]
     for name in (baseline, candidate):
         if name is not None and name not in order:
-            known = ", ".join(str(r) for r in order) or "none"
+            known = ", ".join(order) or "none"
             raise NotEnoughReleases(f"release {name!r} has no verdicts (releases: {known})")
     if candidate is None:
-        candidate = _latest_other(order, baseline)
-    if baseline is None:
-        earlier = order[: order.index(candidate)] if candidate in order else []
+        others = [r for r in order if r != baseline]
+        candidate = others[-1] if others else None
+    if baseline is None and candidate is not None:
+        earlier = order[: order.index(candidate)]
         baseline = earlier[-1] if earlier else None
     if candidate is None or baseline is None or baseline == candidate:
         raise NotEnoughReleases(
             "need verdicts in two releases to compare; found "
-            f"{len(order)} ({', '.join(str(r) for r in order) or 'none'})"
+            f"{len(order)} ({', '.join(order) or 'none'})"
         )
     return baseline, candidate
 
 
-def _latest_other(order: list[str | None], baseline: str | None) -> str | None:
-    candidates = [r for r in order if r != baseline]
-    return candidates[-1] if candidates else None
+# -- building the comparisons ----------------------------------------------------------------
 
 
-def _rate_or_empty(by_key: dict[tuple[str | None, str, str], PassRate], release: str | None,
-                   grader: str, version: str) -> PassRate:
-    return by_key.get((release, grader, version)) or PassRate(
-        release=release, grader=grader, grader_version=version, passed=0, failed=0, errors=0,
-        skipped=0, rate=None, low=None, high=None, effective_n=0.0)
+@dataclass
+class Comparison:
+    """One comparison's inputs (overall or slice tallies, strata) beside its Finding."""
+
+    finding: Finding
+    baseline: Tally
+    candidate: Tally
+    strata: list[tuple[Tally, Tally]]
+    unmatched: float
+
+
+def build_comparisons(tallies: VerdictTallies, overall: dict[SeriesKey, Tally], baseline: str,
+                      candidate: str, settings: RegressionSettings) -> list[Comparison]:
+    """Every grader series and slice to compare, graders each followed by their slices."""
+    series = sorted({(g, v) for (r, g, v) in overall if r in (baseline, candidate)})
+    strata = tallies.by(settings.strata)
+    slices = [_SliceView(d, tallies, settings) for d in settings.slices]
+    pairs: list[Comparison] = []
+    for grader, version in series:
+        b = overall.get((baseline, grader, version), Tally())
+        c = overall.get((candidate, grader, version), Tally())
+        pair = _pair(grader, version, None, (baseline, candidate), b, c, settings,
+                     _strata_of(strata, grader, version, baseline, candidate, None))
+        pairs.append(pair)
+        for view in slices:
+            pairs += _slice_pairs(pair, view, settings, (baseline, candidate))
+    return pairs
+
+
+class _SliceView:
+    """One slice dimension's tallies, and its strata within each slice value."""
+
+    def __init__(self, dimension: str, tallies: VerdictTallies,
+                 settings: RegressionSettings) -> None:
+        self.dimension = dimension
+        self.by_value = tallies.by([dimension])
+        if dimension in settings.strata:
+            self.strata = tallies.by(settings.strata)
+            self.position = settings.strata.index(dimension)
+        else:
+            self.strata = tallies.by((*settings.strata, dimension))
+            self.position = len(settings.strata)
+
+
+def _pair(grader: str, version: str, slice_key: SliceKey | None, releases: tuple[str, str],
+          b: Tally, c: Tally, settings: RegressionSettings,
+          strata: tuple[list[tuple[Tally, Tally]], float]) -> Comparison:
+    finding = Finding(grader, version, rate_from_tally((releases[0], grader, version), b,
+                                                       settings.alpha),
+                      rate_from_tally((releases[1], grader, version), c, settings.alpha),
+                      slice=slice_key)
+    return Comparison(finding, b, c, strata[0], strata[1])
+
+
+def _strata_of(strata: dict[tuple[SeriesKey, tuple[str | None, ...]], Tally], grader: str,
+               version: str, baseline: str, candidate: str,
+               within: tuple[int, str] | None) -> tuple[list[tuple[Tally, Tally]], float]:
+    """Per stratum (baseline, candidate) tallies, and the largest unmatched share of a side.
+
+    ``within`` restricts to one slice: (position of the slice dimension among the strata keys,
+    value) — used when the strata dimensions include the slice's.
+    """
+    sides: dict[tuple[str | None, ...], list[Tally]] = {}
+    for ((release, g, v), values), tally in strata.items():
+        if g != grader or v != version or release not in (baseline, candidate):
+            continue
+        if within is not None and values[within[0]] != within[1]:
+            continue
+        sides.setdefault(values, [Tally(), Tally()])[release == candidate].merge(tally)
+    matched = [(b, c) for b, c in sides.values() if b.decided and c.decided]
+    totals = [sum(s[i].decided for s in sides.values()) for i in (0, 1)]
+    kept = [sum(pair[i].decided for pair in matched) for i in (0, 1)]
+    unmatched = max((1 - k / n) if n else 0.0 for k, n in zip(kept, totals, strict=True))
+    return matched, unmatched
+
+
+def _slice_pairs(parent: Comparison, view: _SliceView, settings: RegressionSettings,
+                 releases: tuple[str, str]) -> list[Comparison]:
+    grader, version = parent.finding.grader, parent.finding.grader_version
+    values: dict[str, list[Tally]] = {}
+    for ((release, g, v), (value,)), tally in view.by_value.items():
+        if g == grader and v == version and value is not None and release in releases:
+            values.setdefault(value, [Tally(), Tally()])[release == releases[1]] = tally
+    if len(values) < 2 and all(
+            b.decided == parent.baseline.decided and c.decided == parent.candidate.decided
+            for b, c in values.values()):
+        return []  # one value covering everything: the slice is the grader itself
+    busiest = sorted(values.items(), key=lambda item: -(item[1][0].decided + item[1][1].decided))
+    return [
+        _pair(grader, version, SliceKey(view.dimension, value), releases, b, c, settings,
+              _strata_of(view.strata, grader, version, *releases, (view.position, value)))
+        for value, (b, c) in busiest[: settings.max_slice_values]
+    ]
+
+
+# -- running the tests -------------------------------------------------------------------------
+
+
+def run_tests(pairs: list[Comparison], settings: RegressionSettings) -> list[Finding]:
+    """Test every comparison, control the FDR across all of them, and set each status."""
+    tested = [p for p in pairs if _testable(p, settings)]
+    if tested:
+        _test(tested, settings)
+        _control_fdr([p.finding for p in tested], settings)
+    for pair in pairs:
+        _settle(pair.finding, len(tested), settings)
+    grader_findings: list[Finding] = []
+    for pair in pairs:
+        if pair.finding.slice is None:
+            grader_findings.append(pair.finding)
+        else:
+            grader_findings[-1].slices.append(pair.finding)
+    for finding in grader_findings:
+        finding.status = finding.own_status
+        if finding.regressed_slices:
+            finding.status = FindingStatus.REGRESSED
+    return grader_findings
+
+
+def _testable(pair: Comparison, settings: RegressionSettings) -> bool:
+    f = pair.finding
+    return (f.baseline.rate is not None and f.candidate.rate is not None
+            and min(f.baseline.decided, f.candidate.decided) >= settings.min_decided)
+
+
+def _effective(rate: PassRate) -> tuple[float, float]:
+    assert rate.rate is not None
+    return rate.rate * rate.effective_n, rate.effective_n
+
+
+def _test(pairs: list[Comparison], settings: RegressionSettings) -> None:
+    counts = np.array([[*_effective(p.finding.baseline), *_effective(p.finding.candidate)]
+                       for p in pairs])
+    result = comparison.two_sample(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3],
+                                   settings.alpha)
+    for i, pair in enumerate(pairs):
+        f = pair.finding
+        f.difference = float(result.difference[i])
+        f.diff_low, f.diff_high = float(result.low[i]), float(result.high[i])
+        f.p_worse, f.p_better = float(result.p_worse[i]), float(result.p_better[i])
+        f.test = result.method[i]
+        if f.test == "score" and len(pair.strata) >= 2 \
+                and pair.unmatched <= settings.unmatched_share:
+            _stratify(pair, settings)
+
+
+def _stratify(pair: Comparison, settings: RegressionSettings) -> None:
+    tables = np.zeros((2, 2, len(pair.strata)))
+    for k, (b, c) in enumerate(pair.strata):
+        for row, tally in enumerate((c, b)):
+            weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
+                                                tally.w2_fail)
+            passes = float(weighted.rate) * float(weighted.effective_n)
+            tables[row, :, k] = (passes, float(weighted.effective_n) - passes)
+    stratified = comparison.cmh(tables, settings.alpha)
+    if stratified.strata < 2:
+        return
+    f = pair.finding
+    f.p_worse, f.p_better, f.test = stratified.p_worse, stratified.p_better, "cmh"
+    f.strata = stratified.strata
+    f.odds_ratio = stratified.odds_ratio
+    if stratified.odds_ratio_low is not None and stratified.odds_ratio_high is not None:
+        f.odds_ratio_ci = (stratified.odds_ratio_low, stratified.odds_ratio_high)
+
+
+def _control_fdr(findings: list[Finding], settings: RegressionSettings) -> None:
+    q_worse = comparison.benjamini_hochberg([_or_nan(f.p_worse) for f in findings])
+    q_better = comparison.benjamini_hochberg([_or_nan(f.p_better) for f in findings])
+    for finding, qw, qb in zip(findings, q_worse, q_better, strict=True):
+        finding.q_worse, finding.q_better = float(qw), float(qb)
+
+
+def _settle(finding: Finding, tests: int, settings: RegressionSettings) -> None:
+    level = settings.alpha / max(tests, 1)
+    b, c = finding.baseline, finding.candidate
+    if finding.tested and b.rate is not None:
+        finding.mde = float(comparison.minimum_detectable_effect(
+            b.rate, b.effective_n, c.effective_n, level, settings.power))
+    code = comparison.decide(
+        _or_nan(finding.q_worse), _or_nan(finding.q_better), _or_nan(finding.mde),
+        finding.tested, settings.alpha, settings.effect)
+    finding.own_status = finding.status = _BY_CODE[int(code)]
+    if finding.own_status is FindingStatus.INSUFFICIENT:
+        _set_needed(finding, level, settings)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _set_needed(finding: Finding, level: float, settings: RegressionSettings) -> None:
+    b, c = finding.baseline, finding.candidate
+    p = b.rate if b.rate is not None else (c.rate if c.rate is not None else 0.9)
+    needed = comparison.spans_needed(p, b.effective_n, c.effective_n, settings.effect, level,
+                                     settings.power)
+    # Effective verdicts → graded verdicts: the design effect of the side that must grow.
+    side = c if needed.where == "candidate" else (b if b.effective_n < c.effective_n else c)
+    design_effect = side.decided / side.effective_n if side.effective_n > 0 else 1.0
+    finding.more_spans_needed = int(np.ceil(needed.more * max(design_effect, 1.0)))
+    finding.more_spans_where = needed.where
 
 
 def compare(baseline: PassRate, candidate: PassRate, settings: RegressionSettings) -> Finding:
-    """Compare one grader's two rates (before FDR control, which needs every grader)."""
-    finding = Finding(baseline.grader, baseline.grader_version, baseline, candidate,
-                      None, None, None, None, None)
-    if baseline.rate is None or candidate.rate is None:
-        return finding
-    n_b, n_c = baseline.effective_n, candidate.effective_n
-    x_b, x_c = baseline.rate * n_b, candidate.rate * n_c
-    finding.difference = candidate.rate - baseline.rate
-    finding.diff_low, finding.diff_high = _newcombe(x_c, n_c, x_b, n_b, settings.alpha)
-    finding.p_worse, finding.p_better = _one_sided_p(x_c, n_c, x_b, n_b)
-    finding.mde = minimum_detectable_effect(baseline.rate, n_b, n_c, settings)
-    return finding
+    """Compare one grader's two rates on their own (no strata; FDR over this one test)."""
+    b = _tally_of(baseline)
+    c = _tally_of(candidate)
+    pair = Comparison(Finding(baseline.grader, baseline.grader_version, baseline, candidate), b, c,
+                 [], 0.0)
+    return run_tests([pair], settings)[0]
 
 
-def _newcombe(x1: float, n1: float, x2: float, n2: float, alpha: float) -> tuple[float, float]:
-    low, high = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff",
-                                           alpha=alpha)
-    return float(low), float(high)
-
-
-_EXACT_BELOW = 1000
-
-
-def _one_sided_p(x_c: float, n_c: float, x_b: float, n_b: float) -> tuple[float, float]:
-    """P-values for 'candidate passes less often' and 'candidate passes more often'."""
-    if min(n_c, n_b) < _EXACT_BELOW:
-        table = np.rint([[x_c, n_c - x_c], [x_b, n_b - x_b]]).astype(int)
-        worse = fisher_exact(table, alternative="less").pvalue
-        better = fisher_exact(table, alternative="greater").pvalue
-        return float(worse), float(better)
-    if x_c in (0, n_c) and x_b in (0, n_b) and x_c / n_c == x_b / n_b:
-        return 1.0, 1.0
-    worse = test_proportions_2indep(x_c, n_c, x_b, n_b, method="score", compare="diff",
-                                    alternative="smaller").pvalue
-    better = test_proportions_2indep(x_c, n_c, x_b, n_b, method="score", compare="diff",
-                                     alternative="larger").pvalue
-    return _finite(worse), _finite(better)
-
-
-def _finite(p: Any) -> float:
-    value = float(p)
-    return 1.0 if math.isnan(value) else value
-
-
-def minimum_detectable_effect(p_baseline: float, n_baseline: float, n_candidate: float,
-                              settings: RegressionSettings) -> float | None:
-    """The smallest drop from ``p_baseline`` detectable with the given power at these sizes."""
-    if n_baseline < 2 or n_candidate < 2:
-        return None
-    h = NormalIndPower().solve_power(effect_size=None, nobs1=n_baseline,
-                                     alpha=settings.alpha, power=settings.power,
-                                     ratio=n_candidate / n_baseline, alternative="larger")
-    phi = 2 * math.asin(math.sqrt(min(max(p_baseline, 0.0), 1.0)))
-    lowered = max(phi - float(h), 0.0)
-    return p_baseline - math.sin(lowered / 2) ** 2
-
-
-def spans_needed(p_baseline: float, settings: RegressionSettings) -> int:
-    """Decided verdicts per release needed to detect a drop of ``settings.effect``."""
-    target = max(p_baseline - settings.effect, 0.0)
-    if p_baseline <= 0 or target == p_baseline:
-        return 0
-    h = proportion_effectsize(p_baseline, target)
-    n = NormalIndPower().solve_power(effect_size=h, nobs1=None, alpha=settings.alpha,
-                                     power=settings.power, ratio=1.0, alternative="larger")
-    return math.ceil(float(n))
-
-
-def _apply_fdr(findings: list[Finding], settings: RegressionSettings) -> None:
-    tested = [f for f in findings if f.p_worse is not None and f.p_better is not None]
-    if tested:
-        q_worse = false_discovery_control([f.p_worse for f in tested], method="bh")
-        q_better = false_discovery_control([f.p_better for f in tested], method="bh")
-        for finding, qw, qb in zip(tested, q_worse, q_better, strict=True):
-            finding.q_worse, finding.q_better = float(qw), float(qb)
-    for finding in findings:
-        finding.status = _status(finding, settings)
-
-
-def _status(finding: Finding, settings: RegressionSettings) -> FindingStatus:
-    b, c = finding.baseline, finding.candidate
-    if finding.q_worse is None or min(b.decided, c.decided) < settings.min_decided:
-        _set_needed(finding, settings)
-        return FindingStatus.INSUFFICIENT
-    if finding.q_worse < settings.alpha:
-        return FindingStatus.REGRESSED
-    if finding.q_better is not None and finding.q_better < settings.alpha:
-        return FindingStatus.IMPROVED
-    if finding.mde is not None and finding.mde <= settings.effect:
-        return FindingStatus.UNCHANGED
-    _set_needed(finding, settings)
-    return FindingStatus.INSUFFICIENT
-
-
-def _set_needed(finding: Finding, settings: RegressionSettings) -> None:
-    p = finding.baseline.rate if finding.baseline.rate is not None else 0.9
-    needed = spans_needed(p, settings)
-    have = min(finding.baseline.effective_n, finding.candidate.effective_n)
-    finding.more_spans_needed = max(0, math.ceil(needed - have))
+def _tally_of(rate: PassRate) -> Tally:
+    """Unit-weight tallies for a rate built by hand (tests, examples)."""
+    return Tally(passed=rate.passed, failed=rate.failed, errors=rate.errors,
+                 skipped=rate.skipped, w_pass=rate.passed, w_fail=rate.failed,
+                 w2_pass=rate.passed, w2_fail=rate.failed)

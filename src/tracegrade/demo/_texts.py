@@ -241,3 +241,59 @@ def human_date(day: date, language: Language) -> str:
     if language == "es":
         return f"{weekday} {day.day} de {month}"
     return f"{weekday}, {month} {day.day}"
+
+
+# --- refund requests: a topic that appears in production only from release 2026.11.2 on ----------
+# (the mobile app added a "Get help with this order" button that sends customers to the chat).
+
+_REFUND_REASONS = (
+    "they're too small",
+    "it arrived damaged",
+    "it's not what I expected",
+    "the zip broke after one use",
+    "I ordered the wrong size",
+    "it came in the wrong colour",
+    "I found it cheaper elsewhere",
+    "I don't need it anymore",
+)
+_REFUND_REQUESTS = (
+    "I want a refund for order {id}, {reason}.",
+    "Can I get my money back for {id}? {Reason}.",
+    "How do I return {item} from order {id} and get a refund?",
+    "Please refund order {id}. {Reason}.",
+    "I returned {item} (order {id}) two weeks ago and still haven't been refunded. Where is my"
+    " money?",
+    "I'd like to send back {item} from order {id} — {reason}. Do I get a full refund?",
+    "refund for {id} pls, {reason}",
+    "Is it too late to return order {id}? {Reason}.",
+    "You charged me twice for order {id}. I need one of the payments refunded.",
+    "Order {id}: {reason}, so I'd like my money back please.",
+    "Can I exchange {item} from order {id} or do I have to return it for a refund?",
+    "When will I see the refund for order {id} on my card?",
+)
+_REFUND_REPLIES = (
+    "I'm sorry to hear that. I've opened a return for order {id}: you'll get an email with a"
+    " prepaid label within the hour. Once the parcel is scanned by the carrier, our returns team"
+    " reviews it and confirms the outcome by email.",
+    "Thanks for letting me know. I can't issue refunds myself, but I've opened a claim for order"
+    " {id} with our returns team. They usually reply within two working days.",
+    "Order {id} is within our 30-day return window. Print the prepaid label from your account,"
+    " drop the parcel at any carrier point, and our returns team will take it from there.",
+    "I've passed your request about order {id} to our billing team, who handle refunds. They will"
+    " email you within two working days to confirm the next steps.",
+)
+
+
+def refund_request(rng: random.Random, order_id: str) -> str:
+    """A customer asking for their money back on ``order_id``, phrased one of many ways."""
+    reason = rng.choice(_REFUND_REASONS)
+    question = rng.choice(_REFUND_REQUESTS).format(
+        id=order_id, item=rng.choice(_ITEMS_EN), reason=reason,
+        Reason=reason[0].upper() + reason[1:])
+    return f"{rng.choice(_GREETINGS_EN)}{question}{rng.choice(_SIGNOFFS_EN)}"
+
+
+def refund_reply(rng: random.Random, order_id: str) -> str:
+    """The agent's answer to a refund request: it opens a return or a claim, never promises."""
+    body = rng.choice(_REFUND_REPLIES).format(id=order_id)
+    return f"{rng.choice(_OPENERS_EN)}{body}{rng.choice(_CLOSERS_EN)}"

@@ -9,7 +9,10 @@ Release ``2026.11.2`` carries three planted regressions that the demo config's g
 flag: the tool output renames ``order_status`` to ``status``; about a quarter of replies say the
 order cannot be found (2% before); and 15% of LLM calls land in a 4-9 s tail (3% before). Noise
 that must *not* be flagged has the same true rate in both releases: long replies, LLM errors,
-Spanish replies, a stray Thai phrase, lower-cased order ids in tool arguments.
+Spanish replies, a stray Thai phrase, lower-cased order ids in tool arguments. A fourth
+regression is confined to a small slice: about 2% of conversations are served from the EU region
+(environment ``production-eu``), whose new deployment in ``2026.11.2`` refuses 40% of the calls
+that write the reply; the overall LLM error rate hides it, a per-environment slice does not.
 
 Run ``python -m tracegrade.demo.generate OUT [--seed N] [--traces N]``; an ``OUT`` ending in
 ``.gz`` is gzipped reproducibly. The bundled data is ``generate(BUNDLED_DATA)``.
@@ -26,7 +29,7 @@ import random
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -76,6 +79,18 @@ SPANISH_RATE: Final = 0.02
 THAI_PHRASE_RATE: Final = 0.01
 MALFORMED_ARGS_RATE: Final = 0.03
 
+# A topic the golden dataset lacks: refund requests, only in the second release's traffic. They
+# are drawn from their own generator so every other draw, and the first release, stay the same.
+REFUND_RATES: Final[dict[str, float]] = {"2026.11.2": 0.09}
+
+# A regression confined to a small slice: about 2% of conversations are served from the EU region.
+# In 2026.11.2 its new model deployment answers 40% of the reply-writing calls with HTTP 429: LLM
+# errors go from ~2% to ~2.4% overall (hidden) and to ~20% in production-eu (found by the slice
+# test). Drawn from their own generator too, so every other draw stays the same.
+EU_ENVIRONMENT: Final = "production-eu"
+EU_SHARE: Final = 0.02
+EU_REPLY_REFUSED_RATES: Final[dict[str, float]] = {"2026.11.2": 0.4}
+
 REQUEST_MODEL: Final = "gpt-4.1-mini"
 RESPONSE_MODEL: Final = "gpt-4.1-mini-2025-04-14"
 MAX_TOKENS: Final = 400
@@ -117,12 +132,14 @@ def generate(
         Counts keyed ``"RELEASE/KIND"`` (agent, llm, tool spans) and ``"RELEASE/traces"``.
     """
     rng = random.Random(seed)
+    refunds = random.Random(f"{seed}/refunds")
+    regions = random.Random(f"{seed}/regions")
     app = _read_app(APP_SOURCE)
     counts: Counter[str] = Counter()
     lines: list[bytes] = []
     for profile in RELEASES:
         traces = [
-            _simulate_trace(rng, profile, app, start_ns)
+            _simulate_trace(rng, profile, app, start_ns, refunds, regions)
             for start_ns in _trace_starts(rng, profile, traces_per_release)
         ]
         for first in range(0, len(traces), TRACES_PER_REQUEST):
@@ -187,6 +204,8 @@ class _Customer:
     user_id: str
     session_id: str
     channel: str
+    topic: str = "order_status"
+    """``order_status``, or ``refund`` for a refund request."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +235,7 @@ class _SpanRecord:
     attributes: dict[str, AttributeValue]
     scope: str = _APP_SCOPE_NAME
     error: _CallError | None = None
+    environment: str = "production"
 
 
 @dataclass
@@ -230,6 +250,8 @@ class _Trace:
     root_id: str
     clock_ns: int
     spans: list[_SpanRecord] = field(default_factory=list)
+    refunds: random.Random | None = None
+    """Draws for refund conversations only (see ``REFUND_RATES``)."""
 
     def advance(self, low_ms: float, high_ms: float) -> int:
         """Move the clock forward by a small gap and return the new time."""
@@ -247,18 +269,58 @@ class _Trace:
 
 
 def _simulate_trace(
-    rng: random.Random, profile: ReleaseProfile, app: _App, start_ns: int
+    rng: random.Random,
+    profile: ReleaseProfile,
+    app: _App,
+    start_ns: int,
+    refunds: random.Random | None = None,
+    regions: random.Random | None = None,
 ) -> list[_SpanRecord]:
     """One customer conversation as spans, in the order the exporter sends them."""
     customer = _new_customer(rng)
+    if refunds is not None:
+        customer = _maybe_refund(refunds, profile, customer)
     trace = _Trace(rng, profile, app, customer, _hex(rng, 32), _hex(rng, 16), start_ns)
+    trace.refunds = refunds
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": app.system_prompt},
         {"role": "user", "content": customer.message},
     ]
     reply = _converse(trace, messages)
+    environment = "production"
+    if regions is not None and regions.random() < EU_SHARE:
+        reply = _serve_from_eu(regions, trace, reply)
+        environment = EU_ENVIRONMENT
     trace.spans.append(_agent_span(trace, start_ns, reply))
+    trace.spans[-1].environment = environment
     return trace.spans
+
+
+def _serve_from_eu(regions: random.Random, trace: _Trace, reply: str) -> str:
+    """Move a finished conversation to the EU region; there, in the release's share of
+    conversations, the reply-writing call is refused (429) and the customer gets the fallback.
+
+    Only ``regions`` is drawn from, so the rest of the data set does not change.
+    """
+    for span in trace.spans:
+        span.environment = EU_ENVIRONMENT
+    calls = [span for span in trace.spans if span.kind == "llm"]
+    refused = EU_REPLY_REFUSED_RATES.get(trace.profile.version, 0.0)
+    if len(calls) < 2 or calls[-1].error is not None or regions.random() >= refused:
+        return reply
+    last = calls[-1]
+    last.attributes = {
+        key: value for key, value in last.attributes.items()
+        if not key.startswith(("output.", "llm.output_messages.", "llm.token_count."))
+        and key != "llm.model_name"
+    }
+    message = ("Error code: 429 - Requests to the ChatCompletions_Create Operation under Azure "
+               "OpenAI API version 2025-01-01-preview have exceeded token rate limit of your "
+               "current AIServices S0 pricing tier. Please retry after 12 seconds.")
+    last.error = _CallError("openai.RateLimitError", message, 0.0)
+    last.end_ns = last.start_ns + _ms(_lognormal_ms(regions, 400.0, 0.3))
+    trace.clock_ns = last.end_ns
+    return trace.app.fallback_reply
 
 
 def _converse(trace: _Trace, messages: list[dict[str, Any]]) -> str:
@@ -299,6 +361,16 @@ def _new_customer(rng: random.Random) -> _Customer:
     )
 
 
+def _maybe_refund(
+    refunds: random.Random, profile: ReleaseProfile, customer: _Customer
+) -> _Customer:
+    """Turn an English-speaking customer into one asking for a refund, at the release's rate."""
+    if refunds.random() >= REFUND_RATES.get(profile.version, 0.0) or customer.language != "en":
+        return customer
+    message = _texts.refund_request(refunds, customer.order_id)
+    return replace(customer, message=message, topic="refund")
+
+
 def _order(trace: _Trace) -> dict[str, Any]:
     """What ``lookup_order`` returns: the order, or a not-found record for an unknown id."""
     rng, status_field = trace.rng, trace.profile.status_field
@@ -336,6 +408,8 @@ def _reply(trace: _Trace, order: dict[str, Any]) -> str:
         reply = _texts.found_reply(
             rng, customer.language, customer.order_id, status, order["carrier"], eta
         )
+        if customer.topic == "refund" and trace.refunds is not None:
+            reply = _texts.refund_reply(trace.refunds, customer.order_id)
     if rng.random() < LONG_REPLY_RATE:
         reply = _texts.lengthen(rng, customer.language, reply)
     if rng.random() < THAI_PHRASE_RATE:
@@ -506,12 +580,24 @@ def _llm_latency_ms(rng: random.Random, slow_rate: float) -> float:
 
 
 def _export_request(profile: ReleaseProfile, traces: Sequence[list[_SpanRecord]]) -> Any:
-    """One ``ExportTraceServiceRequest`` in OTLP/JSON for a batch of one release's traces."""
+    """One ``ExportTraceServiceRequest`` in OTLP/JSON for a batch of one release's traces:
+    one resource per environment the batch's spans ran in."""
     spans = [span for trace in traces for span in trace]
+    environments = sorted({span.environment for span in spans}, key=lambda e: e != "production")
+    return {
+        "resourceSpans": [
+            _resource_spans(profile, env, [s for s in spans if s.environment == env])
+            for env in environments
+        ]
+    }
+
+
+def _resource_spans(profile: ReleaseProfile, environment: str, spans: list[_SpanRecord]) -> Any:
+    """The spans of one environment under their resource and instrumentation scopes."""
     resource = {
         "service.name": "support-agent",
         "service.version": profile.version,
-        "deployment.environment.name": "production",
+        "deployment.environment.name": environment,
         "telemetry.sdk.language": "python",
         "telemetry.sdk.name": "opentelemetry",
         "telemetry.sdk.version": "1.38.0",
@@ -521,11 +607,7 @@ def _export_request(profile: ReleaseProfile, traces: Sequence[list[_SpanRecord]]
         {"scope": scope, "spans": [_otlp_span(s) for s in spans if s.scope == scope["name"]]}
         for scope in (app_scope, _OPENAI_SCOPE)
     ]
-    return {
-        "resourceSpans": [
-            {"resource": {"attributes": _otlp_attributes(resource)}, "scopeSpans": scope_spans}
-        ]
-    }
+    return {"resource": {"attributes": _otlp_attributes(resource)}, "scopeSpans": scope_spans}
 
 
 def _otlp_span(span: _SpanRecord) -> dict[str, Any]:

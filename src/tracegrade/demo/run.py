@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -11,14 +12,27 @@ from pathlib import Path
 
 import yaml
 
-from tracegrade.analysis import PassRate, RegressionReport, find_regressions, pass_rates
+from tracegrade.analysis import (
+    PassRate,
+    RegressionReport,
+    RegressionSettings,
+    find_regressions,
+    pass_rates,
+)
 from tracegrade.config import Config, parse_config
+from tracegrade.datasets import import_dataset
 from tracegrade.graders import build_graders
 from tracegrade.grading import GradeSummary, grade
 from tracegrade.ingest import ImportSummary, import_files
-from tracegrade.store import open_store
+from tracegrade.labels import import_label_file
+from tracegrade.llm import JUDGE_GRADER_TYPES
+from tracegrade.store import Store, open_store
 
 DATA_FILE = "support_agent.otlp.jsonl.gz"
+DEMO_SOURCE = "demo"
+GOLDEN_DATA_FILE = "golden.jsonl"
+LABELS_DATA_FILE = "labels.csv"
+GOLDEN_DATASET = "golden"
 
 ProgressFactory = Callable[[str, int | None], AbstractContextManager[Callable[[int], None]]]
 
@@ -32,13 +46,34 @@ class DemoResult:
     graded: GradeSummary
     rates: list[PassRate]
     regressions: RegressionReport
+    judges_run: bool = False
+    """Whether the LLM-judge graders ran (a judge endpoint was configured)."""
 
 
-def demo_config(store_url: str) -> Config:
-    """The bundled demo config, pointed at ``store_url``."""
+JUDGE_MODEL_VARIABLE = "TRACEGRADE_DEMO_JUDGE_MODEL"
+ENABLE_JUDGES_HINT = (
+    f"LLM-judge graders skipped: set {JUDGE_MODEL_VARIABLE} and OPENAI_API_KEY (or "
+    "TRACEGRADE_DEMO_JUDGE_BASE_URL for a local server) to run them; see docs/judges.md")
+
+
+def judges_configured() -> bool:
+    """Whether the environment names a judge model for the demo's LLM-judge graders."""
+    return bool(os.environ.get(JUDGE_MODEL_VARIABLE, "").strip())
+
+
+def demo_config(store_url: str, *, judges: bool | None = None) -> Config:
+    """The bundled demo config, pointed at ``store_url``.
+
+    Args:
+        store_url: the store to use.
+        judges: keep the LLM-judge graders; by default only when :func:`judges_configured`.
+    """
     text = (files("tracegrade.demo") / "tracegrade.yaml").read_text(encoding="utf-8")
     raw = yaml.safe_load(text)
     raw["store"] = store_url
+    if not (judges_configured() if judges is None else judges):
+        raw.pop("judges", None)
+        raw["graders"] = [g for g in raw["graders"] if g.get("type") not in JUDGE_GRADER_TYPES]
     return parse_config(raw, "demo/tracegrade.yaml")
 
 
@@ -51,17 +86,29 @@ def run_demo(workspace: Path | None = None, progress: ProgressFactory | None = N
         progress: makes a progress callback for a named step with an optional total.
     """
     workspace = workspace or Path(tempfile.mkdtemp(prefix="tracegrade-demo-"))
-    config = demo_config(f"sqlite:///{workspace / 'tracegrade.db'}")
+    judges_run = judges_configured()
+    config = demo_config(f"sqlite:///{workspace / 'tracegrade.db'}", judges=judges_run)
     step = progress or _no_progress
     with open_store(config.store) as store, _data_file() as data:
         with step("Importing demo traces", None) as advance:
-            imported = import_files(store, [data], config.mapping("demo"), progress=advance)
+            imported = import_files(store, [data], config.mapping(DEMO_SOURCE), progress=advance)
         graders = build_graders(config.graders)
         with step("Grading spans", store.count_spans()) as advance:
             graded = grade(store, graders, config.sampling, progress=advance)
-        rates = pass_rates(store)
-        report = find_regressions(store)
-    return DemoResult(workspace, imported, graded, rates, report)
+        settings = RegressionSettings.from_config(config.analysis)
+        rates = pass_rates(store, settings.alpha, settings)
+        report = find_regressions(store, settings=settings)
+        _import_golden_and_labels(store)
+    return DemoResult(workspace, imported, graded, rates, report, judges_run)
+
+
+def _import_golden_and_labels(store: Store) -> None:
+    """The golden dataset and human labels, for ``tracegrade calibrate`` and ``drift golden``."""
+    data = files("tracegrade.demo") / "data"
+    with as_file(data / GOLDEN_DATA_FILE) as golden, as_file(data / LABELS_DATA_FILE) as labels:
+        import_dataset(store, GOLDEN_DATASET, golden,
+                       description="Curated conversations of release 2026.11.1")
+        import_label_file(store, labels)
 
 
 @contextmanager

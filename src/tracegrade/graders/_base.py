@@ -36,6 +36,8 @@ class Result(BaseModel):
     reason: str = ""
     score: float | None = None
     cost: float | None = None
+    details: dict[str, Any] | None = None
+    """Grader-specific facts stored with the verdict (a judge's model, usage, raw answer…)."""
 
     @classmethod
     def passed(cls, reason: str = "", score: float | None = None) -> Result:

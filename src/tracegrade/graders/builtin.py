@@ -6,6 +6,7 @@ exactly as a third-party plugin module would.
 
 from __future__ import annotations
 
+from tracegrade.graders._judge import Classify, LlmJudge
 from tracegrade.graders._python import PythonGrader
 from tracegrade.graders._span_checks import MaxCost, MaxLatency, MaxTokens, StatusOk
 from tracegrade.graders._structure import Equals, FieldAbsent, FieldPresent, JsonSchema, JsonValid
@@ -30,6 +31,8 @@ BUILTIN_GRADERS = (
     ScriptIs,
     Length,
     PythonGrader,
+    LlmJudge,
+    Classify,
 )
 """Every built-in grader class, in the order the README lists them."""
 

@@ -9,18 +9,23 @@ from rich.table import Table
 from rich.text import Text
 
 from tracegrade.analysis import Finding, FindingStatus, PassRate, RegressionReport
+from tracegrade.reports._format import (
+    counts_line,
+    headline,
+    interval,
+    method_line,
+    notable_slices,
+    order,
+    p_value,
+    percent,
+    points,
+    points_interval,
+    rate_cell,
+    status_text,
+)
 
-
-def percent(value: float | None, digits: int = 1) -> str:
-    """``0.9312`` as ``93.1%``; ``None`` as an em dash."""
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
-
-
-def interval(low: float | None, high: float | None) -> str:
-    """An interval in percent."""
-    if low is None or high is None:
-        return "—"
-    return f"[{low * 100:.1f}, {high * 100:.1f}]"
+__all__ = ["interval", "percent", "rates_table", "regression_summary", "regressions_table",
+           "releases_table", "slices_table", "stats_table"]
 
 
 def rates_table(rates: Iterable[PassRate]) -> Table:
@@ -54,6 +59,26 @@ def stats_table(rows: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def releases_table(rows: Sequence[Any]) -> Table:
+    """Releases with span counts, time ranges and deploy markers."""
+    table = Table(title="Releases")
+    table.add_column("release")
+    table.add_column("deployed")
+    for column in ("spans", "graded"):
+        table.add_column(column, justify="right")
+    table.add_column("first span")
+    table.add_column("last span")
+    for row in rows:
+        deployed = ", ".join(
+            f"{_time(m.deployed_at)}" + (f" ({m.environment})" if m.environment else "")
+            for m in row.deployed) or "—"
+        name = "(before any deploy marker)" if row.name is None and row.deployed == () \
+            and any(r.deployed for r in rows) else str(row.name)
+        table.add_row(name, deployed, f"{row.spans:,}", f"{row.graded_spans:,}",
+                      _time(row.first_span), _time(row.last_span))
+    return table
+
+
 def _time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
@@ -68,63 +93,48 @@ _STATUS_STYLE = {
 
 def regressions_table(report: RegressionReport) -> Table:
     """One row per grader: both rates, the difference with its interval, p and q, the status."""
-    table = Table(title=f"{report.candidate} vs {report.baseline} "
-                        f"(one-sided tests, Benjamini-Hochberg FDR {report.settings.alpha:g})")
+    table = Table(title=f"{report.candidate} vs {report.baseline}",
+                  caption=method_line(report), caption_justify="left")
     table.add_column("grader")
     for column in (str(report.baseline), str(report.candidate), "change", "95% CI", "q",
                    "MDE", "errors b/c"):
         table.add_column(column, justify="right")
     table.add_column("status")
-    for finding in sorted(report.findings, key=_order):
-        table.add_row(
-            finding.grader, _rate_cell(finding.baseline), _rate_cell(finding.candidate),
-            _points(finding.difference), _points_interval(finding), _p(finding.q_worse),
-            _points(finding.mde, signed=False),
-            f"{finding.baseline.errors}/{finding.candidate.errors}",
-            Text(_status_text(finding), style=_STATUS_STYLE[finding.status]),
-        )
+    for finding in sorted(report.findings, key=order):
+        table.add_row(*_cells(finding))
     return table
 
 
-def _order(finding: Finding) -> tuple[int, str]:
-    rank = list(FindingStatus).index(finding.status)
-    return rank, finding.grader
+def _cells(finding: Finding) -> list[str | Text]:
+    return [
+        Text(finding.label()), rate_cell(finding.baseline), rate_cell(finding.candidate),
+        points(finding.difference), points_interval(finding), p_value(finding.q_worse),
+        points(finding.mde, signed=False),
+        f"{finding.baseline.errors}/{finding.candidate.errors}",
+        Text(status_text(finding), style=_STATUS_STYLE[finding.status]),
+    ]
 
 
-def _rate_cell(rate: PassRate) -> str:
-    if rate.rate is None:
-        return "no data"
-    return f"{percent(rate.rate)} (n={rate.decided:,})"
-
-
-def _points(value: float | None, signed: bool = True) -> str:
-    if value is None:
-        return "—"
-    return f"{value * 100:+.1f} pts" if signed else f"{value * 100:.1f} pts"
-
-
-def _points_interval(finding: Finding) -> str:
-    if finding.diff_low is None or finding.diff_high is None:
-        return "—"
-    return f"[{finding.diff_low * 100:+.1f}, {finding.diff_high * 100:+.1f}]"
-
-
-def _p(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
-
-
-def _status_text(finding: Finding) -> str:
-    if finding.status is FindingStatus.INSUFFICIENT and finding.more_spans_needed:
-        return f"insufficient data (~{finding.more_spans_needed:,} more spans per release)"
-    return finding.status.value
+def slices_table(report: RegressionReport) -> Table | None:
+    """Slices that regressed or improved on their own (see ``notable_slices``), or None."""
+    notable = notable_slices(report)
+    if not notable:
+        return None
+    table = Table(title="Slices that changed while their grader overall did not "
+                        "(tested under the same FDR control)")
+    table.add_column("grader / slice")
+    for column in (str(report.baseline), str(report.candidate), "change", "95% CI", "q",
+                   "errors b/c", "test"):
+        table.add_column(column, justify="right")
+    table.add_column("status")
+    for finding in notable:
+        cells = _cells(finding)
+        cells[6:] = [cells[7], finding.test or "—",  # slices show the test instead of the MDE
+                     Text(finding.own_status.value, style=_STATUS_STYLE[finding.own_status])]
+        table.add_row(*cells)
+    return table
 
 
 def regression_summary(report: RegressionReport) -> str:
-    """One line saying what regressed, for the end of a command's output."""
-    regressed = report.regressed
-    if not regressed:
-        return f"No grader regressed in {report.candidate} against {report.baseline}."
-    names = ", ".join(f"{f.grader} ({_points(f.difference)})" for f in regressed)
-    return f"REGRESSED in {report.candidate} against {report.baseline}: {names}"
+    """What regressed in one line, then the count per status."""
+    return f"{headline(report)}\n{counts_line(report)}"

@@ -1,0 +1,66 @@
+"""``tracegrade calibrate``."""
+
+from __future__ import annotations
+
+import click
+
+from tracegrade.analysis.calibration import (
+    Calibration,
+    CalibrationError,
+    CalibrationSettings,
+    calibrate,
+    labeled_criteria,
+)
+from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json
+from tracegrade.reports.calibration import calibration_table, correction_table
+
+
+@click.command("calibrate")
+@click.argument("grader", required=False)
+@click.option("--grader-version", help="Grader version to check. [default: the latest graded]")
+@click.option("--release", help="Release whose pass rate is corrected. [default: the latest]")
+@click.option("--split", "splits", type=click.Choice(["test", "dev", "train"]), multiple=True,
+              help="Label split(s) to check on (repeatable).  [default: test]")
+@click.option("--min-kappa", type=click.FloatRange(-1, 1), help="Override calibration.min_kappa.")
+@click.option("--min-tpr", type=click.FloatRange(0, 1), help="Override calibration.min_tpr.")
+@click.option("--min-tnr", type=click.FloatRange(0, 1), help="Override calibration.min_tnr.")
+@format_option
+@pass_app
+def calibrate_command(app: AppContext, grader: str | None, grader_version: str | None,
+                      release: str | None, splits: tuple[str, ...], min_kappa: float | None,
+                      min_tpr: float | None, min_tnr: float | None, output_format: str) -> None:
+    """Check graders against human labels: kappa, TPR, TNR, and corrected pass rates.
+
+    For GRADER (default: every grader with labels), on the test split: the
+    confusion matrix, TPR and TNR with Wilson intervals, Cohen's kappa with its
+    interval, and a verdict — trusted when kappa >= 0.6 and TPR, TNR >= 0.8
+    (`calibration:` in tracegrade.yaml). The release's pass rate is corrected
+    for the grader's errors (Rogan-Gladen with a bootstrap interval, and
+    prediction-powered inference). Results are stored per grader version: a
+    changed grader is uncalibrated until checked again.
+    """
+    config = app.config()
+    thresholds = config.calibration
+    settings = CalibrationSettings(
+        min_kappa=thresholds.min_kappa if min_kappa is None else min_kappa,
+        min_tpr=thresholds.min_tpr if min_tpr is None else min_tpr,
+        min_tnr=thresholds.min_tnr if min_tnr is None else min_tnr,
+        min_labels=thresholds.min_labels, splits=splits or ("test",))
+    results: list[Calibration] = []
+    with app.open_store(config) as store:
+        graders = [grader] if grader else labeled_criteria(store)
+        if not graders:
+            fail("no human labels in the store (import some with `tracegrade labels import`)")
+        for name in graders:
+            try:
+                results.append(calibrate(store, name, grader_version if grader else None,
+                                         settings=settings, release=release))
+            except CalibrationError as exc:
+                if grader:
+                    fail(str(exc))
+                app.err_console.print(f"[yellow]skipped[/] {exc}", highlight=False)
+    if output_format == "json":
+        print_json([result.as_dict() for result in results])
+        return
+    app.console.print(calibration_table(results))
+    app.console.print(correction_table(results))

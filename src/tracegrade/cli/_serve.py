@@ -1,0 +1,62 @@
+"""``tracegrade serve``."""
+
+from __future__ import annotations
+
+import click
+
+from tracegrade.cli._common import AppContext, fail, pass_app
+from tracegrade.config import Config
+from tracegrade.server import ServerConfigError, ServerSettings, listen, serve
+from tracegrade.server._serve import TOKEN_ENV
+from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiverConfig
+
+
+@click.command("serve")
+@click.option("--host", default=None,
+              help=f"Address to listen on. [default: the otlp source's, else {DEFAULT_HOST}]")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help=f"Port. [default: the otlp source's, else {DEFAULT_PORT}]")
+@click.option("--token", default=None, envvar=TOKEN_ENV, show_envvar=True,
+              help="Bearer token every request must carry; required on any address other "
+                   "than loopback.")
+@click.option("--source", "source_name", default=None,
+              help="Store spans under this source name. [default: the configured otlp "
+                   "source, else otlp]")
+@pass_app
+def serve_command(app: AppContext, host: str | None, port: int | None, token: str | None,
+                  source_name: str | None) -> None:
+    """Receive spans live over OTLP/HTTP and write them to the store.
+
+    Point any OpenTelemetry exporter (or the Collector's otlphttp exporter) at
+    http://HOST:PORT: it accepts POST /v1/traces and the Langfuse SDK's
+    /api/public/otel/v1/traces, protobuf or JSON, gzip or not. Spans are
+    mapped like imported files (OpenInference and GenAI conventions) and
+    written in batches; a span that cannot be mapped is reported back to the
+    exporter as a partial success. Listens on 127.0.0.1 unless told otherwise,
+    and any other address needs a token. Stop it with Ctrl-C.
+    """
+    config = app.config()
+    receiver = _receiver(config, source_name)
+    configured_token = receiver.token.get_secret_value() if receiver and receiver.token else None
+    settings = ServerSettings(
+        host=host or (receiver.host if receiver else DEFAULT_HOST),
+        port=port if port is not None else (receiver.port if receiver else DEFAULT_PORT),
+        token=token or configured_token,
+    )
+    name = source_name or (receiver.name if receiver else "otlp")
+    try:
+        sock = listen(settings)
+    except ServerConfigError as error:
+        fail(str(error))
+    with app.open_store(config) as store:
+        app.err_console.print(f"Receiving OTLP/HTTP traces on http://{settings.host}:"
+                              f"{sock.getsockname()[1]}/v1/traces as source {name!r} "
+                              "(Ctrl-C stops)", highlight=False)
+        serve(store, config.mapping(name), settings, sock=sock)
+
+
+def _receiver(config: Config, name: str | None) -> OtlpReceiverConfig | None:
+    receivers = [s for s in config.sources if isinstance(s, OtlpReceiverConfig)]
+    if name:
+        return next((r for r in receivers if r.name == name), None)
+    return receivers[0] if receivers else None

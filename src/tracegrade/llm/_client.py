@@ -1,0 +1,253 @@
+"""Asking a judge: the cache first, then the provider within its limits, retried, paid for.
+
+:class:`JudgeSession` holds what one grading run shares between its judge graders: one
+:class:`JudgeClient` per configured judge (so graders that share a judge share its rate limits),
+the run's :class:`~tracegrade.llm._cost.Budget` and the cache writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from tracegrade.llm._cache import CachedAnswer, CacheEntry, CacheWriter, cached_answers
+from tracegrade.llm._config import JudgeConfig
+from tracegrade.llm._cost import Budget, cost_of, prices_for
+from tracegrade.llm._errors import (
+    JudgeError,
+    JudgeUnavailable,
+    RejectedError,
+    RetryableError,
+    StructuredOutputRejected,
+)
+from tracegrade.llm._limits import RateLimiter
+from tracegrade.llm._parse import AnswerUnreadable
+from tracegrade.llm._providers import JudgeReply, JudgeRequest, Provider, make_provider
+from tracegrade.store import Store
+
+T = TypeVar("T")
+
+_MAX_WAIT_S = 120.0
+"""The longest a single retry waits, whatever ``Retry-After`` says."""
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A request ready to send: the exact body, its cache key and what it may cost at most."""
+
+    body: dict[str, Any]
+    key: str
+    estimated_tokens: int
+    max_cost: float
+
+
+@dataclass(frozen=True)
+class JudgeAnswer(Generic[T]):
+    """The outcome of asking: a read answer, or why there is none (with the raw text)."""
+
+    value: T | None
+    text: str | None
+    problem: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+    """Dollars spent on this question in this run (0 when cached; None when unpriced)."""
+    cached: bool
+    attempts: int
+
+
+class JudgeSession:
+    """The judges of one grading run."""
+
+    def __init__(self, store: Store | None, budget: Budget, *, use_cache: bool = True) -> None:
+        self.store = store
+        self.budget = budget
+        self.use_cache = use_cache and store is not None
+        self.writer = CacheWriter(store, replace=not use_cache) if store is not None else None
+        self._clients: dict[str, JudgeClient] = {}
+
+    def client(self, name: str, judge: JudgeConfig) -> JudgeClient:
+        """The client for the judge configured as ``name`` (one per run, shared).
+
+        Raises:
+            JudgeError: the judge cannot be used (SDK missing, no key, no price under a budget).
+        """
+        if name not in self._clients:
+            if self.budget.limit is not None and prices_for(judge) is None:
+                raise JudgeError(
+                    f"judge {name!r}: no price known for model {judge.model!r}, so --budget "
+                    "cannot be enforced; add `prices: {input: …, output: …}` (USD per million "
+                    "tokens) to the judge")
+            self._clients[name] = JudgeClient(name, judge, make_provider(judge), self)
+        return self._clients[name]
+
+    async def aclose(self) -> None:
+        """Write every pending cache entry and close the providers' connections."""
+        try:
+            if self.writer is not None:
+                await self.writer.flush()
+        finally:
+            for client in self._clients.values():
+                await client.provider.aclose()
+
+
+class JudgeClient:
+    """One judge's calls: cache, rate limits, retries, cost and budget."""
+
+    def __init__(self, name: str, judge: JudgeConfig, provider: Provider,
+                 session: JudgeSession) -> None:
+        self.name, self.judge, self.provider, self.session = name, judge, provider, session
+        self.prices = prices_for(judge)
+        self.limiter = RateLimiter(judge.max_concurrency, judge.requests_per_minute,
+                                   judge.tokens_per_minute)
+        self._cached: dict[str, CachedAnswer] = {}
+
+    def prepare(self, request: JudgeRequest) -> PreparedCall:
+        """The body, cache key and worst-case cost of ``request``."""
+        body = self.provider.body(request)
+        encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        key = hashlib.sha256(self.provider.name.encode() + b"\x00" + encoded).hexdigest()
+        prompt_chars = sum(len(content) for _, content in request.messages) + len(request.system)
+        estimated = prompt_chars // 4 + 8 * len(request.messages) + self.judge.max_tokens
+        # A token is at least one byte, so the body's length bounds the prompt's tokens.
+        max_cost = cost_of(self.prices, len(encoded), self.judge.max_tokens) or 0.0
+        return PreparedCall(body, key, estimated, max_cost)
+
+    def prefetch(self, calls: Iterable[PreparedCall]) -> None:
+        """Load the cached answers to ``calls`` in one query (nothing when the cache is off)."""
+        if not self.session.use_cache or self.session.store is None:
+            return
+        wanted = [call.key for call in calls if call.key not in self._cached]
+        if wanted:
+            self._cached.update(cached_answers(self.session.store, wanted))
+
+    def forget_prefetched(self) -> None:
+        """Drop prefetched answers (after a page, to keep memory flat)."""
+        self._cached.clear()
+
+    async def ask(self, call: PreparedCall, read: Callable[[str], T]) -> JudgeAnswer[T]:
+        """The judge's answer to ``call``, read with ``read`` (which raises AnswerUnreadable).
+
+        Raises:
+            BudgetExhausted: the call would take the run past its budget; it was not made.
+            JudgeUnavailable: the endpoint refuses every call or cannot be reached.
+        """
+        if self.session.use_cache:
+            hit = self._cached.get(call.key)
+            if hit is not None:
+                try:
+                    return JudgeAnswer(read(hit.text), hit.text, None, hit.input_tokens,
+                                       hit.output_tokens, 0.0, True, 0)
+                except AnswerUnreadable:
+                    pass  # read differently now (e.g. labels changed): ask again
+        return await _Attempts(self, call, read).run()
+
+
+class _Attempts(Generic[T]):
+    """The attempts at one question, with what they cost and how the last one failed."""
+
+    def __init__(self, client: JudgeClient, call: PreparedCall, read: Callable[[str], T]) -> None:
+        self.client, self.call, self.read = client, call, read
+        self.cost: float | None = 0.0
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.problem = "no attempt was made"
+        self.text: str | None = None
+        self.kinds: list[str] = []
+
+    async def run(self) -> JudgeAnswer[T]:
+        judge = self.client.judge
+        retry_after: float | None = None
+        for attempt in range(judge.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(_backoff(judge.retry_backoff_s, attempt, retry_after))
+            retry_after = None
+            try:
+                value = await self._attempt()
+            except RetryableError as exc:
+                self.problem, self.text = str(exc), exc.raw or self.text
+                self.kinds.append(exc.kind)
+                retry_after = exc.retry_after
+                continue
+            except AnswerUnreadable as exc:
+                self.problem = f"unreadable answer: {exc}"
+                self.kinds.append("unreadable")
+                continue
+            except RejectedError as exc:
+                self.problem = str(exc)
+                return self._answer(None, attempt + 1)
+            return self._answer(value, attempt + 1)
+        if self.kinds and all(kind == "connection" for kind in self.kinds):
+            raise JudgeUnavailable(f"judge {self.client.name!r}: {self.problem} "
+                                   f"({len(self.kinds)} attempts)")
+        self.problem += f" (after {len(self.kinds)} attempts)"
+        return self._answer(None, len(self.kinds))
+
+    async def _attempt(self) -> T:
+        client = self.client
+        async with client.limiter.slot(self.call.estimated_tokens):
+            reservation = await client.session.budget.reserve(self.call.max_cost)
+            cost: float | None = 0.0  # providers bill no failed call (429, 5xx, timeout)
+            try:
+                reply = await self._send()
+                cost = cost_of(client.prices, reply.input_tokens, reply.output_tokens)
+            finally:
+                await client.session.budget.settle(reservation, cost)
+        self._record(reply, cost)
+        value = self.read(reply.text)  # raises AnswerUnreadable; the answer was still paid for
+        self._remember(reply, cost)
+        return value
+
+    async def _send(self) -> JudgeReply:
+        client = self.client
+        try:
+            return await client.provider.send(self._body())
+        except StructuredOutputRejected:
+            client.provider.structured = False
+            return await client.provider.send(self._body())
+        except RetryableError as exc:
+            if exc.kind == "rate_limited":
+                client.limiter.pause(min(exc.retry_after or 1.0, _MAX_WAIT_S))
+            raise
+
+    def _body(self) -> dict[str, Any]:
+        provider = self.client.provider
+        return self.call.body if provider.structured else provider.plain_body(self.call.body)
+
+    def _record(self, reply: JudgeReply, cost: float | None) -> None:
+        self.text = reply.text
+        if reply.input_tokens is not None:
+            self.input_tokens = (self.input_tokens or 0) + reply.input_tokens
+        if reply.output_tokens is not None:
+            self.output_tokens = (self.output_tokens or 0) + reply.output_tokens
+        self.cost = None if cost is None or self.cost is None else self.cost + cost
+        used = None if reply.input_tokens is None else reply.input_tokens + (
+            reply.output_tokens or 0)
+        self.client.limiter.used_tokens(self.call.estimated_tokens, used)
+
+    def _remember(self, reply: JudgeReply, cost: float | None) -> None:
+        writer = self.client.session.writer
+        if writer is None:
+            return
+        client = self.client
+        writer.put(CacheEntry(
+            key=self.call.key, provider=client.provider.name, model=client.judge.model,
+            request=self.call.body, text=reply.text, input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens, cost=cost))
+
+    def _answer(self, value: T | None, attempts: int) -> JudgeAnswer[T]:
+        return JudgeAnswer(value, self.text, None if value is not None else self.problem,
+                           self.input_tokens, self.output_tokens, self.cost, False, attempts)
+
+
+def _backoff(base: float, attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, _MAX_WAIT_S)
+    wait: float = base * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+    return min(wait, _MAX_WAIT_S)

@@ -1,0 +1,80 @@
+"""What can go wrong with a judge, sorted by what tracegrade does about it."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+
+class JudgeError(Exception):
+    """A judge cannot be used at all (bad setup, endpoint down); the run stops with this message.
+
+    Never raised for one span's problem: that is an ``error`` verdict.
+    """
+
+
+class JudgeUnavailable(JudgeError):
+    """The endpoint refuses every call (401/403/404) or cannot be reached after the retries."""
+
+
+class ProviderError(Exception):
+    """One call failed; the judge client decides whether to retry."""
+
+    def __init__(self, message: str, *, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        """The answer's text, when there was one (kept on the ``error`` verdict)."""
+
+
+class RetryableError(ProviderError):
+    """Worth another attempt: 429, 5xx, a timeout, a dropped connection, an unreadable body."""
+
+    def __init__(self, message: str, *, kind: str, retry_after: float | None = None,
+                 raw: str | None = None) -> None:
+        super().__init__(message, raw=raw)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class RejectedError(ProviderError):
+    """The endpoint refused this one request (e.g. 400: the prompt is too long); not retried."""
+
+
+class StructuredOutputRejected(ProviderError):
+    """The endpoint does not accept ``response_format``; the judge falls back to plain JSON."""
+
+
+def status_error(status: int, headers: Mapping[str, str], message: str, where: str
+                 ) -> ProviderError | JudgeUnavailable:
+    """The error an HTTP status means for a judge call."""
+    if status == 429 or status >= 500 or status in (408, 409, 425):
+        kind = "rate_limited" if status == 429 else "server_error"
+        return RetryableError(f"{where} answered {status}: {message}", kind=kind,
+                              retry_after=retry_after(headers))
+    if status in (401, 403, 404):
+        return JudgeUnavailable(f"{where} answered {status}: {message}")
+    if status == 400 and "response_format" in message:
+        return StructuredOutputRejected(f"{where} does not accept response_format: {message}")
+    return RejectedError(f"{where} rejected the request ({status}): {message}")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked to wait: ``retry-after-ms``, else ``Retry-After`` (secs or date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,153 @@
+"""Reading a judge's answer: JSON when the provider enforced it, robustly when it did not.
+
+An answer that cannot be read, or names a label outside the allowed set, raises
+:class:`AnswerUnreadable`; the judge asks again and finally records an ``error`` verdict with the
+raw text. Nothing here ever guesses a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+_VERDICT_KEYS = ("verdict", "result", "decision", "outcome", "answer", "grade", "pass")
+_LABEL_KEYS = ("label", "class", "category", "answer", "choice")
+_CRITIQUE_KEYS = ("critique", "reason", "reasoning", "explanation", "rationale", "justification")
+_PASS_WORDS = frozenset({"pass", "passed", "yes", "true"})
+_FAIL_WORDS = frozenset({"fail", "failed", "no", "false"})
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+_CRITIQUE_CHARS = 2000
+
+
+class AnswerUnreadable(ValueError):
+    """The judge's answer does not say a verdict (or an allowed label) unambiguously."""
+
+
+@dataclass(frozen=True)
+class VerdictAnswer:
+    """A binary judge's answer."""
+
+    passed: bool
+    critique: str
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class LabelAnswer:
+    """A classifying judge's answer: one of the allowed labels."""
+
+    label: str
+    critique: str
+
+
+def parse_verdict(text: str) -> VerdictAnswer:
+    """The verdict in a judge's answer: a JSON object, or a ``Verdict: PASS`` line.
+
+    Raises:
+        AnswerUnreadable: no unambiguous pass or fail.
+    """
+    answer = answer_object(text)
+    if answer is not None:
+        value = _first(answer, _VERDICT_KEYS)
+        passed = _pass_or_fail(value)
+        if passed is None:
+            raise AnswerUnreadable(f"no pass/fail verdict in the answer (got {_show(value)})")
+        return VerdictAnswer(passed, _critique(answer, text), _score(answer.get("score")))
+    word = _labelled_line(text, ("pass", "fail"))
+    if word is None:
+        raise AnswerUnreadable("the answer is neither JSON nor a 'Verdict: pass/fail' line")
+    return VerdictAnswer(word == "pass", _prose_critique(text))
+
+
+def parse_label(text: str, labels: Sequence[str]) -> LabelAnswer:
+    """The label a classifying judge chose, matched case-insensitively against ``labels``.
+
+    Raises:
+        AnswerUnreadable: no label, or one outside ``labels``.
+    """
+    by_folded = {label.casefold(): label for label in labels}
+    answer = answer_object(text)
+    if answer is not None:
+        value = _first(answer, _LABEL_KEYS)
+        if not isinstance(value, str) or value.strip().casefold() not in by_folded:
+            raise AnswerUnreadable(f"label {_show(value)} is not one of {', '.join(labels)}")
+        return LabelAnswer(by_folded[value.strip().casefold()], _critique(answer, text))
+    word = _labelled_line(text, tuple(by_folded))
+    if word is None:
+        raise AnswerUnreadable(f"the answer names none of the labels {', '.join(labels)}")
+    return LabelAnswer(by_folded[word], _prose_critique(text))
+
+
+def answer_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in an answer: the whole text, a fenced block, or the outermost braces."""
+    candidates = [text.strip()]
+    candidates += [match.group(1).strip() for match in _FENCE.finditer(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start:end + 1])
+    for candidate in candidates:
+        try:
+            value = orjson.loads(candidate)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return {str(key).strip().casefold(): item for key, item in value.items()}
+    return None
+
+
+def _first(answer: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        if key in answer:
+            return answer[key]
+    return None
+
+
+def _pass_or_fail(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().strip(".!").casefold()
+        if word in _PASS_WORDS:
+            return True
+        if word in _FAIL_WORDS:
+            return False
+    return None
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _critique(answer: dict[str, Any], text: str) -> str:
+    value = _first(answer, _CRITIQUE_KEYS)
+    critique = value if isinstance(value, str) else ""
+    return " ".join(critique.split())[:_CRITIQUE_CHARS]
+
+
+def _labelled_line(text: str, words: Sequence[str]) -> str | None:
+    """The word of a ``Verdict: X`` / ``Label: X`` line, or the whole answer being one word."""
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    pattern = re.compile(
+        rf"^\W*(?:final\s+)?(?:verdict|label|answer|result|decision)\W*[:=\-]\W*"
+        rf"({alternatives})\W*$", re.IGNORECASE | re.MULTILINE)
+    found = {match.group(1).casefold() for match in pattern.finditer(text)}
+    bare = text.strip().strip(".!*\"'").casefold()
+    if bare in words:
+        found.add(bare)
+    return found.pop() if len(found) == 1 else None
+
+
+def _prose_critique(text: str) -> str:
+    return " ".join(text.split())[:_CRITIQUE_CHARS]
+
+
+def _show(value: Any) -> str:
+    shown = repr(value) if not isinstance(value, dict | list) else orjson.dumps(value).decode()
+    return shown if len(shown) <= 60 else shown[:59] + "…"

@@ -1,0 +1,133 @@
+"""Drift: a planted uncovered topic is found and named; same-distribution sets look alike."""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import make_span
+from tracegrade.analysis.drift import DriftSettings, analyze_drift, dataset_drift
+from tracegrade.analysis.staleness import StalenessSettings, find_stale_items
+from tracegrade.cli import cli
+from tracegrade.datasets import GoldenItem, add_items, create_dataset
+from tracegrade.spans import SpanKind
+from tracegrade.store import Store
+
+TOPICS = {
+    "shipping": ["Where is my order {n}?", "When will order {n} arrive?",
+                 "Has order {n} shipped yet?", "Which carrier has my parcel {n}?"],
+    "account": ["How do I reset my password?", "I can't log in to my account {n}.",
+                "How do I change the email on my account?", "Delete my account please."],
+    "sizing": ["Do the {item} run small?", "What size {item} should I get?",
+               "Is there a size chart for {item}?", "Are the {item} true to size?"],
+}
+WARRANTY = ["My {item} broke after a month, is it under warranty?",
+            "Warranty claim for {item}: the zip failed.",
+            "Does the warranty cover a torn {item}?",
+            "How long is the warranty on {item}?"]
+ITEMS = ["boots", "jacket", "tent", "backpack", "gloves"]
+
+
+def messages(rng: random.Random, n: int, warranty_share: float = 0.0) -> list[str]:
+    texts = []
+    for _ in range(n):
+        templates = WARRANTY if rng.random() < warranty_share else \
+            TOPICS[rng.choice(sorted(TOPICS))]
+        texts.append(rng.choice(templates).format(n=f"A{rng.randrange(10**6):06d}",
+                                                  item=rng.choice(ITEMS)))
+    return texts
+
+
+def test_a_planted_uncovered_topic_is_found_named_and_suggested() -> None:
+    rng = random.Random(4)
+    golden, production = messages(rng, 300), messages(rng, 1200, warranty_share=0.1)
+    keys = [("prod", f"s{i}") for i in range(len(production))]
+    report = analyze_drift(golden, production, keys, DriftSettings(suggest=3))
+    assert report.missing, "the warranty topic must be missing"
+    assert any("warranty" in cluster.name for cluster in report.missing)
+    missing_share = sum(c.production_share for c in report.missing)
+    assert 0.06 < missing_share < 0.14
+    assert all("arrant" in example for c in report.missing for example in c.examples)
+    assert report.coverage is not None and report.coverage < 0.93
+    assert [s for s in report.suggestions if "arrant" in s.input] == report.suggestions
+    assert len(report.suggestions) == 3
+
+
+def test_same_distribution_gives_an_auc_near_half_and_nothing_missing() -> None:
+    rng = random.Random(5)
+    report = analyze_drift(messages(rng, 300), messages(rng, 1500))
+    assert report.auc is not None and abs(report.auc - 0.5) < 0.08
+    assert report.auc_p_value is not None and report.auc_p_value > 0.01
+    assert report.missing == []
+    assert report.coverage is not None and report.coverage > 0.9
+
+
+def test_drift_command_compares_with_the_items_own_span_kind(store: Store,
+                                                             store_url: str) -> None:
+    rng = random.Random(6)
+    production = messages(rng, 400, warranty_share=0.15)
+    store.upsert_spans([make_span(i, kind=SpanKind.AGENT, name="agent", input=text,
+                                  release="r2", parent_id=None)
+                        for i, text in enumerate(production)])
+    store.upsert_spans([make_span(10_000 + i, kind=SpanKind.LLM, input="unrelated noise text")
+                        for i in range(50)])
+    create_dataset(store, "gold")
+    add_items(store, "gold", [GoldenItem(id=f"g{i}", input=text,
+                                         metadata={"span_kind": "agent", "span_name": "agent"})
+                              for i, text in enumerate(messages(rng, 80))])
+    report = dataset_drift(store, "gold")
+    assert report.release == "r2" and report.production_n == 400
+    result = CliRunner().invoke(cli, ["--store", store_url, "drift", "gold", "--suggest", "2",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    payload = orjson.loads(result.stdout)
+    assert any("warranty" in name for name in payload["missing"])
+    assert len(payload["suggestions"]) == 2
+    table = CliRunner().invoke(cli, ["--store", store_url, "drift", "gold"])
+    assert "MISSING from gold" in table.stdout and "warranty" in table.stdout
+
+
+def test_minilm_without_the_extra_names_the_pip_command(
+        store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    create_dataset(store, "gold")
+    result = CliRunner().invoke(cli, ["--store", store_url, "drift", "gold", "--embedding",
+                                      "minilm"])
+    assert result.exit_code == 2
+    assert 'pip install "tracegrade[embeddings]"' in result.stderr
+
+
+def test_stale_items_time_sensitive_old_and_contradicted(store: Store) -> None:
+    ceo_question = "Who is the CEO of Northwind Outfitters?"
+    store.upsert_spans([
+        make_span(i, kind=SpanKind.AGENT, name="agent", parent_id=None, release="r2",
+                  input=ceo_question if i < 8 else f"Where is my order A{i:06d}?",
+                  output="Dana Reyes has been the CEO of Northwind since March." if i < 8
+                  else f"Order A{i:06d} ships on day {i}.")
+        for i in range(60)])
+    create_dataset(store, "gold")
+    meta = {"span_kind": "agent", "span_name": "agent"}
+    add_items(store, "gold", [
+        GoldenItem(id="ceo", input=ceo_question, expected_output="Sam Lee is the CEO.",
+                   valid_as_of="2026-10-01", metadata=meta),
+        GoldenItem(id="old", input="Where is my order A000010?", expected_output="Soon.",
+                   valid_as_of="2025-01-01", metadata=meta),
+        GoldenItem(id="fine", input="Where is my order A000011?",
+                   expected_output="Order A000011 ships on day 11.", valid_as_of="2026-11-01",
+                   metadata=meta),
+    ])
+    report = find_stale_items(store, "gold", StalenessSettings(
+        now=datetime(2026, 11, 20, tzinfo=UTC)))
+    reasons = {item.item_id: item.reasons for item in report.stale}
+    assert set(reasons) == {"ceo", "old"}
+    assert reasons["ceo"][0].startswith("time-sensitive ('Who is the CEO")
+    assert any("production now answers differently (8 near-identical" in r
+               for r in reasons["ceo"])
+    assert reasons["old"] == ["valid as of 2025-01-01, 688 days ago (max 180)"]
+    ceo = next(item for item in report.stale if item.item_id == "ceo")
+    assert ceo.production_answer is not None and "Dana Reyes" in ceo.production_answer

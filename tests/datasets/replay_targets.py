@@ -1,0 +1,18 @@
+"""Applications the replay tests run golden inputs through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def echo_upper(value: Any) -> str:
+    """Answers with the question in capitals; raises on a question about refunds."""
+    text = str(value)
+    if "refund" in text:
+        raise RuntimeError("refunds are not implemented")
+    return text.upper()
+
+
+async def echo_async(value: Any) -> str:
+    """The same, as a coroutine."""
+    return f"async: {value}"

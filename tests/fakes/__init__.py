@@ -1,0 +1,1 @@
+"""Loopback fakes of the services tracegrade talks to, run as real HTTP servers in the tests."""

@@ -1,0 +1,241 @@
+"""LLM-judge graders against a fake OpenAI endpoint: every answer form, retries, what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_span
+from tests.fakes.openai_server import (
+    Content,
+    FakeJudge,
+    MalformedBody,
+    RateLimited,
+    ServerError,
+    Sleep,
+    label,
+    running_fake,
+    verdict,
+)
+from tests.llm.helpers import judge_graders, judge_settings, llm_judge, verdict_rows
+from tracegrade.config import ConfigError, SamplingConfig, parse_config
+from tracegrade.graders import GraderConfigError, build_graders
+from tracegrade.grading import grade
+from tracegrade.store import Store, open_store
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeJudge]:
+    with running_fake() as judge:
+        yield judge
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{tmp_path / 'judge.db'}") as opened:
+        yield opened
+
+
+def grade_one_span(store: Store, fake: FakeJudge, answer: str, *grader: dict[str, Any],
+                   **judge: Any) -> dict[str, Any]:
+    """Grade one LLM span with the fake answering ``answer``; the stored verdict."""
+    store.upsert_spans([make_span(1)])
+    fake.answer = lambda _body: answer
+    graders = judge_graders(fake, *grader, **judge)
+    grade(store, graders, SamplingConfig())
+    (row,) = verdict_rows(store, graders[0].name)
+    return row
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [
+    (verdict("pass", "It answers."), "pass"),
+    (verdict("fail", "It dodges."), "fail"),
+    ('```json\n{"critique": "Fine.", "verdict": "PASS"}\n```', "pass"),
+    ('Let me think. {"reasoning": "Off topic.", "result": "failed"} Done.', "fail"),
+    ('{"critique": "ok", "verdict": true}', "pass"),
+    ("The reply is evasive.\nVerdict: FAIL", "fail"),
+    ("pass", "pass"),
+])
+def test_each_readable_answer_form_gives_its_verdict(local_store: Store, fake: FakeJudge,
+                                                     answer: str, outcome: str) -> None:
+    row = grade_one_span(local_store, fake, answer)
+    assert row["outcome"] == outcome
+    assert fake.requests == 1
+
+
+@pytest.mark.parametrize("answer", [
+    "I think it is probably fine.",
+    '{"critique": "hmm", "verdict": "maybe"}',
+    '{"critique": "no verdict key"}',
+    "Verdict: pass\nVerdict: fail",
+    "",
+])
+def test_an_unreadable_answer_is_retried_then_an_error_with_the_raw_text(
+        local_store: Store, fake: FakeJudge, answer: str) -> None:
+    row = grade_one_span(local_store, fake, answer)
+    assert row["outcome"] == "error"
+    assert row["reason"].startswith("judge failed: unreadable answer")
+    assert row["details"]["raw_answer"] == answer
+    assert fake.requests == 4  # the first attempt and max_retries=3 more
+
+
+def test_the_verdict_records_which_judge_made_it(local_store: Store, fake: FakeJudge) -> None:
+    row = grade_one_span(local_store, fake, verdict("fail", "Says the order is lost."),
+                         temperature=0.3, seed=7)
+    assert row["reason"] == "Says the order is lost."
+    details = row["details"]
+    assert {k: details[k] for k in ("provider", "model", "temperature", "seed", "judge")} == {
+        "provider": "openai", "model": "gpt-4.1-mini", "temperature": 0.3, "seed": 7,
+        "judge": "default"}
+    assert len(details["template_hash"]) == 16 and details["few_shot_label_ids"] == []
+    assert details["cached"] is False and details["attempts"] == 1
+    usage = details["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    expected = (usage["input_tokens"] * 0.40 + usage["output_tokens"] * 1.60) / 1e6
+    assert row["cost"] == pytest.approx(expected) == details["cost"]
+    (body,) = fake.bodies()
+    assert body["temperature"] == 0.3 and body["seed"] == 7 and body["max_tokens"] == 1024
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["critique", "verdict"]
+
+
+def test_retries_429s_honouring_retry_after_then_succeeds(local_store: Store,
+                                                          fake: FakeJudge) -> None:
+    fake.script(RateLimited(0.05), RateLimited(0.05), ServerError(503))
+    row = grade_one_span(local_store, fake, verdict("pass"))
+    assert row["outcome"] == "pass" and row["details"]["attempts"] == 4
+    times = [r.at for r in fake.received]
+    assert times[1] - times[0] >= 0.045 and times[2] - times[1] >= 0.045
+
+
+def test_a_malformed_body_is_retried(local_store: Store, fake: FakeJudge) -> None:
+    fake.script(MalformedBody())
+    assert grade_one_span(local_store, fake, verdict("fail"))["outcome"] == "fail"
+    assert fake.requests == 2
+
+
+def test_persistent_server_errors_end_in_an_error_verdict_never_a_pass(
+        local_store: Store, fake: FakeJudge) -> None:
+    fake.script(*[ServerError(500)] * 4)
+    row = grade_one_span(local_store, fake, verdict("pass"))
+    assert row["outcome"] == "error"
+    assert "answered 500" in row["reason"] and "after 4 attempts" in row["reason"]
+
+
+def test_an_answer_slower_than_the_timeout_is_an_error(local_store: Store,
+                                                        fake: FakeJudge) -> None:
+    fake.script(Sleep(1.0), Sleep(1.0))
+    row = grade_one_span(local_store, fake, verdict("pass"), timeout_s=0.2, max_retries=1)
+    assert row["outcome"] == "error"
+    assert "did not answer within 0.2 s" in row["reason"]
+
+
+def test_an_endpoint_without_response_format_gets_plain_json_instructions(
+        local_store: Store, fake: FakeJudge) -> None:
+    fake.reject_response_format = True
+    local_store.upsert_spans([make_span(1), make_span(2)])
+    summary = grade(local_store, judge_graders(fake, max_concurrency=1), SamplingConfig())
+    assert summary.outcomes["answers"] == {"pass": 2}
+    with_format = [body for body in fake.bodies() if "response_format" in body]
+    assert len(with_format) == 1, "after the first refusal the judge stops sending it"
+    assert fake.requests == 3
+
+
+def test_classify_passes_the_configured_labels(local_store: Store, fake: FakeJudge) -> None:
+    grader = {"name": "tone", "type": "classify", "applies_to": {"kind": "llm"},
+              "rubric": "Classify the tone of: {{ span.output_text }}",
+              "labels": {"friendly": "warm and polite", "neutral": "", "rude": "dismissive"},
+              "pass_labels": ["friendly", "neutral"]}
+    row = grade_one_span(local_store, fake, label("Rude", "Curt."), grader)
+    assert row["outcome"] == "fail" and row["reason"] == "rude: Curt."
+    assert row["details"]["label"] == "rude"
+    (body,) = fake.bodies()
+    assert "- friendly: warm and polite" in body["messages"][0]["content"]
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["label"]["enum"] == ["friendly", "neutral", "rude"]
+
+
+TONE = {"name": "tone", "type": "classify", "applies_to": {"kind": "llm"},
+        "rubric": "Tone of {{ span.output_text }}", "labels": ["friendly", "rude"],
+        "pass_labels": ["friendly"]}
+
+
+def test_a_label_outside_the_set_is_asked_again(local_store: Store, fake: FakeJudge) -> None:
+    fake.script(Content(label("sarcastic")))
+    assert grade_one_span(local_store, fake, label("friendly"), TONE)["outcome"] == "pass"
+    assert fake.requests == 2
+
+
+def test_a_label_outside_the_set_every_time_is_an_error_with_the_raw_answer(
+        local_store: Store, fake: FakeJudge) -> None:
+    row = grade_one_span(local_store, fake, label("sarcastic"), TONE)
+    assert row["outcome"] == "error"
+    assert "'sarcastic' is not one of friendly, rude" in row["reason"]
+    assert row["details"]["raw_answer"] == label("sarcastic")
+
+
+# -- versions and configuration ---------------------------------------------------------------
+
+
+def _version(fake: FakeJudge, grader: dict[str, Any] | None = None, **judge: Any) -> str:
+    return judge_graders(fake, grader or llm_judge(), **judge)[0].version
+
+
+def test_the_judge_is_part_of_the_grader_version(fake: FakeJudge) -> None:
+    base = _version(fake)
+    assert base != _version(fake, model="gpt-4.1")
+    assert base != _version(fake, temperature=0.7)
+    assert base != _version(fake, seed=1)
+    assert base != _version(fake, provider="anthropic")
+    assert base != _version(fake, llm_judge(rubric="Other {{ span.output_text }}"))
+    # Limits and endpoints do not change what a verdict means.
+    assert base == _version(fake, max_concurrency=3, requests_per_minute=10, base_url="http://x")
+
+
+def test_an_unknown_judge_is_one_config_error_naming_the_grader(fake: FakeJudge) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"judges": {"default": judge_settings(fake)},
+                      "graders": [llm_judge("grounded_reply", judge="gpt5")]})
+    message = str(caught.value)
+    assert "grounded_reply" in message and "'gpt5'" in message and "default" in message
+    assert "\n" not in message
+
+
+def test_a_judge_grader_without_any_judge_configured(fake: FakeJudge) -> None:
+    with pytest.raises(ConfigError, match=r"uses judge 'default'.*configured: none"):
+        parse_config({"graders": [llm_judge()]})
+
+
+def test_a_rubric_and_a_template_together_are_rejected(fake: FakeJudge) -> None:
+    with pytest.raises(GraderConfigError, match="exactly one of rubric, template"):
+        judge_graders(fake, llm_judge(template="grounded"))
+
+
+def test_a_rubric_typo_fails_when_the_grader_is_built(fake: FakeJudge) -> None:
+    with pytest.raises(GraderConfigError, match=r"answers.*unknown variable spna"):
+        judge_graders(fake, llm_judge(rubric="{{ spna.output }}"))
+    with pytest.raises(GraderConfigError, match=r"fails on a sample span.*outptu"):
+        judge_graders(fake, llm_judge(rubric="{{ span.outptu }}"))
+
+
+def test_a_missing_anthropic_package_says_how_to_install_it(
+        fake: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "anthropic", None)
+    with pytest.raises(GraderConfigError,
+                       match=r'pip install "tracegrade\[anthropic\]"'):
+        judge_graders(fake, provider="anthropic")
+
+
+def test_no_api_key_stops_the_run_with_the_fix(local_store: Store, fake: FakeJudge,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracegrade.llm import JudgeError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    local_store.upsert_spans([make_span(1)])
+    config = parse_config({"judges": {"default": {"model": "gpt-4.1-mini"}},
+                           "graders": [llm_judge()]})
+    with pytest.raises(JudgeError, match=r"no API key.*OPENAI_API_KEY"):
+        grade(local_store, build_graders(config.graders), SamplingConfig())
+    assert verdict_rows(local_store) == []

@@ -1,0 +1,113 @@
+"""Token buckets and the budget, on a clock the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tracegrade.llm import Budget, BudgetExhausted, TokenBucket
+
+
+class Clock:
+    """A monotonic clock that moves only when ``asyncio.sleep`` is awaited through it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_takes(bucket: TokenBucket, clock: Clock, amounts: list[float],
+              monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Take each amount in turn; the clock time at which each was granted."""
+    async def fake_sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    monkeypatch.setattr("tracegrade.llm._limits.asyncio.sleep", fake_sleep)
+
+    async def takes() -> list[float]:
+        granted = []
+        for amount in amounts:
+            await bucket.take(amount)
+            granted.append(clock.now)
+        return granted
+
+    return asyncio.run(takes())
+
+
+def test_a_one_request_bucket_spaces_requests_at_the_rate(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=10.0, capacity=1.0, clock=clock)  # 600 requests a minute
+    granted = run_takes(bucket, clock, [1.0] * 6, monkeypatch)
+    assert granted == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+def test_a_request_larger_than_the_bucket_overdraws_and_later_ones_wait(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=100.0, capacity=100.0, clock=clock)  # 6,000 tokens a minute
+    granted = run_takes(bucket, clock, [300.0, 50.0, 50.0], monkeypatch)
+    # 300 leaves -200; the next 50 waits for 250 tokens (2.5 s), the one after for 50 more.
+    assert granted == pytest.approx([0.0, 2.5, 3.0])
+    assert bucket.level() == pytest.approx(0.0)
+
+
+def test_returned_tokens_shorten_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=100.0, capacity=100.0, clock=clock)
+    run_takes(bucket, clock, [100.0], monkeypatch)
+    bucket.give_back(60.0)  # the call used 40 of the 100 it was estimated at
+    assert bucket.level() == pytest.approx(60.0)
+
+
+def test_the_budget_lets_calls_in_flight_settle_before_giving_up() -> None:
+    async def scenario() -> tuple[list[str], Budget]:
+        budget = Budget(1.0)
+        events: list[str] = []
+        first = await budget.reserve(0.6)
+
+        async def second() -> None:
+            try:
+                await budget.reserve(0.6)  # fits only once the first call settles cheaply
+                events.append("second reserved")
+            except BudgetExhausted:
+                events.append("second refused")
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0)
+        events.append("first settles")
+        await budget.settle(first, 0.1)
+        await waiting
+        return events, budget
+
+    events, budget = asyncio.run(scenario())
+    assert events == ["first settles", "second reserved"]
+    assert budget.spent == pytest.approx(0.1) and budget.reserved == pytest.approx(0.6)
+
+
+def test_the_budget_refuses_once_nothing_in_flight_could_free_room() -> None:
+    async def scenario() -> Budget:
+        budget = Budget(0.5)
+        reservation = await budget.reserve(0.3)
+        await budget.settle(reservation, 0.3)
+        with pytest.raises(BudgetExhausted, match=r"budget of \$0.5000 reached"):
+            await budget.reserve(0.3)
+        with pytest.raises(BudgetExhausted):
+            await budget.reserve(0.01)  # exhausted for good, even for a small call
+        return budget
+
+    budget = asyncio.run(scenario())
+    assert budget.exhausted and budget.spent == pytest.approx(0.3)
+
+
+def test_an_unknown_cost_keeps_its_reservation() -> None:
+    async def scenario() -> Budget:
+        budget = Budget(1.0)
+        reservation = await budget.reserve(0.4)
+        await budget.settle(reservation, None)
+        return budget
+
+    assert asyncio.run(scenario()).spent == pytest.approx(0.4)

@@ -1,0 +1,133 @@
+"""Label files in, a balanced labeling queue out."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from tests.helpers_golden import GRADER, VERSION, add_labels, add_verdicts, spans
+from tracegrade.cli import cli
+from tracegrade.labels import (
+    LabelFileError,
+    import_label_file,
+    label_queue,
+    labeled_pairs,
+    parse_label_value,
+    split_for,
+)
+from tracegrade.store import Store
+from tracegrade.store import _schema as t
+
+
+def stored_labels(store: Store) -> list[dict[str, object]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.labels).order_by(t.labels.c.span_id)).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def test_csv_import_finds_the_source_by_span_id_and_reports_bad_rows(
+        store: Store, workspace: Path) -> None:
+    store.upsert_spans(spans(3))
+    path = workspace / "labels.csv"
+    path.write_text(
+        "span_id,grader,label,critique,labeler\n"
+        "span-000000,reply_ok,pass,,ann\n"
+        "span-000001,reply_ok,FAIL,says the order is missing,ann\n"
+        "span-000002,reply_ok,maybe,,ann\n"
+        "span-000002,reply_ok,,,ann\n"
+        "span-999999,reply_ok,pass,,ann\n", encoding="utf-8")
+    summary = import_label_file(store, path)
+    assert (summary.inserted, summary.blank, summary.problem_count) == (2, 1, 2)
+    assert summary.problems[0] == f"{path}:line 4: label 'maybe' is not pass or fail"
+    assert "span-999999 is in no source" in summary.problems[1]
+    rows = stored_labels(store)
+    assert [(r["source"], r["span_id"], r["label"]) for r in rows] == [
+        ("test", "span-000000", "pass"), ("test", "span-000001", "fail")]
+    assert rows[1]["critique"] == "says the order is missing"
+    assert rows[1]["split"] == split_for("test", "span-000001", GRADER).value
+
+
+def test_jsonl_import_updates_in_place_and_keeps_the_split(store: Store, workspace: Path) -> None:
+    path = workspace / "labels.jsonl"
+    line = {"source": "prod", "span_id": "a", "criterion": "c", "label": True, "labeler": "bo"}
+    path.write_text(orjson.dumps(line).decode() + "\n[1]\n", encoding="utf-8")
+    first = import_label_file(store, path)
+    assert (first.inserted, first.unknown_spans, first.problem_count) == (1, 1, 1)
+    path.write_text(orjson.dumps({**line, "label": "fail"}).decode() + "\n", encoding="utf-8")
+    second = import_label_file(store, path)
+    assert (second.inserted, second.updated) == (0, 1)
+    (row,) = stored_labels(store)
+    assert row["label"] == "fail" and row["split"] == split_for("prod", "a", "c").value
+
+
+def test_a_csv_without_the_needed_columns_is_refused(store: Store, workspace: Path) -> None:
+    path = workspace / "labels.csv"
+    path.write_text("id,verdict\n1,pass\n", encoding="utf-8")
+    with pytest.raises(LabelFileError, match="needs the columns span_id"):
+        import_label_file(store, path)
+
+
+@pytest.mark.parametrize(("word", "label"), [("pass", "pass"), ("Yes", "pass"), ("1", "pass"),
+                                             ("false", "fail"), (" FAIL ", "fail"), (0, "fail")])
+def test_label_words(word: object, label: str) -> None:
+    assert parse_label_value(word) == label
+
+
+def test_queue_balances_verdicts_puts_uncertain_first_and_skips_labeled(store: Store) -> None:
+    made = spans(40)
+    outcomes = ["pass"] * 34 + ["fail"] * 6
+    scores = [0.9] * 30 + [0.55, 0.6, 0.52, 0.95] + [0.1] * 5 + [0.45]
+    add_verdicts(store, made, outcomes, scores=scores)
+    add_labels(store, made[32:33], ["pass"])  # the 0.52 one is already labeled
+    queue = label_queue(store, GRADER, VERSION, size=10)
+    assert [item.judge for item in queue].count("fail") == 5
+    assert [item.judge for item in queue].count("pass") == 5
+    assert made[32].span_id not in {item.span_id for item in queue}
+    assert queue[0].judge_score == 0.45 and queue[1].judge_score == 0.55
+    # Too few fails: passes fill the queue.
+    assert len(label_queue(store, GRADER, VERSION, size=30)) == 30
+
+
+def test_queue_cli_writes_a_csv_that_imports_back_once_filled(store: Store, store_url: str,
+                                                             workspace: Path) -> None:
+    add_verdicts(store, spans(12), ["pass"] * 8 + ["fail"] * 4)
+    out = workspace / "queue.csv"
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "queue", GRADER, "-n", "6",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == 6 and {r["judge"] for r in rows} == {"pass", "fail"}
+    assert rows[0]["input"].startswith("question ")
+    rows[0]["label"], rows[1]["label"] = "pass", "fail"
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "import", str(out),
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert (summary["inserted"], summary["blank"], summary["bad_rows"]) == (2, 4, 0)
+
+
+def test_labels_import_needs_a_file_or_a_source(store_url: str) -> None:
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "import"])
+    assert result.exit_code == 2 and "give a label FILE or --from SOURCE" in result.stderr
+
+
+def test_labeled_pairs_take_the_majority_label(store: Store) -> None:
+    made = spans(3)
+    add_verdicts(store, made, ["pass", "fail", "pass"])
+    add_labels(store, made, ["pass", "pass", "fail"], labeler="ann")
+    add_labels(store, made, ["pass", "pass", "pass"], labeler="bo")
+    add_labels(store, made[:1], ["fail"], labeler="cy")
+    pairs = labeled_pairs(store, GRADER, VERSION)
+    # span 0: pass 2-1; span 1: pass 2-0; span 2: a 1-1 tie is left out.
+    assert pairs == [("test", "span-000000", "pass", "pass"), ("test", "span-000001", "pass",
+                                                                "fail")]

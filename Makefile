@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PG_PROBE := import socket; socket.create_connection(("127.0.0.1", 5432), 1)
 PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck unit venv bench docs clean
+.PHONY: demo test lint typecheck unit venv bench docs clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tracegrade needs Python >= 3.11"'
@@ -28,9 +28,23 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# The HTML report's test opens it in Debian's headless Chromium. As root it is installed when
+# missing; otherwise this says how (the test is then skipped locally, and fails in CI).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing chromium for the HTML report test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "NOTE: $(CHROMIUM) not found; the HTML report's browser test will be skipped." \
+				"Install it with: sudo apt-get install -y chromium"; \
+		fi; \
+	fi
+
 # The store tests also run on PostgreSQL when TRACEGRADE_TEST_POSTGRES_URL is set; when it is
 # not, a server on 127.0.0.1:5432 (database `test`) is used if one answers.
-unit: venv
+unit: venv browser
 	@if [ -z "$$TRACEGRADE_TEST_POSTGRES_URL" ] && $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
 		export TRACEGRADE_TEST_POSTGRES_URL='$(PG_DEFAULT)'; fi; \
 	$(BIN)/pytest -n 2 -q

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import time
@@ -116,6 +117,7 @@ def main() -> None:
         "pass_rates_s": round(rates_s, 3), "rates": len(rates),
         "watch_detect_s": round(watch_s, 3), "watch_alarms": len(detection.findings),
         "target_s": 5.0, "within_target": regressions_s < 5.0,
+        "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
     }, indent=2))
 
 

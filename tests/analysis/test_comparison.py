@@ -166,15 +166,23 @@ def test_benjamini_hochberg_matches_statsmodels() -> None:
     (0.9, 1000, 1000, 0.05), (0.98, 3000, 800, 0.0025), (0.7, 300, 5000, 0.01)])
 def test_mde_is_where_statsmodels_power_is_80_percent(p: float, n_b: int, n_c: int,
                                                       alpha: float) -> None:
-    mde = c.minimum_detectable_effect(p, n_b, n_c, alpha)
+    mde = float(c.minimum_detectable_effect(p, n_b, n_c, alpha)[0])
     power = power_proportions_2indep(-mde, p, n_c, ratio=n_b / n_c, alpha=alpha,
                                      alternative="smaller", return_results=False)
     assert power == pytest.approx(0.8, abs=1e-4)
 
 
 def test_mde_of_a_tiny_sample_is_the_whole_rate() -> None:
-    assert c.minimum_detectable_effect(0.1, 3, 3, 0.05) == 0.1
-    assert math.isnan(c.minimum_detectable_effect(0.9, 1, 50, 0.05))
+    assert list(c.minimum_detectable_effect([0.1, 0.0], 3, 3, 0.05)) == [0.1, 0.0]
+    assert math.isnan(c.minimum_detectable_effect(0.9, 1, 50, 0.05)[0])
+
+
+def test_mde_is_solved_for_many_comparisons_at_once() -> None:
+    p, n_b, n_c = [0.9, 0.98, 0.7], [1000, 3000, 300], [800, 50, 5000]
+    together = c.minimum_detectable_effect(p, n_b, n_c, 0.01)
+    one_by_one = [c.minimum_detectable_effect(*args, 0.01)[0]
+                  for args in zip(p, n_b, n_c, strict=True)]
+    assert together == pytest.approx(one_by_one)
 
 
 def test_spans_needed_per_release_is_statsmodels_sample_size() -> None:

@@ -84,12 +84,13 @@ def test_no_change_checked_after_every_batch_rarely_alarms(p_fail: float) -> Non
     baseline, baseline_n, failures, passes = streams(rng, count, p_fail, p_fail)
     alarms = sq.ever_alarms(baseline, baseline_n, failures, passes, ALPHA)
     assert alarms.mean() <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / count)
-    # The score test at 5%, looked at after every batch, cries wolf far more often.
-    seen = failures + passes
-    naive = c.two_sample(np.repeat(baseline_n - baseline, BATCHES).astype(float),
-                         np.repeat(baseline_n, BATCHES).astype(float), passes.ravel(),
-                         seen.ravel())
-    assert (naive.p_worse.reshape(count, BATCHES) < ALPHA).any(axis=1).mean() > 3 * ALPHA
+    # The fixed test at 5%, looked at after every batch, cries wolf far more often.
+    few = 400
+    seen = failures[:few] + passes[:few]
+    naive = c.two_sample(np.repeat(baseline_n[:few] - baseline[:few], BATCHES).astype(float),
+                         np.repeat(baseline_n[:few], BATCHES).astype(float),
+                         passes[:few].ravel(), seen.ravel())
+    assert (naive.p_worse.reshape(few, BATCHES) < ALPHA).any(axis=1).mean() > 3 * ALPHA
 
 
 def test_a_real_drop_is_caught_while_streaming() -> None:

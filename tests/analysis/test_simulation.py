@@ -96,7 +96,7 @@ def test_a_drop_equal_to_the_reported_mde_is_detected(p: float, n: int) -> None:
     """One grader drops by exactly the MDE the report states; 19 others do not change."""
     rng = np.random.default_rng(11)
     runs = 2000
-    mde = c.minimum_detectable_effect(p, n, n, SETTINGS.alpha / GRADERS, SETTINGS.power)
+    mde = float(c.minimum_detectable_effect(p, n, n, SETTINGS.alpha / GRADERS, SETTINGS.power)[0])
     p_baseline = np.full(GRADERS, p)
     p_candidate = p_baseline.copy()
     p_candidate[0] -= mde

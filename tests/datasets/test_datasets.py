@@ -22,9 +22,9 @@ from tracegrade.cli import cli
 from tracegrade.config import parse_config
 from tracegrade.datasets import (
     DatasetError,
-    add_items,
     GoldenItem,
     Promotion,
+    add_items,
     create_dataset,
     dataset_items,
     export_dataset,

@@ -275,20 +275,10 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
 
 
 def _message(body: dict[str, Any], text: str) -> dict[str, Any]:
-    tools = body.get("tools") or []
-    try:
-        tool_input = orjson.loads(text) if tools else None
-    except orjson.JSONDecodeError:
-        tool_input = None
-    if isinstance(tool_input, dict):
-        content: list[dict[str, Any]] = [{"type": "tool_use", "id": "toolu_fake",
-                                          "name": tools[0]["name"], "input": tool_input}]
-        stop_reason = "tool_use"
-    else:
-        content, stop_reason = [{"type": "text", "text": text}], "end_turn"
     return {
         "id": "msg_fake", "type": "message", "role": "assistant",
-        "model": body.get("model", "fake"), "content": content, "stop_reason": stop_reason,
+        "model": body.get("model", "fake"), "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": _tokens(_prompt_text(body)), "output_tokens": _tokens(text)},
     }

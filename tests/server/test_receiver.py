@@ -312,3 +312,22 @@ def test_a_request_dict_round_trips_through_message_to_dict() -> None:
     spans, rejected = _decode(orjson.dumps(MessageToDict(request)), "application/json",
                               MappingOptions(source="live"))
     assert rejected == [] and spans[0].span_id == bytes(range(8)).hex()
+
+
+def test_queued_acknowledgement_answers_before_the_write_commits(store: Store) -> None:
+    gated = _GatedStore(store)
+    writer = BatchWriter(gated)  # type: ignore[arg-type]
+    app = create_app(writer, MappingOptions(source="live"), acknowledge="queued")
+    body = orjson.dumps(otlp_json(json_span("b7ad6b7169203331")))
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+            return await http.post("/v1/traces", content=body,
+                                   headers={"Content-Type": "application/json"})
+
+    response = anyio.run(post)
+    assert response.status_code == 200 and store.count_spans() == 0  # answered, not written
+    gated.gate.set()
+    writer.close()
+    assert store.count_spans() == 1 and app.state.stats.spans_lost == 0

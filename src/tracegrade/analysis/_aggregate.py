@@ -125,7 +125,7 @@ def tally_verdicts(store: Store, release_source: ReleaseSource,
         environment: only spans of this environment.
     """
     dims = tuple(dict.fromkeys(dimensions))
-    s, v = t.spans.c, t.verdicts.c
+    s = t.spans.c
     release = release_column(store, release_source)
     dim_columns = [dimension_column(d) for d in dims]
     spans = select(

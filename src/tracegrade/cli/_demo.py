@@ -60,6 +60,9 @@ def demo_command(app: AppContext, workspace: Path | None, output_format: str) ->
     console.print(regression_summary(result.regressions))
     console.print(f"\nExplore: tracegrade --store sqlite:///{result.workspace}/tracegrade.db "
                   "report")
+    console.print("Then `calibrate` (graders against the bundled human labels) and `drift "
+                  "golden` (what the bundled golden set misses), with the same --store.",
+                  soft_wrap=True)
     console.print(judge_line(result), soft_wrap=True)
 
 

@@ -51,12 +51,12 @@ def grade_command(app: AppContext, only: tuple[str, ...], grade_all: bool,
              "(`tracegrade init` writes a starter config)")
     with app.open_store(config) as store:
         total = store.count_spans()
-        with progress_bar(app.err_console, "Grading spans", total) as advance:
-            try:
+        try:
+            with progress_bar(app.err_console, "Grading spans", total) as advance:
                 summary = grade(store, graders, config.sampling, grade_all=grade_all,
                                 progress=advance, budget=budget, use_cache=not no_cache)
-            except JudgeError as exc:
-                fail(f"LLM judge: {exc} (verdicts graded so far are kept)")
+        except JudgeError as exc:
+            fail(f"LLM judge: {exc} (verdicts graded so far are kept)")
         exported = export_verdicts(store, config, graders=list(only) or None) \
             if export else None
     if output_format == "json":

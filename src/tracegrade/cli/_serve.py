@@ -19,12 +19,15 @@ from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiver
 @click.option("--token", default=None, envvar=TOKEN_ENV, show_envvar=True,
               help="Bearer token every request must carry; required on any address other "
                    "than loopback.")
+@click.option("--ack", "acknowledge", type=click.Choice(["stored", "queued"]), default=None,
+              help="Answer exporters once spans are committed (stored: nothing acknowledged "
+                   "is lost) or once queued (faster). [default: the otlp source's, else stored]")
 @click.option("--source", "source_name", default=None,
               help="Store spans under this source name. [default: the configured otlp "
                    "source, else otlp]")
 @pass_app
 def serve_command(app: AppContext, host: str | None, port: int | None, token: str | None,
-                  source_name: str | None) -> None:
+                  acknowledge: str | None, source_name: str | None) -> None:
     """Receive spans live over OTLP/HTTP and write them to the store.
 
     Point any OpenTelemetry exporter (or the Collector's otlphttp exporter) at
@@ -42,6 +45,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
         host=host or (receiver.host if receiver else DEFAULT_HOST),
         port=port if port is not None else (receiver.port if receiver else DEFAULT_PORT),
         token=token or configured_token,
+        acknowledge="queued" if (acknowledge or (receiver.acknowledge if receiver else ""))
+        == "queued" else "stored",
     )
     name = source_name or (receiver.name if receiver else "otlp")
     try:
@@ -49,7 +54,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
     except ServerConfigError as error:
         fail(str(error))
     with app.open_store(config) as store:
-        app.err_console.print(f"Receiving OTLP/HTTP traces on http://{settings.host}:"
+        shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+        app.err_console.print(f"Receiving OTLP/HTTP traces on http://{shown}:"
                               f"{sock.getsockname()[1]}/v1/traces as source {name!r} "
                               "(Ctrl-C stops)", highlight=False)
         serve(store, config.mapping(name), settings, sock=sock)

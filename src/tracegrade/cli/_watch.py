@@ -57,10 +57,11 @@ def watch_command(app: AppContext, every_minutes: float | None, once: bool,
 
 def _print_tick(app: AppContext, tick: Tick) -> None:
     for finding in tick.new_findings:
-        app.console.print(f"REGRESSED {finding.text()}", highlight=False, soft_wrap=True)
+        app.console.print(f"REGRESSED {finding.text()}", markup=False, highlight=False,
+                          soft_wrap=True)
     for problem in tick.problems:
-        app.err_console.print(f"[yellow]problem[/] {problem}", highlight=False)
-    app.err_console.print(_summary(tick), highlight=False)
+        app.err_console.print(f"problem: {problem}", markup=False, highlight=False)
+    app.err_console.print(_summary(tick), markup=False, highlight=False, soft_wrap=True)
 
 
 def _summary(tick: Tick) -> str:

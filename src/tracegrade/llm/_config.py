@@ -75,6 +75,8 @@ class JudgeConfig(BaseModel):
     """Overrides tracegrade's price table for this judge's model."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra HTTP headers, e.g. for a proxy."""
+    query: dict[str, str] = Field(default_factory=dict)
+    """Extra query parameters, e.g. ``api-version`` for an Azure deployment URL."""
 
     @field_validator("provider")
     @classmethod

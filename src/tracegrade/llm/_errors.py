@@ -54,8 +54,8 @@ def status_error(status: int, headers: Mapping[str, str], message: str, where: s
                               retry_after=retry_after(headers))
     if status in (401, 403, 404):
         return JudgeUnavailable(f"{where} answered {status}: {message}")
-    if status == 400 and "response_format" in message:
-        return StructuredOutputRejected(f"{where} does not accept response_format: {message}")
+    if status == 400 and ("response_format" in message or "output_config" in message):
+        return StructuredOutputRejected(f"{where} refuses structured output: {message}")
     return RejectedError(f"{where} rejected the request ({status}): {message}")
 
 

@@ -36,10 +36,10 @@ class TokenBucket:
     async def take(self, amount: float) -> None:
         """Wait until ``amount`` may be taken, then take it."""
         async with self._turn:
-            # A hair of slack: float rounding must not leave a taker waiting for 1e-17 tokens.
-            needed = min(amount, self.capacity) - 1e-9
+            needed = min(amount, self.capacity)
             while (level := self.level()) < needed:
-                await asyncio.sleep((needed - level) / self.rate)
+                # At least 0.1 ms: float rounding must not spin on waits of 1e-17 s.
+                await asyncio.sleep(max((needed - level) / self.rate, 1e-4))
             self._level -= amount
 
     def give_back(self, amount: float) -> None:

@@ -132,11 +132,12 @@ def _critique(answer: dict[str, Any], text: str) -> str:
 
 
 def _labelled_line(text: str, words: Sequence[str]) -> str | None:
-    """The word of a ``Verdict: X`` / ``Label: X`` line, or the whole answer being one word."""
+    """The word every ``Verdict: X`` / ``Label: X`` in the text names, or the answer as one word."""
     alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
-    pattern = re.compile(
-        rf"^\W*(?:final\s+)?(?:verdict|label|answer|result|decision)\W*[:=\-]\W*"
-        rf"({alternatives})\W*$", re.IGNORECASE | re.MULTILINE)
+    # Anywhere in the text, so a judge that changes its mind ("…actually, verdict: fail")
+    # gives two different words and is unreadable rather than read by its first line.
+    pattern = re.compile(rf"\b(?:verdict|label|answer|result|decision)\W*[:=\-]\W*"
+                         rf"({alternatives})(?![\w-])", re.IGNORECASE)
     found = {match.group(1).casefold() for match in pattern.finditer(text)}
     bare = text.strip().strip(".!*\"'").casefold()
     if bare in words:

@@ -9,6 +9,7 @@ rate limits and are counted. Both SDKs are imported only when a judge is used.
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -130,8 +131,9 @@ class OpenAIProvider(Provider):
         self._openai = openai
         self.client = openai.AsyncOpenAI(
             api_key=_api_key(judge), base_url=judge.base_url, timeout=judge.timeout_s,
-            max_retries=0, default_headers=judge.headers or None)
-        self.where = str(self.client.base_url).rstrip("/")
+            max_retries=0, default_headers=judge.headers or None,
+            default_query=judge.query or None)
+        self.where = _where(self.client.base_url)
         self.max_tokens_param = _max_tokens_param(judge, self.where)
 
     def body(self, request: JudgeRequest) -> dict[str, Any]:
@@ -202,7 +204,12 @@ def _chat_reply(content: bytes, where: str) -> JudgeReply:
 
 
 class AnthropicProvider(Provider):
-    """Anthropic's Messages API through ``anthropic.AsyncAnthropic``; structure through a tool."""
+    """Anthropic's Messages API through ``anthropic.AsyncAnthropic``.
+
+    The answer's schema goes in ``output_config.format`` (Anthropic's structured outputs). The
+    Messages API takes no temperature or seed any more; they stay in the judge's identity as
+    configured but are not sent.
+    """
 
     name = "anthropic"
 
@@ -216,22 +223,22 @@ class AnthropicProvider(Provider):
         self.client = anthropic.AsyncAnthropic(
             api_key=_api_key(judge), base_url=judge.base_url, timeout=judge.timeout_s,
             max_retries=0, default_headers=judge.headers or None)
-        self.where = str(self.client.base_url).rstrip("/")
+        self.where = _where(self.client.base_url)
 
     def body(self, request: JudgeRequest) -> dict[str, Any]:
-        """A Messages body; the answer is forced through a tool whose input is the schema."""
+        """A Messages body, the answer's JSON schema as its output format."""
         body: dict[str, Any] = {
             "model": self.judge.model, "system": request.system,
             "messages": [{"role": role, "content": content} for role, content in request.messages],
             "max_tokens": self.judge.max_tokens,
         }
-        if self.judge.temperature is not None:
-            body["temperature"] = min(self.judge.temperature, 1.0)
         if self.structured:
-            body["tools"] = [{"name": request.schema_name, "input_schema": request.schema,
-                              "description": "Record your answer."}]
-            body["tool_choice"] = {"type": "tool", "name": request.schema_name}
+            body["output_config"] = {"format": {"type": "json_schema", "schema": request.schema}}
         return body
+
+    def plain_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body without ``output_config``."""
+        return {key: value for key, value in body.items() if key != "output_config"}
 
     async def send(self, body: dict[str, Any]) -> JudgeReply:
         """Create one message and read the tool input (or the text)."""
@@ -260,10 +267,13 @@ class AnthropicProvider(Provider):
 
 
 def _anthropic_text(blocks: Any) -> str:
-    for block in blocks:
-        if getattr(block, "type", None) == "tool_use":
-            return orjson.dumps(block.input).decode()
-    return "".join(getattr(block, "text", "") for block in blocks)
+    return "".join(getattr(block, "text", "") for block in blocks
+                   if getattr(block, "type", None) == "text")
+
+
+def _where(base_url: Any) -> str:
+    """The endpoint as messages name it: without any user:password a URL may carry."""
+    return re.sub(r"//[^/@]*@", "//", str(base_url)).rstrip("/")
 
 
 def _message(exc: Any) -> str:

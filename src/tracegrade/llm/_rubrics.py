@@ -56,9 +56,9 @@ class Rubric:
         """
         try:
             rendered: str = _compiled(self.source).render(context)
-            return rendered.strip()
-        except TemplateError as exc:
+        except Exception as exc:  # a template can raise anything: SecurityError, TypeError…
             raise RubricError(f"{type(exc).__name__}: {exc}") from None
+        return rendered.strip()
 
 
 def compile_rubric(source: str, *, labels: Sequence[str] = ()) -> Rubric:

@@ -19,10 +19,13 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
 import zlib
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 import orjson
@@ -41,6 +44,9 @@ from tracegrade.sources.conventions import (
 )
 from tracegrade.sources.otlp import map_proto_request
 from tracegrade.spans import Span
+from tracegrade.store import UpsertCounts
+
+logger = logging.getLogger("tracegrade.server")
 
 TRACE_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
 PROTOBUF = "application/x-protobuf"
@@ -59,6 +65,8 @@ class ReceiverStats:
     requests: int = 0
     spans_accepted: int = 0
     spans_rejected: int = 0
+    spans_lost: int = 0
+    """Spans acknowledged as queued whose write then failed (``acknowledge="queued"`` only)."""
     errors: dict[int, int] = field(default_factory=dict)
 
 
@@ -77,6 +85,7 @@ def create_app(
     *,
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    acknowledge: Literal["stored", "queued"] = "stored",
 ) -> FastAPI:
     """The receiver as an ASGI app.
 
@@ -86,6 +95,11 @@ def create_app(
         token: When set, every request needs ``Authorization: Bearer <token>`` (or HTTP Basic
             with the token as password, which is what Langfuse SDKs send).
         max_body_bytes: The largest body accepted, after decompression.
+        acknowledge: ``stored`` answers once the spans are committed (an exporter's retry
+            covers any failure); ``queued`` answers once they are mapped and queued, so an
+            exporter's next request overlaps the write (faster, but spans queued when the
+            process dies, or whose write fails, are lost; they are counted in
+            ``stats.spans_lost``).
 
     Returns:
         The FastAPI app; its ``state.stats`` holds a :class:`ReceiverStats`.
@@ -110,7 +124,7 @@ def create_app(
             spans, rejected = await anyio.to_thread.run_sync(
                 _decode, body, _media_type(request), options)
             if spans:
-                await _write(writer, spans)
+                await _write(writer, spans, stats, wait=acknowledge == "stored")
         except _Refusal as refusal:
             stats.errors[refusal.status] = stats.errors.get(refusal.status, 0) + 1
             return _status_response(refusal, wants_json)
@@ -216,11 +230,21 @@ def _map_json(body: bytes, options: MappingOptions) -> list[Span | IngestProblem
     return records
 
 
-async def _write(writer: BatchWriter, spans: list[Span]) -> None:
+async def _write(writer: BatchWriter, spans: list[Span], stats: ReceiverStats, *,
+                 wait: bool) -> None:
     try:
         future = writer.submit(spans)
     except (WriterOverloaded, WriterClosed) as error:
         raise _Refusal(503, str(error), _GRPC_UNAVAILABLE, {"Retry-After": "1"}) from None
+    if not wait:
+        def count_lost(done: Future[UpsertCounts]) -> None:
+            if done.exception() is not None:
+                stats.spans_lost += len(spans)
+                logger.error("%d received spans could not be stored: %s", len(spans),
+                             done.exception())
+
+        future.add_done_callback(count_lost)
+        return
     try:
         await asyncio.wrap_future(future)
     except Exception as error:  # the store failed: retryable, the exporter sends them again

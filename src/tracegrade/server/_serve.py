@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import uvicorn
 
@@ -31,6 +32,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     token: str | None = None
     max_batch_spans: int = 5000
+    acknowledge: Literal["stored", "queued"] = "stored"
+    """Answer exporters once spans are committed (``stored``) or queued (``queued``)."""
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -91,7 +94,8 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
     """
     sock = sock or listen(settings)
     writer = BatchWriter(store, max_batch_spans=settings.max_batch_spans)
-    app = create_app(writer, options, token=settings.token)
+    app = create_app(writer, options, token=settings.token,
+                     acknowledge=settings.acknowledge)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
@@ -107,7 +111,8 @@ class BackgroundReceiver:
     def __init__(self, store: Store, options: MappingOptions, settings: ServerSettings) -> None:
         sock = listen(settings)
         self.writer = BatchWriter(store, max_batch_spans=settings.max_batch_spans)
-        app = create_app(self.writer, options, token=settings.token)
+        app = create_app(self.writer, options, token=settings.token,
+                         acknowledge=settings.acknowledge)
         self.stats: ReceiverStats = app.state.stats
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"

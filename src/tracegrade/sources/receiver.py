@@ -25,3 +25,6 @@ class OtlpReceiverConfig(BaseModel):
     host: str = DEFAULT_HOST
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     token: SecretStr | None = None
+    acknowledge: Literal["stored", "queued"] = "stored"
+    """``stored``: answer exporters once spans are committed (nothing acknowledged is lost);
+    ``queued``: once they are queued for writing (faster; a crash loses what was queued)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -601,9 +602,9 @@ def _tool_timeout(project: PythonProject, file: str, function: FunctionNode,
 
 
 def _own_returns(function: FunctionNode) -> Iterator[ast.Return]:
-    pending: list[ast.AST] = list(function.body)
+    pending: deque[ast.AST] = deque(function.body)
     while pending:
-        node = pending.pop(0)
+        node = pending.popleft()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
             continue
         if isinstance(node, ast.Return):
@@ -616,9 +617,9 @@ def _own_returns(function: FunctionNode) -> Iterator[ast.Return]:
 
 def _walk(module: ast.Module) -> Iterator[tuple[ast.AST, FunctionNode | None, str | None]]:
     """Every node with its enclosing function and, for calls, the name they are assigned to."""
-
-    def visit(node: ast.AST, function: FunctionNode | None, assigned: str | None
-              ) -> Iterator[tuple[ast.AST, FunctionNode | None, str | None]]:
+    pending: list[tuple[ast.AST, FunctionNode | None, str | None]] = [(module, None, None)]
+    while pending:
+        node, function, assigned = pending.pop()
         yield node, function, assigned if isinstance(node, ast.Call) else None
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             function, assigned = node, None
@@ -629,10 +630,8 @@ def _walk(module: ast.Module) -> Iterator[tuple[ast.AST, FunctionNode | None, st
             assigned = names[0] if names else assigned
         elif isinstance(node, ast.Call):
             assigned = None  # only the outermost call is the assigned value
-        for child in ast.iter_child_nodes(node):
-            yield from visit(child, function, assigned)
-
-    yield from visit(module, None, None)
+        children = list(ast.iter_child_nodes(node))
+        pending.extend((child, function, assigned) for child in reversed(children))
 
 
 def _sdk_kind(parts: list[str], analyser: _FileAnalyser) -> tuple[str, str] | None:

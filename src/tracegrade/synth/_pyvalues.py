@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -152,9 +153,9 @@ class Scope:
 def _own_statements(function: FunctionNode) -> list[ast.stmt]:
     """The statements of a function, nested blocks included, nested functions excluded."""
     found: list[ast.stmt] = []
-    pending: list[ast.AST] = list(function.body)
+    pending: deque[ast.AST] = deque(function.body)
     while pending:
-        node = pending.pop(0)
+        node = pending.popleft()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
             continue
         if isinstance(node, ast.stmt):

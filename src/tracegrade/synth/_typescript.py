@@ -8,6 +8,7 @@ SDKs (same calls as in Python), and MCP servers (``server.tool(...)``, ``server.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -91,6 +92,7 @@ class _FileAnalyser:
         self.project, self.module, self.facts = project, module, facts
         self.file = module.file
         self.mcp_servers: set[str] = set()
+        self.scopes: dict[int, TsScope] = {}
 
     def run(self) -> None:
         located = list(_calls_with_scope(self.module.root))
@@ -104,7 +106,10 @@ class _FileAnalyser:
                 self._call(node, function)
 
     def _scope(self, function: Node | None) -> TsScope:
-        return TsScope(self.project, self.file, function)
+        key = function.id if function is not None else -1
+        if key not in self.scopes:
+            self.scopes[key] = TsScope(self.project, self.file, function)
+        return self.scopes[key]
 
     def _call(self, call: Node, function: Node | None) -> None:
         target = call.child_by_field_name("function")
@@ -412,9 +417,9 @@ def _tool_timeout(project: TsProject, function: FunctionRef, tool: str) -> ToolT
 
 
 def _own_returns(body: Node) -> Iterator[Node]:
-    pending = list(body.named_children)
+    pending = deque(body.named_children)
     while pending:
-        node = pending.pop(0)
+        node = pending.popleft()
         if node.type in _FUNCTIONS:
             continue
         if node.type == "return_statement":

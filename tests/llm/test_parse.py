@@ -1,0 +1,78 @@
+"""Reading judge answers: robust to the forms models produce, never guessing a pass."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracegrade.llm import AnswerUnreadable, parse_label, parse_verdict
+
+LABELS = ["grounded", "partly_grounded", "ungrounded"]
+
+
+@given(critique=st.text(max_size=200), passed=st.booleans(),
+       key=st.sampled_from(["verdict", "Verdict", "result", "decision"]),
+       pad=st.sampled_from(["", "Sure! ", "```json\n", "Here is my answer:\n"]))
+def test_a_json_verdict_is_read_wherever_it_sits(critique: str, passed: bool, key: str,
+                                                 pad: str) -> None:
+    document = orjson.dumps({"critique": critique, key: "pass" if passed else "fail"}).decode()
+    closing = "\n```" if pad.startswith("```") else ""
+    answer = parse_verdict(pad + document + closing)
+    assert answer.passed is passed
+    assert answer.critique == " ".join(critique.split())[:2000]
+
+
+@given(st.text(max_size=300))
+def test_free_text_never_reads_as_a_pass_unless_it_says_so(text: str) -> None:
+    lowered = text.casefold()
+    try:
+        answer = parse_verdict(text)
+    except AnswerUnreadable:
+        return
+    word = "pass" if answer.passed else "fail"
+    assert word in lowered or ("yes" if answer.passed else "no") in lowered or \
+        str(answer.passed).lower() in lowered
+
+
+@given(st.sampled_from(LABELS), st.sampled_from(["lower", "upper", "title"]))
+def test_labels_match_case_insensitively(label: str, case: str) -> None:
+    chosen = getattr(label, case)()
+    answer = parse_label(orjson.dumps({"critique": "c", "label": chosen}).decode(), LABELS)
+    assert answer.label == label
+
+
+@given(st.text(min_size=1, max_size=30).filter(
+    lambda s: s.strip().casefold() not in {label.casefold() for label in LABELS}))
+def test_any_other_label_is_unreadable(other: str) -> None:
+    with pytest.raises(AnswerUnreadable, match="is not one of"):
+        parse_label(orjson.dumps({"critique": "c", "label": other}).decode(), LABELS)
+
+
+@pytest.mark.parametrize(("text", "passed"), [
+    ("The reply is fine.\n\nVerdict: PASS", True),
+    ("**Final verdict:** fail", False),
+    ("FAIL.", False),
+    ('{"critique": "ok", "verdict": "yes"}', True),
+    ('{"critique": "no", "pass": false}', False),
+])
+def test_common_prose_and_json_forms(text: str, passed: bool) -> None:
+    assert parse_verdict(text).passed is passed
+
+
+@pytest.mark.parametrize("text", [
+    "It would pass if it named the carrier, so fail-ish.",
+    "Verdict: pass\nActually, verdict: fail",
+    '{"critique": "good", "verdict": "mostly pass"}',
+    '{"verdict": 1}',
+    "[]",
+])
+def test_ambiguous_answers_are_unreadable(text: str) -> None:
+    with pytest.raises(AnswerUnreadable):
+        parse_verdict(text)
+
+
+def test_a_json_score_is_kept_when_finite() -> None:
+    assert parse_verdict('{"critique": "x", "verdict": "pass", "score": 4}').score == 4.0
+    assert parse_verdict('{"critique": "x", "verdict": "pass", "score": "high"}').score is None

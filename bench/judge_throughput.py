@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     options = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    ideal = options.calls * options.latency / options.concurrency
+    ideal = max(options.calls * options.latency / options.concurrency, 1e-9)
     process, base_url = start_fake(options.latency)
     runs = []
     try:

@@ -260,6 +260,9 @@ class _Item:
     probability: float
 
 
+_PREPARE_CHUNK = 50
+"""Spans an async grader prepares at a time: the first calls leave while the rest render."""
+
 _NO_VERDICT = object()
 """What a span the budget stopped gets: nothing, so a later run grades it."""
 
@@ -298,9 +301,11 @@ class _AsyncGrading:
         items = _pending_items(self.store, page, self.graders, sampler, summary, utc_now())
         if not items:
             return []
-        for grader in self.graders:
-            grader.prepare([(i.span, i.context) for i in items if i.grader is grader])
-        outcomes = self.runner.run(self._grade_all(items))
+        try:
+            outcomes = self.runner.run(self._grade_all(items))
+        finally:
+            for grader in self.graders:
+                grader.finish_page()
         rows: list[VerdictRow] = []
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, JudgeError):
@@ -316,7 +321,16 @@ class _AsyncGrading:
         return rows
 
     async def _grade_all(self, items: list[_Item]) -> list[object]:
-        return await asyncio.gather(*(self._grade_one(item) for item in items))
+        tasks = []
+        for start in range(0, len(items), _PREPARE_CHUNK):
+            chunk = items[start:start + _PREPARE_CHUNK]
+            for grader in self.graders:
+                mine = [(i.span, i.context) for i in chunk if i.grader is grader]
+                if mine:
+                    grader.prepare(mine)
+            tasks += [asyncio.create_task(self._grade_one(item)) for item in chunk]
+            await asyncio.sleep(0)  # let this chunk's calls go out before preparing the next
+        return list(await asyncio.gather(*tasks))
 
     async def _grade_one(self, item: _Item) -> object:
         started = time.perf_counter()

@@ -353,7 +353,7 @@ def test_truncated_gzip_is_a_problem_after_the_spans_it_held(tmp_path: Path) -> 
         ("a.txt", b'{\n  "resourceSpans": []\n}', TraceFileFormat.OTLP_JSON),
         (
             "a.gz",
-            gzip.compress(b'{"trace_id": "t", "span_id": "1"}\n'),
+            gzip.compress(b'{"trace_id": "t", "span_id": "1"}\n', mtime=0),
             TraceFileFormat.SPANS_JSONL,
         ),
         ("a.pb", b"", TraceFileFormat.OTLP_PROTO),

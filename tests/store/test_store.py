@@ -153,3 +153,10 @@ def test_upgrade_from_the_first_schema_keeps_data(store_url: str) -> None:
                 "alerts", "calibrations"} <= tables
         columns = {c["name"] for c in inspect(upgraded.engine).get_columns("verdicts")}
         assert "details" in columns
+
+
+def test_plain_string_and_scalar_outputs_round_trip_through_paging(store: Store) -> None:
+    store.upsert_spans([make_span(1, output="fine", input=42), make_span(2, output=None)])
+    first, second = store.spans_page(0, 10)
+    assert (first.span.output, first.span.input) == ("fine", 42)
+    assert second.span.output is None

@@ -5,9 +5,11 @@ A deterministic grader answers in microseconds and runs synchronously, span by s
 whole page of its spans concurrently (the grader bounds its own concurrency and rate) and
 commits the page's verdicts together.
 
-Per run the loop calls :meth:`AsyncGrader.open` once, inside its event loop; per page it calls
-:meth:`AsyncGrader.prepare` with every span the grader will see (for batch work such as one cache
-query), then awaits :meth:`AsyncGrader.grade_async` for each span.
+Per run the loop calls :meth:`AsyncGrader.open` once, inside its event loop. Per page it calls
+:meth:`AsyncGrader.prepare` for a few dozen spans at a time (batch work such as one cache query)
+and starts awaiting :meth:`AsyncGrader.grade_async` for those before preparing the next, so the
+first calls are in flight while the rest of the page is prepared; then
+:meth:`AsyncGrader.finish_page`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ class AsyncGrader(Grader):
         """Set up for one run (clients, few-shot examples…); called once inside the loop."""
 
     def prepare(self, items: Sequence[tuple[Span, TraceContext]]) -> None:  # noqa: B027
-        """Batch work before a page of spans is graded (e.g. one query for cached answers)."""
+        """Batch work before these spans are graded (called several times per page)."""
+
+    def finish_page(self) -> None:  # noqa: B027
+        """Drop whatever was kept for the page just graded."""
 
     @abstractmethod
     async def grade_async(self, span: Span, context: TraceContext) -> Result:

@@ -177,14 +177,19 @@ class JudgeGrader(AsyncGrader):
                           for e in examples]
 
     def prepare(self, items: Sequence[tuple[Span, TraceContext]]) -> None:
-        """Render every prompt of the page and fetch their cached answers in one query."""
+        """Render these spans' prompts and fetch their cached answers in one query."""
         client = self._need_client()
         views: dict[tuple[str, str], dict[str, SpanView]] = {}
+        prepared = {span.key: self._prepare_one(client, span, context, views)
+                    for span, context in items}
+        self._prepared.update(prepared)
+        client.prefetch(p[0] for p in prepared.values() if not isinstance(p, RubricError))
+
+    def finish_page(self) -> None:
+        """Forget the page's prompts and prefetched answers (memory stays flat)."""
         self._prepared = {}
-        for span, context in items:
-            self._prepared[span.key] = self._prepare_one(client, span, context, views)
-        client.forget_prefetched()
-        client.prefetch(p[0] for p in self._prepared.values() if not isinstance(p, RubricError))
+        if self._client is not None:
+            self._client.forget_prefetched()
 
     async def grade_async(self, span: Span, context: TraceContext) -> Result:
         """Ask the judge about one span."""

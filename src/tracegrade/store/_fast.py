@@ -167,19 +167,22 @@ def spans_page_sql(dialect: str, kinds: Sequence[SpanKind] | None) -> tuple[str,
             params)
 
 
-def span_from_record(record: Sequence[Any]) -> tuple[int, Span]:
+def span_from_record(record: Sequence[Any], dialect: str) -> tuple[int, Span]:
     """Rebuild (row id, span) from a row of ``spans_page_sql`` without re-validating it."""
     m = dict(zip(_READ_COLUMNS, record, strict=True))
+    if dialect == "sqlite":
+        for column in _JSON_COLUMNS:
+            m[column] = read_json(m[column])
     return int(m["id"]), Span.model_construct(
         source=m["source"], span_id=m["span_id"], trace_id=m["trace_id"],
         parent_id=m["parent_id"], name=m["name"], kind=SpanKind(m["kind"]),
         start_time=read_time(m["start_time"]), end_time=read_time(m["end_time"]),
         status=Status(code=StatusCode(m["status"]), message=m["status_message"]),
-        input=read_json(m["input"]), output=read_json(m["output"]), model=m["model"],
+        input=m["input"], output=m["output"], model=m["model"],
         input_tokens=m["input_tokens"], output_tokens=m["output_tokens"],
         total_tokens=m["total_tokens"], cost=m["cost"], release=m["release"],
         environment=m["environment"], session_id=m["session_id"], user_id=m["user_id"],
-        tags=read_json(m["tags"]) or [], attributes=read_json(m["attributes"]) or {},
+        tags=m["tags"] or [], attributes=m["attributes"] or {},
     )
 
 
@@ -195,10 +198,12 @@ def read_time(value: Any) -> Any:
 
 
 def read_json(value: Any) -> Any:
-    """A stored JSON value (text on SQLite; already decoded by psycopg on PostgreSQL)."""
-    if isinstance(value, str | bytes):
-        return orjson.loads(value)
-    return value
+    """A JSON column's value as SQLite returns it. psycopg decodes jsonb itself.
+
+    SQLite gives JSON text back, except that its numeric column affinity has already turned a
+    bare JSON number into an int or float, which is the decoded value.
+    """
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def verdict_values(row: Any, created_at: Any) -> tuple[Any, ...]:

@@ -155,7 +155,7 @@ class Store:
         sql, kind_params = _fast.spans_page_sql(self.dialect, kinds)
         with self.engine.connect() as conn:
             records = conn.exec_driver_sql(sql, (after_pk, *kind_params, limit)).all()
-        return [StoredSpan(*_fast.span_from_record(record)) for record in records]
+        return [StoredSpan(*_fast.span_from_record(record, self.dialect)) for record in records]
 
     def iter_spans(
         self, kinds: Sequence[SpanKind] | None = None, page_size: int = 2000

@@ -112,7 +112,7 @@ def test_a_killed_run_is_resumed_without_asking_any_question_twice(
         "store": url, "judges": {"default": judge_settings(fake, max_concurrency=4)},
         "graders": [llm_judge()]}))
     command = [sys.executable, "-m", "tracegrade", "grade", "--format", "json"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = dict(os.environ)
     fake.hold_after(12)
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -44,7 +44,7 @@ LABELS_FILE: Final = DEMO_DIR / "data" / "labels.csv"
 GOLDEN_DATASET: Final = "golden"
 GOLDEN_ITEMS: Final = 150
 LABELS_PER_GRADER: Final = 80
-SLIP_RATE: Final = 0.03
+SLIP_RATE: Final = 0.04
 """How often a labeler simply clicks the wrong answer."""
 LENIENT_ON_ID_CASE: Final = 0.25
 """Share of labels that pass a lower-cased order id (the lookup upper-cases it anyway)."""

@@ -9,6 +9,7 @@ readably after its retries gives an ``error`` verdict carrying the raw answer â€
 from __future__ import annotations
 
 import hashlib
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -136,21 +137,21 @@ class JudgeGrader(AsyncGrader):
         self._examples: list[tuple[Example, str]] = []
         self._prepared: dict[tuple[str, str], _Prepared] = {}
 
+    @abstractmethod
     def instructions(self) -> tuple[str, dict[str, Any]]:
         """The judge's system prompt and the JSON schema of its answer."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(self, text: str) -> Any:
         """The answer's value; raises AnswerUnreadable."""
-        raise NotImplementedError
 
+    @abstractmethod
     def result(self, value: Any, details: dict[str, Any]) -> Result:
         """The verdict a read answer means."""
-        raise NotImplementedError
 
+    @abstractmethod
     def example_answer(self, example: Example) -> str:
         """How a human label reads as this judge's answer, for a few-shot turn."""
-        raise NotImplementedError
 
     @property
     def reads_trace(self) -> bool:

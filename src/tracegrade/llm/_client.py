@@ -106,6 +106,8 @@ class JudgeClient:
         self.prices = prices_for(judge)
         self.limiter = RateLimiter(judge.max_concurrency, judge.requests_per_minute,
                                    judge.tokens_per_minute)
+        self.unavailable: JudgeUnavailable | None = None
+        """Set once the endpoint refused for good; every later question fails at once."""
         self._cached: dict[str, CachedAnswer] = {}
 
     def prepare(self, request: JudgeRequest) -> PreparedCall:
@@ -146,7 +148,13 @@ class JudgeClient:
                                        hit.output_tokens, 0.0, True, 0)
                 except AnswerUnreadable:
                     pass  # read differently now (e.g. labels changed): ask again
-        return await _Attempts(self, call, read).run()
+        if self.unavailable is not None:
+            raise self.unavailable
+        try:
+            return await _Attempts(self, call, read).run()
+        except JudgeUnavailable as exc:
+            self.unavailable = self.unavailable or exc
+            raise
 
 
 class _Attempts(Generic[T]):

@@ -41,7 +41,7 @@ class RejectedError(ProviderError):
     """The endpoint refused this one request (e.g. 400: the prompt is too long); not retried."""
 
 
-class StructuredOutputRejected(ProviderError):
+class StructuredOutputRejected(RejectedError):
     """The endpoint does not accept ``response_format``; the judge falls back to plain JSON."""
 
 

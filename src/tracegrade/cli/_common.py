@@ -25,6 +25,7 @@ from rich.progress import (
 from tracegrade.analysis import NotEnoughReleases
 from tracegrade.config import Config, ConfigError, load_config
 from tracegrade.graders import GraderConfigError
+from tracegrade.sources import RemoteError
 from tracegrade.store import Store, StoreError, open_store
 
 EXIT_OK = 0
@@ -36,7 +37,7 @@ EXIT_INSUFFICIENT = 3
 """``--strict`` and a grader has too little data to tell."""
 
 USER_ERRORS = (ConfigError, StoreError, GraderConfigError, NotEnoughReleases, FileNotFoundError,
-               IsADirectoryError, PermissionError)
+               IsADirectoryError, PermissionError, RemoteError)
 
 format_option = click.option(
     "--format", "output_format", type=click.Choice(["table", "json"]), default="table",

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PG_PROBE := import socket; socket.create_connection(("127.0.0.1", 5432), 1)
 PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck unit venv bench docs clean browser
+.PHONY: demo test test-embeddings lint typecheck unit venv bench docs clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tracegrade needs Python >= 3.11"'
@@ -50,6 +50,11 @@ unit: venv browser
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck unit
+
+# The optional sentence-transformers embedding (torch pinned to the CPU build), kept out of `test`.
+test-embeddings: venv
+	$(BIN)/python -m pip install --quiet -e '.[embeddings]'
+	$(BIN)/pytest -q -m embeddings tests/embeddings
 
 docs: venv
 	PYTHONPATH=. $(BIN)/cog -r README.md

@@ -215,3 +215,16 @@ def test_unequal_sampling_is_weighted(store: Store) -> None:
     variance = (900 * 0.09 + 100 * 0.49 + 100 * (50 * 0.09 + 50 * 0.49)) / 2000**2
     assert baseline.effective_n == pytest.approx(0.21 / variance)
     assert report.findings[0].status is FindingStatus.INSUFFICIENT
+
+
+def test_findings_on_uncalibrated_judges_are_marked(store: Store) -> None:
+    spans = [make_span(i, release="r1" if i < 100 else "r2") for i in range(200)]
+    store.upsert_spans(spans)
+    store.register_grader("judge", "v", "llm_judge", {"type": "llm_judge"})
+    store.register_grader("check", "v", "regex", {"type": "regex"})
+    store.insert_verdicts([
+        VerdictRow(source="test", span_id=s.span_id, grader=g, grader_version="v",
+                   outcome="pass", reason="", inclusion_probability=1.0, run_id="r")
+        for s in spans for g in ("judge", "check")])
+    marks = {f.grader: f.calibration for f in find_regressions(store).findings}
+    assert marks == {"judge": "uncalibrated", "check": None}

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from tracegrade.analysis import comparison
 from tracegrade.analysis._aggregate import SeriesKey, Tally, VerdictTallies, tally_verdicts
@@ -34,6 +35,7 @@ from tracegrade.analysis.rates import PassRate, rate_from_tally, rates_in_order,
 from tracegrade.analysis.settings import AnalysisConfig
 from tracegrade.releases import ReleaseSource
 from tracegrade.store import Store
+from tracegrade.store import _schema as t
 
 
 class FindingStatus(StrEnum):
@@ -124,6 +126,9 @@ class Finding:
     status: FindingStatus = FindingStatus.INSUFFICIENT
     """For a grader: regressed when it or any of its slices regressed, else its own result."""
     slices: list[Finding] = field(default_factory=list)
+    calibration: str | None = None
+    """For an LLM judge: ``trusted``, ``not trusted`` or ``uncalibrated`` (never checked against
+    human labels at this version). None for graders that need no calibration."""
 
     @property
     def tested(self) -> bool:
@@ -156,6 +161,7 @@ class Finding:
             "minimum_detectable_effect": self.mde,
             "more_spans_needed": self.more_spans_needed,
             "more_spans_needed_in": self.more_spans_where,
+            "calibration": self.calibration,
         }
         if self.slice is None:
             record["slices"] = [s.as_dict() for s in self.slices]
@@ -226,7 +232,30 @@ def find_regressions(
     settings = settings or RegressionSettings()
     tallies = tally_verdicts(store, settings.releases, (*settings.strata, *settings.slices),
                              settings.environment)
-    return analyse(tallies, baseline, candidate, settings)
+    report = analyse(tallies, baseline, candidate, settings)
+    mark_calibration(store, report.findings)
+    return report
+
+
+JUDGE_TYPES = frozenset({"llm_judge", "classify"})
+"""Grader types whose verdicts rest on a model that must be checked against people."""
+
+
+def mark_calibration(store: Store, findings: Sequence[Finding]) -> None:
+    """Say, on each finding of an LLM judge, whether that judge version is calibrated."""
+    from tracegrade.analysis.calibration import calibration_status
+
+    g = t.graders.c
+    with store.engine.connect() as conn:
+        types = {(row.name, row.version): row.type
+                 for row in conn.execute(select(g.name, g.version, g.type))}
+    for finding in findings:
+        if types.get((finding.grader, finding.grader_version)) not in JUDGE_TYPES:
+            continue
+        status = calibration_status(store, finding.grader, finding.grader_version)
+        finding.calibration = "uncalibrated" if status is None else status.status
+        for slice_finding in finding.slices:
+            slice_finding.calibration = finding.calibration
 
 
 def analyse(tallies: VerdictTallies, baseline: str | None, candidate: str | None,

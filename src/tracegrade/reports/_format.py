@@ -46,7 +46,12 @@ def rate_cell(rate: PassRate) -> str:
 
 
 def status_text(finding: Finding) -> str:
-    """The status, with what is missing when the data cannot tell yet."""
+    """The status, with what is missing when the data cannot tell yet, and whether an LLM
+    judge behind it was checked against human labels."""
+    return _plain_status(finding) + _calibration_note(finding)
+
+
+def _plain_status(finding: Finding) -> str:
     if finding.status is FindingStatus.REGRESSED and finding.own_status is not finding.status:
         slices = ", ".join(str(s.slice) for s in finding.regressed_slices)
         return f"regressed in {slices}"
@@ -55,6 +60,12 @@ def status_text(finding: Finding) -> str:
             else "per release"
         return f"insufficient data (~{finding.more_spans_needed:,} more spans {where})"
     return finding.status.value
+
+
+def _calibration_note(finding: Finding) -> str:
+    if finding.calibration is None or finding.calibration == "trusted":
+        return ""
+    return f" [judge {finding.calibration}]"
 
 
 def order(finding: Finding) -> tuple[int, str]:

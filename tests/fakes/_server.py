@@ -22,6 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections when a client opens dozens at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class FakeRequest:
     """A request as the fake sees it."""
@@ -150,7 +156,7 @@ class LoopbackServer:
         self.crashes: list[str] = []
         """Tracebacks of requests the fake itself failed on (fixtures assert there are none)."""
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         kwargs={"poll_interval": 0.05})

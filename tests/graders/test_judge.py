@@ -239,3 +239,14 @@ def test_no_api_key_stops_the_run_with_the_fix(local_store: Store, fake: FakeJud
     with pytest.raises(JudgeError, match=r"no API key.*OPENAI_API_KEY"):
         grade(local_store, build_graders(config.graders), SamplingConfig())
     assert verdict_rows(local_store) == []
+
+
+def test_a_judge_graded_one_span_on_its_own_still_asks_the_judge(fake: FakeJudge) -> None:
+    from tracegrade.graders import TraceContext
+    from tracegrade.grading import grade_one
+
+    fake.answer = lambda _body: verdict("fail", "Off topic.")
+    (grader,) = judge_graders(fake)
+    result = grade_one(grader, make_span(3), TraceContext())  # as dataset replay does
+    assert (result.outcome, result.reason) == ("fail", "Off topic.")
+    assert result.details is not None and result.details["cached"] is False

@@ -42,7 +42,8 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
         print_json(summary.as_dict())
     else:
         for problem in summary.problems:
-            app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+            app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False,
+                                  soft_wrap=True)
         hidden = summary.problem_count - len(summary.problems)
         if hidden > 0:
             app.err_console.print(f"… and {hidden} more malformed records")

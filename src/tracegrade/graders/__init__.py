@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from tracegrade.graders._async import AsyncGrader, GradingRun
 from tracegrade.graders._base import (
     AppliesTo,
     Grader,
@@ -62,9 +63,11 @@ def _build(index: int, config: GraderConfig) -> Grader:
 
 __all__ = [
     "AppliesTo",
+    "AsyncGrader",
     "Grader",
     "GraderConfig",
     "GraderConfigError",
+    "GradingRun",
     "Outcome",
     "Result",
     "TargetMissing",

@@ -102,11 +102,7 @@ def init_from_code(options: InitOptions, progress: ProgressFactory | None = None
         if not trace_file.is_file():
             raise SynthError(f"{trace_file}: no such trace file")
     synthesis = synthesize(options.code_path, options.source, judges=options.judges)
-    notes = [f"not analysed: {problem}" for problem in synthesis.facts.problems]
-    judged = sum(1 for p in synthesis.active() if p.judged)
-    if judged and not os.environ.get("OPENAI_API_KEY"):
-        notes.append(f"{judged} llm_judge graders need OPENAI_API_KEY to run `tracegrade "
-                     "grade` (or re-run with --no-judges to write them commented out)")
+    notes = _notes(synthesis)
     if options.rubric_model is not None and any(p.judged for p in synthesis.proposals):
         notes += sharpen_rubrics(synthesis, options.rubric_model)
     settings = _settings(options, synthesis)
@@ -120,6 +116,19 @@ def init_from_code(options: InitOptions, progress: ProgressFactory | None = None
             report = dry_run(path, synthesis.proposals, sample_size=options.sample_size,
                              progress=advance)
     return InitResult(synthesis, path, report, notes)
+
+
+def _notes(synthesis: Synthesis) -> list[str]:
+    """What the user should know about the proposals before running them."""
+    notes = [f"not analysed: {problem}" for problem in synthesis.facts.problems]
+    judged = sum(1 for p in synthesis.active() if p.judged)
+    if judged and not os.environ.get("OPENAI_API_KEY"):
+        notes.append(f"{judged} llm_judge graders need OPENAI_API_KEY to run `tracegrade "
+                     "grade` (or re-run with --no-judges to write them commented out)")
+    if not synthesis.facts.llm_calls:
+        notes.append(f"no LLM call found under {synthesis.facts.root}: is it the application's "
+                     "source (Python, TypeScript or JavaScript)?")
+    return notes
 
 
 @contextmanager

@@ -214,3 +214,15 @@ def test_equals_requires_value() -> None:
 )
 def test_json_equal(left: object, right: object, equal: bool) -> None:
     assert json_equal(left, right) is equal
+
+
+def test_json_schema_validates_json_text_as_its_value() -> None:
+    from tests.graders.helpers import grade, make_span
+
+    schema = {"type": "object", "required": ["category"]}
+    good = make_span(output={"content": '{"category": "billing"}'})
+    bad = make_span(output={"content": '{"priority": "low"}'})
+    passed = grade("json_schema", good, path="$.content", schema=schema)
+    failed = grade("json_schema", bad, path="$.content", schema=schema)
+    assert passed.outcome == "pass"
+    assert failed.outcome == "fail" and "category" in failed.reason

@@ -12,7 +12,6 @@ from tracegrade.config import parse_config
 from tracegrade.graders import build_graders
 from tracegrade.llm import compile_rubric
 from tracegrade.synth import Settings, Synthesis, analyse, propose, render_config
-from tracegrade.synth._propose import json_schema_reads_json_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -199,9 +198,8 @@ def test_anthropic_structured_output_schema_comes_from_the_pydantic_model() -> N
         "required": ["category", "priority", "summary", "needs_human"],
     }
     assert str(schema_grader.origin) == "models.py:19"
-    # Claude's structured output comes back as JSON text, which json_schema can validate only
-    # when it parses JSON text; meanwhile the grader is written commented out.
-    assert (schema_grader.disabled is None) == json_schema_reads_json_text()
+    # Claude's structured output comes back as JSON text, which json_schema parses: live.
+    assert schema_grader.disabled is None
     # Both calls produce *Messages spans: each prompt's checks warn that they see the other's.
     latin = next(p for p in synthesis.proposals if p.name == "reply_script_latin")
     assert any("triage.py:32" in note for note in latin.notes)

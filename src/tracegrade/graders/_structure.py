@@ -17,7 +17,7 @@ from tracegrade.graders._common import (
 )
 from tracegrade.graders._schema import SchemaUnusable, check_schema, first_violation
 from tracegrade.graders._targets import find_all, target_value
-from tracegrade.spans import JSONValue, Span
+from tracegrade.spans import JSONValue, Span, parse_json_string
 
 if TYPE_CHECKING:
     from tracegrade.graders._targets import TraceContext
@@ -73,8 +73,12 @@ class JsonSchema(ParamsGrader[JsonSchemaParams]):
     Params = JsonSchemaParams
 
     def check(self, span: Span, context: TraceContext) -> Result:
-        """Validate the target; an unresolvable ``$ref`` is an ``error``."""
-        value = self.target(span)
+        """Validate the target; an unresolvable ``$ref`` is an ``error``.
+
+        Structured output is often recorded as JSON text (a chat message's content); text that
+        holds a JSON object or array is validated as that value.
+        """
+        value = parse_json_string(self.target(span))
         try:
             violation = first_violation(self.params.json_schema, value)
         except SchemaUnusable as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 import orjson
@@ -232,11 +231,9 @@ class _Builder:
         if sharing > 1:
             proposal.notes.append(f"{sharing} call sites produce these spans; the others' "
                                   "outputs fail this schema unless they share it.")
-        if location.encoded and not json_schema_reads_json_text():
-            proposal.disabled = (
-                "the integration records this output as JSON text and this tracegrade's "
-                "json_schema grader validates parsed JSON only; uncomment once it parses JSON "
-                "text (the json_valid grader above checks the text is JSON meanwhile)")
+        if location.encoded:
+            # Recorded as JSON text: json_schema parses it; a separate grader says whether the
+            # text was JSON at all, which tells a malformed reply from a wrong shape.
             self.add(Proposal(
                 f"{prefix}_{_snake(schema.name)}_json", "json_valid", match, schema.origin,
                 f"The call at {call.origin} asks for structured output {schema.name} "
@@ -313,21 +310,6 @@ def judge_rubric(instruction: str, label: str, whole_trace: bool) -> str:
         f"User message:\n{{{{ span.user_message }}}}\n{evidence}"
         "Reply:\n{{ span.output_text }}\n"
     )
-
-
-@cache
-def json_schema_reads_json_text() -> bool:
-    """Whether this tracegrade's ``json_schema`` grader parses a target holding JSON text."""
-    from tracegrade.graders import GraderConfig, build_grader
-    from tracegrade.graders._targets import EMPTY_CONTEXT
-    from tracegrade.grading import grade_one
-    from tracegrade.spans import Span, utc_now
-
-    config = GraderConfig.model_validate({"name": "probe", "type": "json_schema",
-                                          "path": "$.text", "schema": {"type": "object"}})
-    span = Span(source="probe", span_id="probe", trace_id="probe", start_time=utc_now(),
-                output={"text": "{}"})
-    return grade_one(build_grader(config), span, EMPTY_CONTEXT).outcome == "pass"
 
 
 # --- grouping, naming, dedup -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from tracegrade.sampling import Sampler
 from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.store import Store, StoredSpan, VerdictRow
 from tracegrade.store import _schema as t
+from tracegrade.store._fast import chunks
 from tracegrade.store._store import span_from_row
 
 ProgressCallback = Callable[[int], None]
@@ -407,7 +408,7 @@ def _local_roots(store: Store, spans: Sequence[Span]) -> set[tuple[str, str]]:
     stored: set[tuple[str, str]] = set()
     c = t.spans.c
     with store.engine.connect() as conn:
-        for chunk in _chunks(sorted(parents), 400):
+        for chunk in chunks(sorted(parents), 400):
             query = select(c.source, c.span_id).where(tuple_(c.source, c.span_id).in_(chunk))
             stored.update((source, span_id) for source, span_id in conn.execute(query))
     roots.update(span.key for span in spans
@@ -421,14 +422,9 @@ def _load_traces(store: Store, keys: set[tuple[str, str]]
     traces: dict[tuple[str, str], list[Span]] = {}
     c = t.spans.c
     with store.engine.connect() as conn:
-        for chunk in _chunks(sorted(keys), 400):
+        for chunk in chunks(sorted(keys), 400):
             query = (select(t.spans).where(tuple_(c.source, c.trace_id).in_(chunk))
                      .order_by(c.start_time, c.id))
             for row in conn.execute(query):
                 traces.setdefault((row.source, row.trace_id), []).append(span_from_row(row))
     return traces
-
-
-def _chunks(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -9,7 +9,7 @@ and hand them to the DBAPI's ``executemany`` directly. Everything else uses SQLA
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,10 +173,16 @@ def span_from_record(record: Sequence[Any], dialect: str) -> tuple[int, Span]:
     if dialect == "sqlite":
         for column in _JSON_COLUMNS:
             m[column] = read_json(m[column])
-    return int(m["id"]), Span.model_construct(
+    m["start_time"], m["end_time"] = read_time(m["start_time"]), read_time(m["end_time"])
+    return int(m["id"]), span_from_values(m)
+
+
+def span_from_values(m: Mapping[Any, Any]) -> Span:
+    """A span from its decoded column values; it was validated on the way in, so not again."""
+    return Span.model_construct(
         source=m["source"], span_id=m["span_id"], trace_id=m["trace_id"],
         parent_id=m["parent_id"], name=m["name"], kind=SpanKind(m["kind"]),
-        start_time=read_time(m["start_time"]), end_time=read_time(m["end_time"]),
+        start_time=m["start_time"], end_time=m["end_time"],
         status=Status(code=StatusCode(m["status"]), message=m["status_message"]),
         input=m["input"], output=m["output"], model=m["model"],
         input_tokens=m["input_tokens"], output_tokens=m["output_tokens"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from tracegrade.spans import Span, SpanKind, Status, StatusCode, utc_now
+from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.store import _fast
 from tracegrade.store import _schema as t
 
@@ -75,13 +75,6 @@ class StoredSpan:
 
     pk: int
     span: Span
-
-
-@dataclass
-class RunCounts:
-    """Free-form counters a run records (e.g. spans graded, errors)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 class Store:
@@ -360,21 +353,5 @@ def _dump_json(value: Any) -> str:
 
 
 def span_from_row(row: Row[Any]) -> Span:
-    """Rebuild a span from its row without re-validating what was validated on the way in."""
-    m = row._mapping
-    return Span.model_construct(
-        source=m["source"], span_id=m["span_id"], trace_id=m["trace_id"],
-        parent_id=m["parent_id"], name=m["name"], kind=SpanKind(m["kind"]),
-        start_time=m["start_time"], end_time=m["end_time"],
-        status=Status(code=StatusCode(m["status"]), message=m["status_message"]),
-        input=m["input"], output=m["output"], model=m["model"],
-        input_tokens=m["input_tokens"], output_tokens=m["output_tokens"],
-        total_tokens=m["total_tokens"], cost=m["cost"], release=m["release"],
-        environment=m["environment"], session_id=m["session_id"], user_id=m["user_id"],
-        tags=m["tags"] or [], attributes=m["attributes"] or {},
-    )
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+    """Rebuild a span from a SQLAlchemy row of ``spans`` (values already decoded)."""
+    return _fast.span_from_values(row._mapping)

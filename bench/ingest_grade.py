@@ -1,10 +1,11 @@
 """Benchmark: import N spans from OTLP JSON into SQLite and run 6 deterministic graders.
 
 Runs, each in a fresh process so peak RSS is its own:
-- ``tracegrade``: ``import_files`` into a new SQLite store, then ``grade`` with 6 graders;
+- ``tracegrade``: ``import_files`` into a new SQLite store grading with 6 graders as it writes
+  (``tracegrade import --grade``), or with ``--mode after`` importing first and grading after;
 - ``floor``: a bare loop — orjson parse of the same file plus the same 6 checks, no storage.
 
-Usage: python bench/ingest_grade.py [--spans 200000] [--skip-floor]
+Usage: python bench/ingest_grade.py [--spans 200000] [--skip-floor] [--mode inline|after]
 Prints a JSON summary and a Markdown row for bench/README.md.
 """
 
@@ -68,14 +69,18 @@ def replicate(base: Path, copies: int) -> Path:
     return path
 
 
-def run_tracegrade(path: Path) -> dict[str, Any]:
-    """Import and grade with tracegrade's library, as `tracegrade import` + `grade` do."""
+def run_tracegrade(path: Path, mode: str = "inline") -> dict[str, Any]:
+    """Import and grade with tracegrade's library.
+
+    ``inline`` is `tracegrade import --grade` (graded while written); ``after`` is
+    `tracegrade import` followed by `tracegrade grade` (every span read back).
+    """
     import yaml
 
     from tracegrade.config import parse_config
     from tracegrade.demo.generate import DEMO_CONFIG
     from tracegrade.graders import build_graders
-    from tracegrade.grading import grade
+    from tracegrade.grading import InlineGrading, grade
     from tracegrade.ingest import import_files
     from tracegrade.store import open_store
 
@@ -88,11 +93,18 @@ def run_tracegrade(path: Path) -> dict[str, Any]:
     graders = build_graders(config.graders, only=GRADERS)
     started = time.perf_counter()
     with open_store(config.store) as store:
-        imported = import_files(store, [path], config.mapping("bench"))
-        import_s = time.perf_counter() - started
-        graded = grade(store, graders, config.sampling)
+        if mode == "inline":  # `tracegrade import --grade`
+            with InlineGrading(store, graders, config.sampling) as inline:
+                imported = import_files(store, [path], config.mapping("bench"), grade=inline)
+            assert not inline.deferred, "every bench grader runs inline"
+            verdicts = inline.summary.verdicts_written
+            import_s = time.perf_counter() - started
+        else:  # `tracegrade import` then `tracegrade grade`
+            imported = import_files(store, [path], config.mapping("bench"))
+            import_s = time.perf_counter() - started
+            verdicts = grade(store, graders, config.sampling).verdicts_written
     total_s = time.perf_counter() - started
-    return {"spans": imported.spans, "verdicts": graded.verdicts_written,
+    return {"mode": mode, "spans": imported.spans, "verdicts": verdicts,
             "import_s": round(import_s, 2), "grade_s": round(total_s - import_s, 2),
             "wall_s": round(total_s, 2), "peak_rss_mb": _peak_rss_mb()}
 
@@ -146,9 +158,9 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _in_subprocess(phase: str, path: Path) -> dict[str, Any]:
-    output = subprocess.run([sys.executable, __file__, "--phase", phase, "--input", str(path)],
-                            check=True, capture_output=True, text=True).stdout
+def _in_subprocess(phase: str, path: Path, mode: str = "inline") -> dict[str, Any]:
+    output = subprocess.run([sys.executable, __file__, "--phase", phase, "--input", str(path),
+                             "--mode", mode], check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(output)
     return result
 
@@ -160,18 +172,20 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=1,
                         help="import this many id-shifted copies of the --spans file "
                              "(e.g. --copies 5 for 1M spans, the RSS target)")
+    parser.add_argument("--mode", choices=["inline", "after"], default="inline",
+                        help="inline: `import --grade` (default); after: `import` then `grade`")
     parser.add_argument("--phase", choices=["tracegrade", "floor"])
     parser.add_argument("--input", type=Path)
     args = parser.parse_args()
     if args.phase:
-        runner = run_tracegrade if args.phase == "tracegrade" else run_floor
-        print(json.dumps(runner(args.input)))
+        print(json.dumps(run_tracegrade(args.input, args.mode) if args.phase == "tracegrade"
+                         else run_floor(args.input)))
         return
     path = ensure_input(args.spans)
     if args.copies > 1:
         path = replicate(path, args.copies)
     results: dict[str, Any] = {"input": str(path), "input_mb": round(path.stat().st_size / 2**20)}
-    results["tracegrade"] = _in_subprocess("tracegrade", path)
+    results["tracegrade"] = _in_subprocess("tracegrade", path, args.mode)
     if not args.skip_floor:
         results["floor"] = _in_subprocess("floor", path)
         results["ratio"] = round(results["tracegrade"]["wall_s"] / results["floor"]["wall_s"], 2)

@@ -158,6 +158,74 @@ def grade(
     return summary
 
 
+class InlineGrading:
+    """Grades spans while they are written, in the same transaction as the spans.
+
+    Importing and then grading reads every span back; grading the spans already in memory
+    skips that. Only graders that need nothing but the span itself (synchronous, no trace
+    context) run inline, and only under per-span sampling: a per-release cap or a stratum floor
+    depends on how many spans the store will hold once the import ends, which is not known while
+    it runs. The others are left in :attr:`deferred` for a :func:`grade` pass after the import.
+    Use it as a context manager: leaving it records the run's outcome.
+
+    Verdicts commit with their spans, so a killed import never holds a span without the
+    verdicts it was graded with, and re-importing writes no verdict twice.
+    """
+
+    def __init__(self, store: Store, graders: Sequence[Grader], sampling: SamplingConfig, *,
+                 grade_all: bool = False) -> None:
+        per_span = grade_all or (sampling.max_per_release is None and sampling.stratify_by is None)
+        self.graders = [g for g in graders if per_span and _inline_capable(g)]
+        self.deferred = [g for g in graders if g not in self.graders]
+        self.sampler = Sampler(sampling, {}, grade_all=grade_all)
+        self.store = store
+        # Most graders select by kind: look only at those that can apply to a span's kind.
+        self._by_kind = {kind: [g for g in self.graders
+                                if not g.config.applies_to.kinds()
+                                or kind in g.config.applies_to.kinds()] for kind in SpanKind}
+        self.summary = GradeSummary(run_id="")
+        if self.graders:
+            for grader in self.graders:
+                store.register_grader(grader.name, grader.version, grader.config.type,
+                                      grader.config.model_dump(mode="json"))
+            self.summary.run_id = store.start_run("grade")
+
+    def __call__(self, spans: Sequence[Span]) -> list[VerdictRow]:
+        """The verdicts of every inline grader for these spans (written with them)."""
+        summary, sampler = self.summary, self.sampler
+        rows: list[VerdictRow] = []
+        empty = TraceContext()
+        by_kind = self._by_kind
+        for span in spans:
+            for grader in by_kind[span.kind]:
+                if not grader.applies_to(span):
+                    continue
+                probability = sampler.include(span, grader.config.sample_rate)
+                if probability is None:
+                    summary.not_sampled += 1
+                    continue
+                rows.append(_verdict(grader, span, empty, probability, summary.run_id))
+                summary.count(grader.name, rows[-1].outcome)
+        summary.spans_seen += len(spans)
+        return rows
+
+    def __enter__(self) -> InlineGrading:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        if not self.summary.run_id:
+            return
+        status = ("finished" if error_type is None
+                  else "interrupted" if issubclass(error_type, KeyboardInterrupt) else "failed")
+        # Counted from the store: what committed with the spans, even when the import failed.
+        self.summary.verdicts_written = self.store.count_verdicts(self.summary.run_id)
+        self.store.finish_run(self.summary.run_id, status, self.summary.as_dict())
+
+
+def _inline_capable(grader: Grader) -> bool:
+    return not isinstance(grader, AsyncGrader) and not grader.needs_trace
+
+
 class _PageIterator:
     def __init__(self, store: Store, kinds: list[SpanKind] | None, page_size: int) -> None:
         self.store, self.kinds, self.page_size = store, kinds, page_size

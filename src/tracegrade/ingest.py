@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracegrade._gc import bulk_allocation
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.files import read_file
 from tracegrade.spans import Span
-from tracegrade.store import Store, UpsertCounts
+from tracegrade.store import GradeBatch, Store, UpsertCounts
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of spans just read (for a progress bar)."""
@@ -37,6 +38,7 @@ class ImportSummary:
             "inserted": self.counts.inserted,
             "updated": self.counts.updated,
             "unchanged": self.counts.unchanged,
+            "verdicts": self.counts.verdicts,
             "bad_records": self.problem_count,
             "problems": [{"location": p.location, "reason": p.reason} for p in self.problems],
         }
@@ -50,8 +52,12 @@ def import_files(
     batch_size: int = 2000,
     on_problem: Callable[[IngestProblem], None] | None = None,
     progress: ProgressCallback | None = None,
+    grade: GradeBatch | None = None,
 ) -> ImportSummary:
     """Import every file into the store; bad records are counted and skipped, never fatal.
+
+    ``grade`` (an :class:`~tracegrade.grading.InlineGrading`) grades each batch as it is
+    written; its verdicts commit with the batch's spans.
 
     Raises:
         FileNotFoundError: a path does not exist (checked before anything is written).
@@ -60,10 +66,11 @@ def import_files(
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
     summary = ImportSummary()
-    for path in paths:
-        spans = _spans_of(path, options, summary, on_problem, progress)
-        summary.counts.add(store.upsert_spans(spans, batch_size=batch_size))
-        summary.files += 1
+    with bulk_allocation():
+        for path in paths:
+            spans = _spans_of(path, options, summary, on_problem, progress)
+            summary.counts.add(store.upsert_spans(spans, batch_size=batch_size, grade=grade))
+            summary.files += 1
     return summary
 
 

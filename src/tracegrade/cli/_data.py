@@ -10,13 +10,20 @@ import click
 from tracegrade.cli._common import (
     EXIT_FINDINGS,
     AppContext,
+    fail,
     format_option,
     pass_app,
     print_json,
     progress_bar,
 )
+from tracegrade.cli._grade import print_grade_summary
+from tracegrade.config import Config
+from tracegrade.graders import build_graders
+from tracegrade.grading import GradeSummary, InlineGrading, grade
 from tracegrade.ingest import import_files
+from tracegrade.llm import JudgeError
 from tracegrade.reports.terminal import stats_table
+from tracegrade.store import Store
 
 
 @click.command("import")
@@ -24,22 +31,51 @@ from tracegrade.reports.terminal import stats_table
 @click.option("--source", default="import", show_default=True,
               help="The source name the spans are stored under (their key is source + span id).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any record was malformed.")
+@click.option("--grade", "grade_too", is_flag=True,
+              help="Also grade the imported spans with the configured graders, as "
+                   "`tracegrade grade` would: deterministic graders while the spans are written "
+                   "(their verdicts commit with them), the others after the import.")
+@click.option("--grader", "only", multiple=True,
+              help="With --grade: run only this grader (repeatable).")
+@click.option("--all", "grade_all", is_flag=True,
+              help="With --grade: grade every applicable span, ignoring the sampling settings.")
 @format_option
 @pass_app
 def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict: bool,
-                   output_format: str) -> None:
+                   output_format: str, grade_too: bool = False, only: tuple[str, ...] = (),
+                   grade_all: bool = False) -> None:
     """Import trace files: OTLP JSON, OTLP protobuf, or tracegrade JSONL (.gz too).
 
     The format is detected from the content. Re-importing a file changes
     nothing; malformed records are reported with file and line (or byte
     offset), skipped and counted, and the rest is imported.
+
+    With --grade the spans are graded too. Graders that need only the span
+    run while it is written, which saves reading every span back; LLM judges,
+    trace-level graders and graders under a per-release cap or stratified
+    sampling (which need the final span counts) run after the import.
     """
+    if (only or grade_all) and not grade_too:
+        fail("--grader and --all only apply with --grade")
     config = app.config()
+    graders = build_graders(config.graders, list(only) or None) if grade_too else []
+    if grade_too and not graders:
+        fail("no graders configured: add some under `graders:` in tracegrade.yaml "
+             "(`tracegrade init` writes a starter config)")
+    runs: list[GradeSummary] = []
     with app.open_store(config) as store, \
-            progress_bar(app.err_console, "Importing spans", None) as advance:
-        summary = import_files(store, list(files), config.mapping(source), progress=advance)
+            InlineGrading(store, graders, config.sampling, grade_all=grade_all) as inline:
+        with progress_bar(app.err_console, "Importing spans", None) as advance:
+            summary = import_files(store, list(files), config.mapping(source), progress=advance,
+                                   grade=inline if inline.graders else None)
+    if inline.graders:
+        runs.append(inline.summary)
+    if inline.deferred:
+        with app.open_store(config) as store:
+            runs.append(_grade_after_import(app, store, config, inline, grade_all))
     if output_format == "json":
-        print_json(summary.as_dict())
+        print_json(summary.as_dict() if not grade_too
+                   else {**summary.as_dict(), "grade_runs": [run.as_dict() for run in runs]})
     else:
         for problem in summary.problems:
             app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False,
@@ -53,8 +89,20 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
             f"{counts.inserted:,} new, {counts.updated:,} updated, "
             f"{counts.unchanged:,} unchanged; {summary.problem_count:,} malformed records skipped."
         )
+        for run in runs:
+            print_grade_summary(app, run)
     if strict and summary.problem_count:
         sys.exit(EXIT_FINDINGS)
+
+
+def _grade_after_import(app: AppContext, store: Store, config: Config, inline: InlineGrading,
+                        grade_all: bool) -> GradeSummary:
+    try:
+        with progress_bar(app.err_console, "Grading spans", store.count_spans()) as advance:
+            return grade(store, inline.deferred, config.sampling, grade_all=grade_all,
+                         progress=advance)
+    except JudgeError as exc:
+        fail(f"LLM judge: {exc} (the import and the verdicts graded so far are kept)")
 
 
 @click.command("stats")

@@ -64,7 +64,15 @@ def grade_command(app: AppContext, only: tuple[str, ...], grade_all: bool,
                    else {**summary.as_dict(), "export": exported.as_dict()})
         exit_if_export_failed(exported)
         return
-    table = Table(title=f"Run {summary.run_id}: {summary.verdicts_written:,} new verdicts")
+    print_grade_summary(app, summary)
+    if exported is not None:
+        print_export_summary(app, exported)
+    exit_if_export_failed(exported)
+
+
+def print_grade_summary(app: AppContext, summary: GradeSummary, title: str = "") -> None:
+    """A run's verdict counts per grader and outcome, then what its judges cost."""
+    table = Table(title=f"{title}Run {summary.run_id}: {summary.verdicts_written:,} new verdicts")
     for column in ("grader", "pass", "fail", "error", "skip"):
         table.add_column(column, justify="left" if column == "grader" else "right")
     for grader, counts in sorted(summary.outcomes.items()):
@@ -72,9 +80,6 @@ def grade_command(app: AppContext, only: tuple[str, ...], grade_all: bool,
                                                                     "skip")))
     app.console.print(table)
     print_judge_costs(app, summary)
-    if exported is not None:
-        print_export_summary(app, exported)
-    exit_if_export_failed(exported)
 
 
 def print_judge_costs(app: AppContext, summary: GradeSummary) -> None:

@@ -6,6 +6,7 @@ This module is tracegrade's one JSONPath helper (RFC 9535 through ``python-jsonp
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
@@ -74,7 +75,27 @@ def find_all(path: str, value: JSONValue) -> list[Any]:
     """Every match of ``path`` in ``value`` (an empty list when nothing matches)."""
     if not isinstance(value, dict | list):
         return []
-    return list(compile_path(path).findall(value))
+    names = _member_names(path)
+    if names is None:
+        return list(compile_path(path).findall(value))
+    # ``$.a.b``: each name selector picks that member of an object and nothing from anything
+    # else, so a walk gives the same single match as the JSONPath engine, many times faster.
+    for name in names:
+        if not isinstance(value, dict) or name not in value:
+            return []
+        value = value[name]
+    return [value]
+
+
+_MEMBER_PATH = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+@lru_cache(maxsize=256)
+def _member_names(path: str) -> tuple[str, ...] | None:
+    """The names of a path made only of ``.name`` selectors (``$.a.b``), else None."""
+    if not _MEMBER_PATH.fullmatch(path):
+        return None
+    return tuple(path.split(".")[1:])
 
 
 def resolve(span: Span, target: str, path: str | None) -> JSONValue:

@@ -2,6 +2,7 @@
 
 from tracegrade.store._store import (
     DEFAULT_URL,
+    GradeBatch,
     Store,
     StoredSpan,
     StoreError,
@@ -12,6 +13,7 @@ from tracegrade.store._store import (
 
 __all__ = [
     "DEFAULT_URL",
+    "GradeBatch",
     "Store",
     "StoreError",
     "StoredSpan",

@@ -24,10 +24,6 @@ _READ_COLUMNS = ("id", *SPAN_COLUMNS)
 _JSON_COLUMNS = frozenset({"input", "output", "tags", "attributes"})
 _KEY_COLUMNS = frozenset({"source", "span_id", "ingested_at"})
 VERDICT_COLUMNS = tuple(c.name for c in t.verdicts.columns if c.name != "id")
-_HASHED = ("trace_id", "parent_id", "name", "kind", "release", "environment", "start_time",
-           "end_time", "status", "status_message", "input", "output", "model", "input_tokens",
-           "output_tokens", "total_tokens", "cost", "session_id", "user_id", "tags",
-           "attributes")
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
@@ -83,43 +79,60 @@ def db_time(value: datetime | None, dialect: str) -> Any:
     return value.strftime(_SQLITE_TIME) if dialect == "sqlite" else value
 
 
-def span_values(span: Span, now: datetime, dialect: str) -> tuple[tuple[Any, ...], str]:
-    """The row a span is stored as, in ``SPAN_COLUMNS`` order, and its content hash."""
-    row: dict[str, Any] = {
-        "trace_id": span.trace_id,
-        "parent_id": span.parent_id,
-        "name": clean_text(span.name) or "",
-        "kind": span.kind.value,
-        "release": clean_text(span.release),
-        "environment": clean_text(span.environment),
-        "start_time": db_time(span.start_time, dialect),
-        "end_time": db_time(span.end_time, dialect),
-        "status": span.status.code.value,
-        "status_message": clean_text(span.status.message),
-        "input": dump_json(span.input),
-        "output": dump_json(span.output),
-        "model": clean_text(span.model),
-        "input_tokens": span.input_tokens,
-        "output_tokens": span.output_tokens,
-        "total_tokens": span.total_tokens,
-        "cost": span.cost,
-        "session_id": clean_text(span.session_id),
-        "user_id": clean_text(span.user_id),
-        "tags": dump_json(span.tags),
-        "attributes": dump_json(span.attributes),
-    }
-    content_hash = _content_hash(row, span)
-    row.update(source=span.source, span_id=span.span_id, latency_ms=span.latency_ms,
-               content_hash=content_hash, ingested_at=db_time(now, dialect),
-               updated_at=db_time(now, dialect))
-    return tuple(row[c] for c in SPAN_COLUMNS), content_hash
+def span_values(span: Span, stamp: Any, dialect: str) -> tuple[tuple[Any, ...], str]:
+    """The row a span is stored as, in ``SPAN_COLUMNS`` order, and its content hash.
 
-
-def _content_hash(row: dict[str, Any], span: Span) -> str:
+    ``stamp`` is the batch's write time as :func:`db_time` gives it (``ingested_at`` and
+    ``updated_at``).
+    """
+    start_iso, start_db = _time_values(span.start_time, dialect)
+    end_iso, end_db = _time_values(span.end_time, dialect)
+    status = span.status
+    hashed = (
+        span.trace_id, span.parent_id, clean_text(span.name) or "", span.kind.value,
+        clean_text(span.release), clean_text(span.environment), status.code.value,
+        clean_text(status.message), dump_json(span.input), dump_json(span.output),
+        clean_text(span.model), span.input_tokens, span.output_tokens, span.total_tokens,
+        span.cost, clean_text(span.session_id), clean_text(span.user_id),
+        dump_json(span.tags), dump_json(span.attributes),
+    )
     # Times are hashed as ISO text whatever the backend, so a hash means the same everywhere.
-    parts = [span.start_time.isoformat(), span.end_time.isoformat() if span.end_time else None]
-    parts += [row[k] for k in _HASHED if k not in ("start_time", "end_time")]
-    return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
+    content_hash = hashlib.blake2b(orjson.dumps((start_iso, end_iso, *hashed)),
+                                   digest_size=16).hexdigest()
+    (trace_id, parent_id, name, kind, release, environment, status_code, status_message,
+     input_json, output_json, model, input_tokens, output_tokens, total_tokens, cost,
+     session_id, user_id, tags, attributes) = hashed
+    latency_ms = None if span.end_time is None else \
+        (span.end_time - span.start_time).total_seconds() * 1000.0
+    return (span.source, span.span_id, trace_id, parent_id, name, kind, release, environment,
+            start_db, end_db, latency_ms, status_code, status_message, input_json, output_json,
+            model, input_tokens, output_tokens, total_tokens, cost, session_id, user_id, tags,
+            attributes, content_hash, stamp, stamp), content_hash
+
+
+_VALUES_ORDER = ("source", "span_id", "trace_id", "parent_id", "name", "kind", "release",
+                 "environment", "start_time", "end_time", "latency_ms", "status",
+                 "status_message", "input", "output", "model", "input_tokens", "output_tokens",
+                 "total_tokens", "cost", "session_id", "user_id", "tags", "attributes",
+                 "content_hash", "ingested_at", "updated_at")
+if SPAN_COLUMNS != _VALUES_ORDER:  # pragma: no cover - guards a schema change
+    raise RuntimeError(f"span_values is out of date with the spans table: {SPAN_COLUMNS}")
+
+
+def _time_values(value: datetime | None, dialect: str) -> tuple[str | None, Any]:
+    """A span time's ISO text (what the content hash reads) and its stored value."""
+    if value is None:
+        return None, None
+    iso = value.isoformat()
+    if dialect != "sqlite" or not iso.endswith("+00:00"):
+        return iso, db_time(value, dialect)
+    # YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00 -> "YYYY-MM-DD HH:MM:SS.ffffff", as strftime gives it
+    # (without its cost, which was a fifth of writing a span).
+    if len(iso) == 32 and iso[4] == "-":
+        return iso, f"{iso[:10]} {iso[11:26]}"
+    if len(iso) == 25 and iso[4] == "-":
+        return iso, f"{iso[:10]} {iso[11:19]}.000000"
+    return iso, db_time(value, dialect)
 
 
 def stored_hashes(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import (
+    Connection,
     Engine,
     Row,
     and_,
@@ -42,12 +43,15 @@ class UpsertCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    verdicts: int = 0
+    """Verdicts written with the spans (when they were graded while being written)."""
 
     def add(self, other: UpsertCounts) -> None:
         """Accumulate another batch's counts."""
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.verdicts += other.verdicts
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class VerdictRow:
     latency_ms: float | None = None
     details: dict[str, Any] | None = None
     """Grader-specific facts worth keeping (a judge's raw answer, few-shot label ids…)."""
+
+
+GradeBatch = Callable[[Sequence[Span]], list[VerdictRow]]
+"""Grades a batch of spans as it is written; its verdicts commit with the spans."""
 
 
 @dataclass
@@ -101,28 +109,37 @@ class Store:
 
     # -- spans ---------------------------------------------------------------------------------
 
-    def upsert_spans(self, spans: Iterable[Span], batch_size: int = 2000) -> UpsertCounts:
+    def upsert_spans(self, spans: Iterable[Span], batch_size: int = 2000,
+                     grade: GradeBatch | None = None) -> UpsertCounts:
         """Write spans idempotently on ``(source, span_id)``; a changed span replaces the old one.
 
-        Each batch commits on its own, so an interrupted import keeps what it wrote.
+        Each batch commits on its own, so an interrupted import keeps what it wrote. With
+        ``grade``, each batch's verdicts commit with it (see :meth:`write_span_batch`).
         """
         counts = UpsertCounts()
         batch: list[Span] = []
         for span in spans:
             batch.append(span)
             if len(batch) >= batch_size:
-                counts.add(self.write_span_batch(batch))
+                counts.add(self.write_span_batch(batch, grade))
                 batch = []
         if batch:
-            counts.add(self.write_span_batch(batch))
+            counts.add(self.write_span_batch(batch, grade))
         return counts
 
-    def write_span_batch(self, batch: Sequence[Span]) -> UpsertCounts:
-        """Write one batch in one transaction; the newest copy of a repeated key wins."""
-        now = utc_now()
+    def write_span_batch(self, batch: Sequence[Span],
+                         grade: GradeBatch | None = None) -> UpsertCounts:
+        """Write one batch in one transaction; the newest copy of a repeated key wins.
+
+        ``grade``, when given, is called with the batch's spans (one per key) and the verdicts
+        it returns are inserted in the same transaction, ignoring any already stored.
+        """
+        stamp = _fast.db_time(utc_now(), self.dialect)
+        latest = {(s.source, s.span_id): s for s in batch}
         rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {
-            (s.source, s.span_id): _fast.span_values(s, now, self.dialect) for s in batch
+            key: _fast.span_values(s, stamp, self.dialect) for key, s in latest.items()
         }
+        verdicts = grade(list(latest.values())) if grade is not None else []
         counts = UpsertCounts()
         with self.engine.begin() as conn:
             existing = _fast.stored_hashes(conn, self.dialect, list(rows))
@@ -139,6 +156,8 @@ class Store:
                 changed.append(values)
             if changed:
                 conn.exec_driver_sql(_fast.span_upsert_sql(self.dialect), changed)
+            if verdicts:
+                counts.verdicts = self._insert_verdicts(conn, verdicts)
         return counts
 
     def spans_page(
@@ -231,16 +250,22 @@ class Store:
         """Insert verdicts in one transaction, ignoring ones already stored; returns how many."""
         if not rows:
             return 0
+        with self.engine.begin() as conn:
+            return self._insert_verdicts(conn, rows)
+
+    def _insert_verdicts(self, conn: Connection, rows: Sequence[VerdictRow]) -> int:
         created_at = _fast.db_time(utc_now(), self.dialect)
         values = [_fast.verdict_values(row, created_at) for row in rows]
-        with self.engine.begin() as conn:
-            result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect), values)
-            return int(result.rowcount)
+        result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect), values)
+        return int(result.rowcount)
 
-    def count_verdicts(self) -> int:
-        """How many verdicts the store holds."""
+    def count_verdicts(self, run_id: str | None = None) -> int:
+        """How many verdicts the store holds (written by one run, given its id)."""
+        query = select(func.count()).select_from(t.verdicts)
+        if run_id is not None:
+            query = query.where(t.verdicts.c.run_id == run_id)
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.verdicts)).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
     def verdict_counts(self, grader_versions: Sequence[tuple[str, str]] | None = None
                        ) -> list[dict[str, Any]]:

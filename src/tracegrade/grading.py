@@ -23,7 +23,15 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 
 from tracegrade.config import SamplingConfig
-from tracegrade.graders import Grader, Outcome, Result, TargetMissing, TraceContext
+from tracegrade.graders import (
+    Grader,
+    GraderConfig,
+    Outcome,
+    Result,
+    TargetMissing,
+    TraceContext,
+    build_graders,
+)
 from tracegrade.graders._async import AsyncGrader, GradingRun
 from tracegrade.llm import Budget, BudgetExhausted, JudgeError
 from tracegrade.llm._views import root_of
@@ -63,6 +71,13 @@ class GradeSummary:
     def count(self, grader: str, outcome: str) -> None:
         """Tally one verdict."""
         self.outcomes.setdefault(grader, Counter())[outcome] += 1
+
+    def merge(self, other: GradeSummary) -> None:
+        """Add the spans and verdict outcomes another process tallied for this run."""
+        self.spans_seen += other.spans_seen
+        self.not_sampled += other.not_sampled
+        for grader, counts in other.outcomes.items():
+            self.outcomes.setdefault(grader, Counter()).update(counts)
 
     def add_cost(self, grader: str, result: Result) -> None:
         """Tally what one verdict cost."""
@@ -158,6 +173,59 @@ def grade(
     return summary
 
 
+@dataclass(frozen=True)
+class BatchGraderSpec:
+    """What a worker process needs to rebuild a :class:`BatchGrader` (all of it picklable)."""
+
+    configs: list[GraderConfig]
+    sampling: SamplingConfig
+    grade_all: bool
+    run_id: str
+
+
+class BatchGrader:
+    """Grades batches of spans in memory with graders that need nothing but the span."""
+
+    def __init__(self, graders: Sequence[Grader], sampling: SamplingConfig, grade_all: bool,
+                 run_id: str) -> None:
+        self.graders = list(graders)
+        self.sampling, self.grade_all = sampling, grade_all
+        self.sampler = Sampler(sampling, {}, grade_all=grade_all)
+        self.summary = GradeSummary(run_id=run_id)
+        # Most graders select by kind: look only at those that can apply to a span's kind.
+        self._by_kind = {kind: [g for g in self.graders
+                                if not g.config.applies_to.kinds()
+                                or kind in g.config.applies_to.kinds()] for kind in SpanKind}
+
+    def __call__(self, spans: Sequence[Span]) -> list[VerdictRow]:
+        """The verdicts of every grader for these spans; their outcomes are tallied."""
+        summary, sampler, by_kind = self.summary, self.sampler, self._by_kind
+        rows: list[VerdictRow] = []
+        empty = TraceContext()
+        for span in spans:
+            for grader in by_kind[span.kind]:
+                if not grader.applies_to(span):
+                    continue
+                probability = sampler.include(span, grader.config.sample_rate)
+                if probability is None:
+                    summary.not_sampled += 1
+                    continue
+                rows.append(_verdict(grader, span, empty, probability, summary.run_id))
+                summary.count(grader.name, rows[-1].outcome)
+        summary.spans_seen += len(spans)
+        return rows
+
+    def spec(self) -> BatchGraderSpec:
+        """How a worker process rebuilds this grader."""
+        return BatchGraderSpec([g.config for g in self.graders], self.sampling, self.grade_all,
+                               self.summary.run_id)
+
+    @classmethod
+    def from_spec(cls, spec: BatchGraderSpec) -> BatchGrader:
+        """The grader a :meth:`spec` describes (built afresh, with an empty tally)."""
+        return cls(build_graders(spec.configs), spec.sampling, spec.grade_all, spec.run_id)
+
+
 class InlineGrading:
     """Grades spans while they are written, in the same transaction as the spans.
 
@@ -177,37 +245,23 @@ class InlineGrading:
         per_span = grade_all or (sampling.max_per_release is None and sampling.stratify_by is None)
         self.graders = [g for g in graders if per_span and _inline_capable(g)]
         self.deferred = [g for g in graders if g not in self.graders]
-        self.sampler = Sampler(sampling, {}, grade_all=grade_all)
         self.store = store
-        # Most graders select by kind: look only at those that can apply to a span's kind.
-        self._by_kind = {kind: [g for g in self.graders
-                                if not g.config.applies_to.kinds()
-                                or kind in g.config.applies_to.kinds()] for kind in SpanKind}
-        self.summary = GradeSummary(run_id="")
+        run_id = ""
         if self.graders:
             for grader in self.graders:
                 store.register_grader(grader.name, grader.version, grader.config.type,
                                       grader.config.model_dump(mode="json"))
-            self.summary.run_id = store.start_run("grade")
+            run_id = store.start_run("grade")
+        self.batch = BatchGrader(self.graders, sampling, grade_all, run_id)
+
+    @property
+    def summary(self) -> GradeSummary:
+        """The tally of the verdicts graded so far (by this process and its workers)."""
+        return self.batch.summary
 
     def __call__(self, spans: Sequence[Span]) -> list[VerdictRow]:
         """The verdicts of every inline grader for these spans (written with them)."""
-        summary, sampler = self.summary, self.sampler
-        rows: list[VerdictRow] = []
-        empty = TraceContext()
-        by_kind = self._by_kind
-        for span in spans:
-            for grader in by_kind[span.kind]:
-                if not grader.applies_to(span):
-                    continue
-                probability = sampler.include(span, grader.config.sample_rate)
-                if probability is None:
-                    summary.not_sampled += 1
-                    continue
-                rows.append(_verdict(grader, span, empty, probability, summary.run_id))
-                summary.count(grader.name, rows[-1].outcome)
-        summary.spans_seen += len(spans)
-        return rows
+        return self.batch(spans)
 
     def __enter__(self) -> InlineGrading:
         return self

@@ -100,11 +100,23 @@ def print_json(value: Any) -> None:
 
 
 @contextmanager
-def progress_bar(console: Console, description: str, total: int | None
-                 ) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields a callback that advances it."""
+def progress_bar(console: Console, description: str, total: int | None, *,
+                 threaded: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields a callback that advances it.
+
+    ``threaded=False`` redraws only when the callback is called, without rich's refresh
+    thread: an import forks worker processes, which is only safe with no other thread running.
+    """
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True, auto_refresh=threaded) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        if threaded:
+            yield lambda n: progress.advance(task, n)
+            return
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            progress.refresh()
+
+        yield advance

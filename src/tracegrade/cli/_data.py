@@ -39,11 +39,15 @@ from tracegrade.store import Store
               help="With --grade: run only this grader (repeatable).")
 @click.option("--all", "grade_all", is_flag=True,
               help="With --grade: grade every applicable span, ignoring the sampling settings.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes that decode and map OTLP JSON lines / span JSONL files while this "
+                   "one writes (default: one per CPU, at most 4, for files of 8 MB or more; "
+                   "1 maps in this process).")
 @format_option
 @pass_app
 def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict: bool,
                    output_format: str, grade_too: bool = False, only: tuple[str, ...] = (),
-                   grade_all: bool = False) -> None:
+                   grade_all: bool = False, workers: int | None = None) -> None:
     """Import trace files: OTLP JSON, OTLP protobuf, or tracegrade JSONL (.gz too).
 
     The format is detected from the content. Re-importing a file changes
@@ -65,9 +69,9 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
     runs: list[GradeSummary] = []
     with app.open_store(config) as store, \
             InlineGrading(store, graders, config.sampling, grade_all=grade_all) as inline:
-        with progress_bar(app.err_console, "Importing spans", None) as advance:
+        with progress_bar(app.err_console, "Importing spans", None, threaded=False) as advance:
             summary = import_files(store, list(files), config.mapping(source), progress=advance,
-                                   grade=inline if inline.graders else None)
+                                   grade=inline if inline.graders else None, workers=workers)
     if inline.graders:
         runs.append(inline.summary)
     if inline.deferred:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 
@@ -19,8 +19,13 @@ import orjson
 
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
-from tracegrade.sources.jsonl import read_spans_jsonl
-from tracegrade.sources.otlp import read_otlp_json, read_otlp_proto
+from tracegrade.sources.jsonl import map_span_line, read_spans_jsonl
+from tracegrade.sources.otlp import (
+    holds_json_lines,
+    map_json_line,
+    read_otlp_json,
+    read_otlp_proto,
+)
 from tracegrade.spans import Span
 
 
@@ -32,7 +37,8 @@ class TraceFileFormat(StrEnum):
     SPANS_JSONL = "spans-jsonl"
 
 
-_READ_ERRORS = (OSError, EOFError, zlib.error)
+READ_ERRORS = (OSError, EOFError, zlib.error)
+_READ_ERRORS = READ_ERRORS
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_BYTES = 64 * 1024
 _PROTO_SUFFIXES = {".pb", ".proto", ".binpb", ".protobuf"}
@@ -77,6 +83,45 @@ def detect_format(path: Path) -> TraceFileFormat:
     """
     with _open(path) as stream:
         return _format_of(_head(stream), path)
+
+
+LineMapper = Callable[[bytes, str, MappingOptions, int], Iterable[Span | IngestProblem]]
+"""Maps one line (bytes, ``FILE:LINE``, options, the attribute limit) to its spans/problems."""
+
+
+def line_mapper(path: Path) -> LineMapper | None:
+    """How each line of this file maps, when it is a file of independent lines, else None.
+
+    OTLP JSON lines and span JSONL map line by line, so their lines can be mapped anywhere
+    (in worker processes, say) and in any order; a one-document OTLP JSON file or a protobuf
+    stream cannot be split that way.
+    """
+    try:
+        with _open(path) as stream:
+            file_format = _format_of(_head(stream), path)
+            stream.seek(0)
+            if file_format is TraceFileFormat.SPANS_JSONL:
+                return _span_line
+            if file_format is TraceFileFormat.OTLP_JSON and holds_json_lines(stream):
+                return map_json_line
+    except _READ_ERRORS:
+        pass  # the sequential reader reports where the file is damaged
+    return None
+
+
+def open_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The file's lines (decompressed) with their 1-based numbers.
+
+    Raises:
+        OSError, EOFError, zlib.error: the file cannot be read (possibly mid-way).
+    """
+    with _open(path) as stream:
+        yield from enumerate(stream, start=1)
+
+
+def _span_line(line: bytes, location: str, options: MappingOptions, max_value_bytes: int
+               ) -> list[Span | IngestProblem]:
+    return [map_span_line(line, location, options, max_value_bytes)]
 
 
 def _read(

@@ -56,7 +56,7 @@ def read_spans_jsonl(
     try:
         for number, line in enumerate(stream, start=1):
             if line.strip():
-                yield _span_or_problem(line, f"{name}:{number}", options, max_attribute_bytes)
+                yield map_span_line(line, f"{name}:{number}", options, max_attribute_bytes)
     except _READ_ERRORS as error:
         yield IngestProblem(f"{name}:{number + 1}", f"cannot read the file: {error}")
 
@@ -99,9 +99,10 @@ def span_from_record(
     return Span.model_validate(fields)
 
 
-def _span_or_problem(
+def map_span_line(
     line: bytes, location: str, options: MappingOptions, max_value_bytes: int
 ) -> Span | IngestProblem:
+    """Map one line of span JSONL."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:

@@ -156,17 +156,35 @@ def _read_json_lines(
         for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
-            location = f"{name}:{number}"
-            try:
-                request = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                yield IngestProblem(location, f"invalid JSON: {error}")
-                continue
-            yield from map_export_request(
-                request, options, location=location, max_attribute_bytes=max_attribute_bytes
-            )
+            yield from map_json_line(line, f"{name}:{number}", options, max_attribute_bytes)
     except _READ_ERRORS as error:
         yield IngestProblem(f"{name}:{number + 1}", f"cannot read the file: {error}")
+
+
+def map_json_line(
+    line: bytes, location: str, options: MappingOptions, max_attribute_bytes: int
+) -> Iterator[Span | IngestProblem]:
+    """Map one line of OTLP JSON lines: one ``ExportTraceServiceRequest``."""
+    try:
+        request = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        yield IngestProblem(location, f"invalid JSON: {error}")
+        return
+    yield from map_export_request(
+        request, options, location=location, max_attribute_bytes=max_attribute_bytes
+    )
+
+
+def holds_json_lines(stream: io.BufferedIOBase) -> bool:
+    """Whether an OTLP JSON file holds one request per line (else one document).
+
+    Raises:
+        OSError, EOFError, zlib.error: the file cannot be read.
+    """
+    try:
+        return _holds_json_lines(stream)
+    finally:
+        stream.seek(0)
 
 
 def _read_json_document(

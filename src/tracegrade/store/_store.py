@@ -78,6 +78,30 @@ GradeBatch = Callable[[Sequence[Span]], list[VerdictRow]]
 
 
 @dataclass
+class PreparedBatch:
+    """A batch of spans as rows ready to write (see :func:`prepare_batch`)."""
+
+    rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]]
+    """Each key's span row and content hash, the newest copy of a repeated key."""
+    verdicts: list[tuple[Any, ...]]
+    """Verdict rows to insert with the spans."""
+
+
+def prepare_batch(batch: Sequence[Span], grade: GradeBatch | None, dialect: str
+                  ) -> PreparedBatch:
+    """Serialise and hash a batch, and grade it when ``grade`` is given.
+
+    This is the CPU-bound half of a write, kept apart from the store so that worker processes
+    can do it while the parent writes (see :mod:`tracegrade.ingest`).
+    """
+    stamp = _fast.db_time(utc_now(), dialect)
+    latest = {(s.source, s.span_id): s for s in batch}
+    rows = {key: _fast.span_values(s, stamp, dialect) for key, s in latest.items()}
+    verdicts = grade(list(latest.values())) if grade is not None else []
+    return PreparedBatch(rows, [_fast.verdict_values(row, stamp) for row in verdicts])
+
+
+@dataclass
 class StoredSpan:
     """A span read back from the store, with its row id (used for keyset paging)."""
 
@@ -134,17 +158,15 @@ class Store:
         ``grade``, when given, is called with the batch's spans (one per key) and the verdicts
         it returns are inserted in the same transaction, ignoring any already stored.
         """
-        stamp = _fast.db_time(utc_now(), self.dialect)
-        latest = {(s.source, s.span_id): s for s in batch}
-        rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {
-            key: _fast.span_values(s, stamp, self.dialect) for key, s in latest.items()
-        }
-        verdicts = grade(list(latest.values())) if grade is not None else []
+        return self.write_prepared(prepare_batch(batch, grade, self.dialect))
+
+    def write_prepared(self, prepared: PreparedBatch) -> UpsertCounts:
+        """Write a batch :func:`prepare_batch` made, in one transaction."""
         counts = UpsertCounts()
         with self.engine.begin() as conn:
-            existing = _fast.stored_hashes(conn, self.dialect, list(rows))
+            existing = _fast.stored_hashes(conn, self.dialect, list(prepared.rows))
             changed = []
-            for key, (values, content_hash) in rows.items():
+            for key, (values, content_hash) in prepared.rows.items():
                 previous = existing.get(key)
                 if previous == content_hash:
                     counts.unchanged += 1
@@ -156,8 +178,10 @@ class Store:
                 changed.append(values)
             if changed:
                 conn.exec_driver_sql(_fast.span_upsert_sql(self.dialect), changed)
-            if verdicts:
-                counts.verdicts = self._insert_verdicts(conn, verdicts)
+            if prepared.verdicts:
+                result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect),
+                                              prepared.verdicts)
+                counts.verdicts = int(result.rowcount)
         return counts
 
     def spans_page(

@@ -1,0 +1,226 @@
+"""Import with grading while writing, and import in worker processes: same result as in-process."""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from tests.conftest import make_span
+from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
+from tracegrade.cli import cli
+from tracegrade.config import SamplingConfig
+from tracegrade.demo.generate import BUNDLED_DATA
+from tracegrade.graders import GraderConfig, build_graders
+from tracegrade.grading import InlineGrading, grade
+from tracegrade.ingest import import_files
+from tracegrade.sources._base import MappingOptions
+from tracegrade.store import Store, open_store
+
+GRADERS = [
+    {"name": "order_status_present", "type": "field_present",
+     "applies_to": {"kind": "tool", "name": "lookup_order"}, "path": "$.order_status"},
+    {"name": "reply_finds_order", "type": "not_regex", "applies_to": {"kind": "agent"},
+     "pattern": "(cannot|can't|could not) find", "flags": ["IGNORECASE"]},
+    {"name": "llm_latency_3s", "type": "max_latency_ms", "applies_to": {"kind": "llm"},
+     "max_ms": 3000},
+    {"name": "reply_script_latin", "type": "script_is", "applies_to": {"kind": "agent"},
+     "scripts": ["Latin"]},
+]
+
+
+def graders() -> list:  # type: ignore[type-arg]
+    return build_graders([GraderConfig.model_validate(c) for c in GRADERS])
+
+
+def demo_lines(tmp_path: Path, broken_at: tuple[int, ...] = ()) -> Path:
+    """The demo's OTLP JSON lines, uncompressed, with malformed lines put in where asked."""
+    with gzip.open(BUNDLED_DATA, "rb") as stream:
+        lines = stream.read().splitlines()
+    for index in broken_at:
+        lines.insert(index, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 1}]}]}]}')
+    lines.insert(len(lines) // 3, b"{not json")
+    lines.insert(len(lines) // 2, b"")
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def stored(store: Store) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Every span's content and every verdict, without write times, row ids or run ids."""
+    with store.engine.connect() as conn:
+        spans = conn.execute(text(
+            "SELECT source, span_id, trace_id, name, kind, release, start_time, latency_ms, "
+            "status, input, output, model, attributes, content_hash FROM spans")).all()
+        verdicts = conn.execute(text(
+            "SELECT source, span_id, grader, grader_version, outcome, reason, "
+            "inclusion_probability FROM verdicts")).all()
+    return sorted(map(tuple, spans), key=repr), sorted(map(tuple, verdicts), key=repr)
+
+
+def test_grading_while_importing_matches_grading_after(tmp_path: Path, store_url: str) -> None:
+    path = demo_lines(tmp_path)
+    options, sampling = MappingOptions(source="demo"), SamplingConfig(rate=0.5)
+    with open_store(store_url) as store:
+        with InlineGrading(store, graders(), sampling) as inline:
+            summary = import_files(store, [path], options, grade=inline, workers=1)
+        inline_state = stored(store)
+        with store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM verdicts"))
+        after = grade(store, graders(), sampling)
+        after_state = stored(store)
+    assert inline_state == after_state
+    assert summary.counts.verdicts == inline.summary.verdicts_written == after.verdicts_written
+    assert inline.summary.outcomes == after.outcomes
+    assert inline.summary.not_sampled == after.not_sampled > 0
+    assert not inline.deferred
+
+
+def test_workers_write_what_one_process_writes(tmp_path: Path, store_url: str) -> None:
+    path = demo_lines(tmp_path, broken_at=(5, 40))
+    options, sampling = MappingOptions(source="demo"), SamplingConfig()
+    results = []
+    for workers in (1, 2):
+        with open_store(store_url) as store:
+            with store.engine.begin() as conn:
+                conn.execute(text("DELETE FROM verdicts"))
+                conn.execute(text("DELETE FROM spans"))
+            with InlineGrading(store, graders(), sampling) as inline:
+                summary = import_files(store, [path], options, grade=inline, workers=workers)
+            results.append((stored(store), summary, inline.summary))
+    (one_state, one, one_grading), (two_state, two, two_grading) = results
+    assert one_state == two_state
+    assert len(one_state[0]) == one.spans == two.spans > 10_000
+    assert [str(p) for p in one.problems] == [str(p) for p in two.problems]
+    assert two.problem_count == 3
+    lines = path.read_bytes().split(b"\n")
+    bad = {lines[int(p.location.rsplit(":", 1)[1]) - 1][:12] for p in two.problems}
+    assert bad == {b"{not json", b'{"resourceSp'}  # each problem names its own line
+    assert (one.counts.inserted, one.counts.verdicts) == (two.counts.inserted,
+                                                          two.counts.verdicts)
+    assert one_grading.outcomes == two_grading.outcomes
+    assert one_grading.spans_seen == two_grading.spans_seen == one.spans
+
+
+def test_reimport_with_workers_changes_nothing(tmp_path: Path) -> None:
+    path = demo_lines(tmp_path)
+    with open_store(f"sqlite:///{tmp_path / 'again.db'}") as store:
+        first = import_files(store, [path], MappingOptions(source="demo"), workers=2)
+        second = import_files(store, [path], MappingOptions(source="demo"), workers=2)
+    assert first.counts.inserted == second.counts.unchanged == first.spans > 10_000
+    assert (second.counts.inserted, second.counts.updated) == (0, 0)
+
+
+CONFIG = """\
+store: sqlite:///tracegrade.db
+sampling: {rate: 1.0%s}
+graders:
+  - name: order_status_present
+    type: field_present
+    applies_to: {kind: tool, name: lookup_order}
+    path: $.order_status
+  - name: reply_latin
+    type: script_is
+    applies_to: {kind: agent}
+    scripts: [Latin]
+"""
+
+
+def test_import_grade_on_the_command_line(workspace: Path) -> None:
+    Path("tracegrade.yaml").write_text(CONFIG % "")
+    path = demo_lines(workspace)
+    result = CliRunner().invoke(cli, ["import", "--grade", "--format", "json", str(path)])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    [run] = summary["grade_runs"]
+    assert run["verdicts_written"] == summary["verdicts"] > 5000
+    assert set(run["outcomes"]) == {"order_status_present", "reply_latin"}
+    again = orjson.loads(CliRunner().invoke(
+        cli, ["import", "--grade", "--format", "json", str(path)]).stdout)
+    assert again["grade_runs"][0]["verdicts_written"] == 0
+    graded = orjson.loads(CliRunner().invoke(cli, ["grade", "--format", "json"]).stdout)
+    assert graded["verdicts_written"] == 0
+    table = CliRunner().invoke(cli, ["import", "--grade", str(path)])
+    assert "0 new verdicts" in table.stdout
+
+
+def test_import_grade_defers_what_needs_the_whole_import(workspace: Path) -> None:
+    # A per-release cap depends on how many spans the release ends up with.
+    Path("tracegrade.yaml").write_text(CONFIG % ", max_per_release: 500")
+    path = demo_lines(workspace)
+    result = CliRunner().invoke(cli, ["import", "--grade", "--format", "json", str(path)])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    [run] = summary["grade_runs"]
+    assert summary["verdicts"] == 0 < run["verdicts_written"] < 2000
+    with open_store("sqlite:///tracegrade.db") as store:
+        assert store.count_verdicts() == run["verdicts_written"]
+
+
+def test_grade_options_need_grade(workspace: Path) -> None:
+    result = CliRunner().invoke(cli, ["import", "--all", "x.jsonl"])
+    assert result.exit_code == 2
+    assert "--grader and --all only apply with --grade" in result.stderr
+
+
+SLOW_GRADER = """\
+import time
+
+def check(span):
+    time.sleep(0.002)
+    return True
+"""
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_killed_import_keeps_each_span_with_its_verdict(tmp_path: Path, workers: str) -> None:
+    # 2.5 KB a span: the file spans several of the chunks workers take at a time.
+    pad = {"note": "x" * 2500}
+    lines = [orjson.dumps(make_span(i, attributes=pad).model_dump(mode="json"))
+             for i in range(6000)]
+    traces = tmp_path / "spans.jsonl"
+    traces.write_bytes(b"\n".join(lines) + b"\n")
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    (tmp_path / "slow_grader.py").write_text(SLOW_GRADER)
+    (tmp_path / "tracegrade.yaml").write_text(
+        f"store: {url}\ngraders:\n  - {{name: slow, type: python, function: slow_grader:check}}\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = [sys.executable, "-m", "tracegrade", "import", "--grade", "--workers", workers,
+               "--format", "json", str(traces)]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    with open_store(url) as store:
+        deadline = time.monotonic() + 60
+        while store.count_spans() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        spans, verdicts = store.count_spans(), store.count_verdicts()
+    assert 0 < spans < 6000, "the kill must land mid-import for this test to mean anything"
+    assert verdicts == spans  # each committed span came with its verdict
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              check=True)
+    summary = orjson.loads(finished.stdout)
+    assert (summary["inserted"], summary["unchanged"]) == (6000 - spans, spans)
+    assert summary["grade_runs"][0]["verdicts_written"] == 6000 - spans
+    with open_store(url) as store:
+        assert store.count_spans() == store.count_verdicts() == 6000
+
+
+def test_bulk_allocation_restores_the_collector() -> None:
+    before = gc.get_threshold()
+    with bulk_allocation():
+        assert gc.get_threshold()[0] == max(before[0], BULK_THRESHOLD)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -182,6 +182,18 @@ def check(span):
 """
 
 
+def processes_running(argument: Path) -> list[int]:
+    """Processes whose command line holds ``argument`` (a forked worker keeps its parent's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(argument).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_killed_import_keeps_each_span_with_its_verdict(tmp_path: Path, workers: str) -> None:
     # 2.5 KB a span: the file spans several of the chunks workers take at a time.
@@ -205,6 +217,10 @@ def test_killed_import_keeps_each_span_with_its_verdict(tmp_path: Path, workers:
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
+        deadline = time.monotonic() + 10
+        while processes_running(traces) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not processes_running(traces), "worker processes outlived their killed parent"
         spans, verdicts = store.count_spans(), store.count_verdicts()
     assert 0 < spans < 6000, "the kill must land mid-import for this test to mean anything"
     assert verdicts == spans  # each committed span came with its verdict

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
-from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
-from tracegrade.grading import BatchGrader, BatchGraderSpec, GradeSummary, InlineGrading
+from tracegrade._gc import bulk_allocation
+from tracegrade._parallel_import import ChunkReport, can_fork, import_with_workers
+from tracegrade.grading import InlineGrading
 from tracegrade.sources._base import IngestProblem, MappingOptions
-from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
-from tracegrade.sources.files import READ_ERRORS, LineMapper, line_mapper, open_lines, read_file
+from tracegrade.sources.files import LineMapper, line_mapper, read_file
 from tracegrade.spans import Span
 from tracegrade.store import GradeBatch, Store, UpsertCounts
-from tracegrade.store._store import PreparedBatch, prepare_batch
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of spans just read (for a progress bar)."""
@@ -68,10 +63,11 @@ def import_files(
     ``grade`` (an :class:`~tracegrade.grading.InlineGrading`) grades each batch as it is
     written; its verdicts commit with the batch's spans.
 
-    Files of independent lines (OTLP JSON lines, span JSONL) are mapped by ``workers`` worker
-    processes while this one writes, in file order (None: one per CPU, at most
+    Files of independent lines (OTLP JSON lines, span JSONL) are mapped, graded and written by
+    ``workers`` worker processes, committing in file order (None: one per CPU, at most
     :data:`MAX_WORKERS`, for files of :data:`PARALLEL_MIN_BYTES` or more, when this process can
-    fork safely; 1: never). Each batch still commits on its own, with its verdicts.
+    fork safely; 1: never); see :mod:`tracegrade._parallel_import`. Each chunk still commits on
+    its own, with its verdicts.
 
     Raises:
         FileNotFoundError: a path does not exist (checked before anything is written).
@@ -95,13 +91,10 @@ def import_files(
 
 
 MAX_WORKERS = 4
-"""Worker processes an import uses at most by default: beyond that the writer is the limit."""
+"""Worker processes an import uses at most by default."""
 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 """Files smaller than this are mapped in-process: starting workers would cost more."""
-
-_CHUNK_BYTES = 4 * 1024 * 1024
-"""Lines handed to a worker at a time (a longer line goes alone)."""
 
 
 def default_workers() -> int:
@@ -114,69 +107,7 @@ def _parallel_wanted(path: Path, workers: int | None, grade: GradeBatch | None) 
         return False  # only graders a worker can rebuild run there
     if workers is not None:
         return workers > 1
-    return (default_workers() > 1 and _can_fork()
-            and path.stat().st_size >= PARALLEL_MIN_BYTES)
-
-
-def _can_fork() -> bool:
-    # Forking a process that runs other threads can deadlock the child; a fresh interpreter
-    # (spawn) is safe but takes seconds to import tracegrade, so only explicit requests pay it.
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
-
-
-@dataclass(frozen=True)
-class _WorkerSetup:
-    mapper: LineMapper
-    options: MappingOptions
-    dialect: str
-    grading: BatchGraderSpec | None
-
-
-@dataclass
-class _Chunk:
-    name: str
-    lines: list[tuple[int, bytes]]
-
-
-@dataclass
-class _ChunkResult:
-    prepared: PreparedBatch
-    spans: int
-    problems: list[IngestProblem]
-    grading: GradeSummary | None
-
-
-_worker: tuple[_WorkerSetup, BatchGrader | None] | None = None
-
-
-def _start_worker(setup: _WorkerSetup) -> None:
-    global _worker
-    import gc
-
-    gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
-    _worker = (setup, BatchGrader.from_spec(setup.grading) if setup.grading else None)
-
-
-def _map_chunk(chunk: _Chunk) -> _ChunkResult:
-    """In a worker: decode, map, serialise and grade one chunk of lines."""
-    assert _worker is not None, "worker not started"
-    setup, grader = _worker
-    spans: list[Span] = []
-    problems: list[IngestProblem] = []
-    for number, line in chunk.lines:
-        if not line.strip():
-            continue
-        for record in setup.mapper(line, f"{chunk.name}:{number}", setup.options,
-                                   DEFAULT_MAX_ATTRIBUTE_BYTES):
-            if isinstance(record, IngestProblem):
-                problems.append(record)
-            else:
-                spans.append(record)
-    prepared = prepare_batch(spans, grader, setup.dialect)
-    tally = None
-    if grader is not None:  # this chunk's tally goes back with it; the next starts afresh
-        tally, grader.summary = grader.summary, GradeSummary(run_id=grader.summary.run_id)
-    return _ChunkResult(prepared, len(spans), problems, tally)
+    return default_workers() > 1 and can_fork() and path.stat().st_size >= PARALLEL_MIN_BYTES
 
 
 def _import_in_workers(store: Store, path: Path, mapper: LineMapper, options: MappingOptions,
@@ -184,48 +115,18 @@ def _import_in_workers(store: Store, path: Path, mapper: LineMapper, options: Ma
                        on_problem: Callable[[IngestProblem], None] | None,
                        progress: ProgressCallback | None, grade: GradeBatch | None,
                        workers: int) -> None:
-    """Workers map chunks of lines; this process writes their batches in file order."""
     inline = grade if isinstance(grade, InlineGrading) else None
-    setup = _WorkerSetup(mapper, options, store.dialect,
-                         inline.batch.spec() if inline and inline.graders else None)
-    context = multiprocessing.get_context("fork" if _can_fork() else "spawn")
-    pending: deque[AsyncResult[_ChunkResult]] = deque()
 
-    def absorb(result: _ChunkResult) -> None:
-        summary.spans += result.spans
-        for problem in result.problems:
-            _note_problem(summary, problem, on_problem)
-        summary.counts.add(store.write_prepared(result.prepared))
-        if inline is not None and result.grading is not None:
-            inline.summary.merge(result.grading)
+    def on_report(report: ChunkReport, _line_base: int) -> None:
+        summary.spans += report.spans
+        summary.counts.add(report.counts)
+        if inline is not None and report.grading is not None:
+            inline.summary.merge(report.grading)
         if progress:
-            progress(result.spans)
+            progress(report.spans)
 
-    with context.Pool(workers, initializer=_start_worker, initargs=(setup,)) as pool:
-        for chunk in _chunks(path, str(path), summary, on_problem):
-            pending.append(pool.apply_async(_map_chunk, (chunk,)))
-            if len(pending) > 2 * workers:  # bounds memory: a few chunks in flight
-                absorb(pending.popleft().get())
-        while pending:
-            absorb(pending.popleft().get())
-
-
-def _chunks(path: Path, name: str, summary: ImportSummary,
-            on_problem: Callable[[IngestProblem], None] | None) -> Iterator[_Chunk]:
-    lines: list[tuple[int, bytes]] = []
-    size = number = 0
-    try:
-        for number, line in open_lines(path):
-            lines.append((number, line))
-            size += len(line)
-            if size >= _CHUNK_BYTES:
-                yield _Chunk(name, lines)
-                lines, size = [], 0
-    except READ_ERRORS as error:
-        _note_problem(summary, IngestProblem(f"{name}:{number + 1}",
-                                             f"cannot read the file: {error}"), on_problem)
-    if lines:
-        yield _Chunk(name, lines)
+    import_with_workers(store, path, mapper, options, workers, inline, on_report,
+                        lambda problem: _note_problem(summary, problem, on_problem))
 
 
 def _note_problem(summary: ImportSummary, problem: IngestProblem,

@@ -109,6 +109,12 @@ def line_mapper(path: Path) -> LineMapper | None:
     return None
 
 
+def is_compressed(path: Path) -> bool:
+    """Whether the file is gzip-compressed (told by its magic bytes)."""
+    with path.open("rb") as stream:
+        return stream.read(2) == _GZIP_MAGIC
+
+
 def open_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """The file's lines (decompressed) with their 1-based numbers.
 

@@ -1,0 +1,242 @@
+"""Import one file of independent lines with worker processes that map, grade and write.
+
+Decoding, mapping, serialising and grading a span costs several times what writing it does,
+and all of it is interpreter-bound, so an import uses one process per CPU. The file is cut into
+chunks of whole lines; each worker maps and grades its chunk, then writes it to the store
+itself, in its own transaction, when its turn comes: chunks commit in file order, as an
+in-process import would, so the newest copy of a repeated span still wins. The parent only cuts
+the file and tallies what the workers report, in order.
+
+Kill safety is the in-process import's: each chunk's spans and verdicts commit together, and a
+re-import of the same file skips what is already stored.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracegrade._gc import BULK_THRESHOLD
+from tracegrade.grading import BatchGrader, BatchGraderSpec, GradeSummary, InlineGrading
+from tracegrade.sources._base import IngestProblem, MappingOptions
+from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
+from tracegrade.sources.files import READ_ERRORS, LineMapper, is_compressed, open_lines
+from tracegrade.spans import Span
+from tracegrade.store import Store, UpsertCounts, open_store
+from tracegrade.store._store import prepare_batch
+
+CHUNK_BYTES = 4 * 1024 * 1024
+"""Bytes of lines a worker takes at a time (a longer line goes alone)."""
+
+_TURN_POLL_S = 0.5
+
+
+class ImportAborted(Exception):
+    """Another chunk failed to write, so this one was not written (the import stops)."""
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    start: int = 0
+    """Byte range of the chunk in an uncompressed file …"""
+    end: int = 0
+    lines: list[bytes] | None = None
+    """… or its lines, read by the parent from a compressed one."""
+
+
+@dataclass
+class ChunkReport:
+    """What a worker did with one chunk."""
+
+    lines: int = 0
+    spans: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    """(line number within the chunk, from 1; reason)."""
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    grading: GradeSummary | None = None
+
+
+@dataclass(frozen=True)
+class _Setup:
+    path: Path
+    mapper: LineMapper
+    options: MappingOptions
+    store_url: str
+    grading: BatchGraderSpec | None
+
+
+class _Worker:
+    """One worker process's state: its own store connection, grader and the write turn."""
+
+    def __init__(self, setup: _Setup, turn: Any, aborted: Any, condition: Any) -> None:
+        self.setup, self.turn, self.aborted, self.condition = setup, turn, aborted, condition
+        self.store = open_store(setup.store_url, migrate=False)
+        self.grader = BatchGrader.from_spec(setup.grading) if setup.grading else None
+
+    def run(self, chunk: _Chunk) -> ChunkReport:
+        report = ChunkReport()
+        spans = self._map(chunk, report)
+        prepared = prepare_batch(spans, self.grader, self.store.dialect)
+        if self.grader is not None:  # this chunk's tally goes back with it
+            report.grading = self.grader.summary
+            self.grader.summary = GradeSummary(run_id=report.grading.run_id)
+        with self.condition:
+            while self.turn.value != chunk.index:
+                if self.aborted.value:
+                    raise ImportAborted("an earlier chunk failed to write")
+                self.condition.wait(_TURN_POLL_S)
+            try:
+                report.counts = self.store.write_prepared(prepared)
+            except BaseException:
+                self.aborted.value = 1
+                raise
+            finally:
+                self.turn.value += 1
+                self.condition.notify_all()
+        return report
+
+    def _map(self, chunk: _Chunk, report: ChunkReport) -> list[Span]:
+        spans: list[Span] = []
+        mapper, options = self.setup.mapper, self.setup.options
+        for number, line in enumerate(self._lines(chunk), start=1):
+            report.lines = number
+            if not line.strip():
+                continue
+            for record in mapper(line, "", options, DEFAULT_MAX_ATTRIBUTE_BYTES):
+                if isinstance(record, IngestProblem):
+                    report.problems.append((number, record.reason))
+                else:
+                    spans.append(record)
+        report.spans = len(spans)
+        return spans
+
+    def _lines(self, chunk: _Chunk) -> list[bytes]:
+        if chunk.lines is not None:
+            return chunk.lines
+        with self.setup.path.open("rb") as stream:
+            stream.seek(chunk.start)
+            return stream.read(chunk.end - chunk.start).splitlines(keepends=True)
+
+
+_worker: _Worker | None = None
+
+
+def _start_worker(setup: _Setup, turn: Any, aborted: Any, condition: Any, parent: int) -> None:
+    global _worker
+    import gc
+
+    gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    _worker = _Worker(setup, turn, aborted, condition)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent died (kill -9) exits too; an open transaction rolls back."""
+    while os.getppid() == parent:
+        time.sleep(_TURN_POLL_S)
+    os._exit(1)
+
+
+def _run_chunk(chunk: _Chunk) -> ChunkReport:
+    assert _worker is not None, "worker not started"
+    return _worker.run(chunk)
+
+
+def can_fork() -> bool:
+    """Whether workers can be forked safely (a process with other threads running cannot)."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+
+
+def import_with_workers(
+    store: Store,
+    path: Path,
+    mapper: LineMapper,
+    options: MappingOptions,
+    workers: int,
+    grade: InlineGrading | None,
+    on_report: Callable[[ChunkReport, int], None],
+    on_problem: Callable[[IngestProblem], None],
+) -> None:
+    """Import ``path`` with ``workers`` processes; reports come back in file order.
+
+    ``on_report`` gets each chunk's report and the file's line number before the chunk;
+    ``on_problem`` each problem, located in the file.
+
+    Raises:
+        Whatever a worker's write raised (chunks before it are committed, none after it).
+    """
+    setup = _Setup(path, mapper, options, store.engine.url.render_as_string(hide_password=False),
+                   grade.batch.spec() if grade is not None and grade.graders else None)
+    # Forking is instant and shares what this process imported; a fresh interpreter (spawn)
+    # takes seconds to import tracegrade, but is the only safe way when threads are running.
+    context = multiprocessing.get_context("fork" if can_fork() else "spawn")
+    condition = context.Condition()
+    turn, aborted = context.Value("q", 0, lock=False), context.Value("b", 0, lock=False)
+    line_base = 0
+    pending: deque[Future[ChunkReport]] = deque()
+
+    def absorb(future: Future[ChunkReport]) -> None:
+        nonlocal line_base
+        report = future.result()
+        for number, reason in report.problems:
+            on_problem(IngestProblem(f"{path}:{line_base + number}", reason))
+        on_report(report, line_base)
+        line_base += report.lines
+
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(setup, turn, aborted, condition, os.getpid())) as executor:
+        try:
+            for chunk in _chunks(path, on_problem):
+                pending.append(executor.submit(_run_chunk, chunk))
+                if len(pending) > 2 * workers:  # a few chunks in flight bound the memory
+                    absorb(pending.popleft())
+            while pending:
+                absorb(pending.popleft())
+        except BaseException:
+            aborted.value = 1
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _chunks(path: Path, on_problem: Callable[[IngestProblem], None]) -> Iterator[_Chunk]:
+    if is_compressed(path):
+        yield from _line_chunks(path, on_problem)
+        return
+    size = path.stat().st_size
+    start = index = 0
+    with path.open("rb") as stream:
+        while start < size:
+            stream.seek(min(start + CHUNK_BYTES, size))
+            stream.readline()  # the chunk ends with the line it cut through
+            end = min(stream.tell(), size)
+            yield _Chunk(index, start, end)
+            start, index = end, index + 1
+
+
+def _line_chunks(path: Path, on_problem: Callable[[IngestProblem], None]) -> Iterator[_Chunk]:
+    lines: list[bytes] = []
+    size = index = read = 0
+    try:
+        for read, line in open_lines(path):  # noqa: B007 - ``read`` locates a read error
+            lines.append(line)
+            size += len(line)
+            if size >= CHUNK_BYTES:
+                yield _Chunk(index, lines=lines)
+                lines, size, index = [], 0, index + 1
+    except READ_ERRORS as error:
+        if lines:
+            yield _Chunk(index, lines=lines)
+            lines = []
+        on_problem(IngestProblem(f"{path}:{read + 1}", f"cannot read the file: {error}"))
+    if lines:
+        yield _Chunk(index, lines=lines)

@@ -81,7 +81,7 @@ def run_tracegrade(path: Path, mode: str = "inline") -> dict[str, Any]:
     from tracegrade.demo.generate import DEMO_CONFIG
     from tracegrade.graders import build_graders
     from tracegrade.grading import InlineGrading, grade
-    from tracegrade.ingest import import_files
+    from tracegrade.ingest import default_workers, import_files
     from tracegrade.store import open_store
 
     db = OUT / "bench.db"
@@ -104,9 +104,26 @@ def run_tracegrade(path: Path, mode: str = "inline") -> dict[str, Any]:
             import_s = time.perf_counter() - started
             verdicts = grade(store, graders, config.sampling).verdicts_written
     total_s = time.perf_counter() - started
+    # Worker processes (a parallel import) have their own peaks; forked, they share pages
+    # with this process, so parent + workers × largest worker is an upper bound of the total.
+    workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"mode": mode, "spans": imported.spans, "verdicts": verdicts,
+            "workers": default_workers() if _parallel_used(path) else 0,
             "import_s": round(import_s, 2), "grade_s": round(total_s - import_s, 2),
-            "wall_s": round(total_s, 2), "peak_rss_mb": _peak_rss_mb()}
+            "wall_s": round(total_s, 2), "peak_rss_mb": _peak_rss_mb(),
+            "largest_worker_peak_rss_mb": round(workers_rss, 1),
+            "cpu_s": round(_cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN), 1)}
+
+
+def _parallel_used(path: Path) -> bool:
+    from tracegrade.ingest import PARALLEL_MIN_BYTES, default_workers
+
+    return default_workers() > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES
+
+
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 _NOT_FOUND = re.compile(

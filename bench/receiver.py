@@ -25,6 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tracegrade.ingest import default_workers  # noqa: E402
 from tracegrade.server import BackgroundReceiver, ServerSettings  # noqa: E402
 from tracegrade.sources._base import MappingOptions  # noqa: E402
 from tracegrade.store import open_store  # noqa: E402
@@ -91,13 +92,17 @@ def main() -> None:
                         help="When the receiver answers: after the commit, or once queued.")
     parser.add_argument("--exporters", type=int, default=1,
                         help="Exporter processes sending at once.")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="Receiver processes mapping each request (tracegrade serve's "
+                             "default: one per CPU, at most 4); 0 maps in a thread.")
     args = parser.parse_args()
     context = multiprocessing.get_context("spawn")
     ready, go, results = context.Queue(), context.Event(), context.Queue()
     with tempfile.TemporaryDirectory() as directory, \
             open_store(f"sqlite:///{Path(directory) / 'receiver.db'}") as store, \
             BackgroundReceiver(store, MappingOptions(source="live"),
-                               ServerSettings(port=0, acknowledge=args.ack)) as receiver:
+                               ServerSettings(port=0, acknowledge=args.ack,
+                                              workers=args.workers)) as receiver:
         workers = [context.Process(target=export, args=(receiver.url, args.spans, w, ready, go,
                                                         results), daemon=True)
                    for w in range(args.exporters)]
@@ -109,10 +114,14 @@ def main() -> None:
         go.set()
         outcomes = [results.get(timeout=1800) for _ in workers]
         elapsed = time.perf_counter() - began
+        expected = sum(o["sent"] - o["failed"] for o in outcomes)
+        deadline = time.monotonic() + 600
+        while store.count_spans() < expected and time.monotonic() < deadline:
+            time.sleep(0.01)  # with --ack queued the writer may still be draining
+        until_stored = time.perf_counter() - began
         for worker in workers:
             worker.join(60)
-        receiver.stop()  # drains the writer (matters for --ack queued)
-        until_stored = time.perf_counter() - began
+        receiver.stop()
         stored = store.count_spans()
         stats = receiver.stats
         batches = receiver.writer.stats.batches
@@ -122,6 +131,7 @@ def main() -> None:
     print(orjson.dumps({
         "benchmark": "receiver",
         "exporters": args.exporters,
+        "receiver_workers": args.workers,
         "acknowledge": args.ack,
         "batch_spans": BATCH,
         "spans_sent": sent,

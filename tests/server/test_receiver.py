@@ -39,11 +39,12 @@ from tracegrade.server import (
     check_binding,
     create_app,
 )
-from tracegrade.server._receiver import _decode
+from tracegrade.server._mapping import decode_part
 from tracegrade.server._writer import BatchWriter
 from tracegrade.sources._base import MappingOptions
 from tracegrade.spans import Span, SpanKind, StatusCode
 from tracegrade.store import Store
+from tracegrade.store._store import PreparedBatch, prepare_batch
 
 TOKEN = "receiver-token-9f2e"
 RESOURCE = {"service.name": "support-agent", "service.version": "2026.11.2",
@@ -258,23 +259,28 @@ class _GatedStore:
         self.writing = threading.Event()
         self.writes: list[int] = []
 
-    def write_span_batch(self, spans: Any) -> Any:
+    @property
+    def dialect(self) -> str:
+        return self.store.dialect
+
+    def write_prepared(self, prepared: PreparedBatch) -> Any:
         self.writing.set()
         self.gate.wait(10)
-        self.writes.append(len(spans))
-        return self.store.write_span_batch(spans)
+        self.writes.append(len(prepared.rows))
+        return self.store.write_prepared(prepared)
 
 
-def spans_for(index: int) -> list[Span]:
-    return [make_span(index * 10 + i, source="live") for i in range(10)]
+def spans_for(index: int, dialect: str) -> PreparedBatch:
+    return prepare_batch([make_span(index * 10 + i, source="live") for i in range(10)], None,
+                         dialect)
 
 
 def test_requests_waiting_on_a_write_share_the_next_transaction(store: Store) -> None:
     gated = _GatedStore(store)
     writer = BatchWriter(gated, max_batch_spans=1000)  # type: ignore[arg-type]
-    first = writer.submit(spans_for(0))
+    first = writer.submit(spans_for(0, store.dialect))
     assert gated.writing.wait(10)  # the writer is busy with the first request
-    later = [writer.submit(spans_for(i)) for i in range(1, 6)]
+    later = [writer.submit(spans_for(i, store.dialect)) for i in range(1, 6)]
     gated.gate.set()
     for future in [first, *later]:
         future.result(10)
@@ -287,7 +293,7 @@ def test_a_backed_up_writer_answers_503_with_retry_after(store: Store) -> None:
     gated = _GatedStore(store)
     writer = BatchWriter(gated, max_pending_spans=15)  # type: ignore[arg-type]
     app = create_app(writer, MappingOptions(source="live"))
-    writer.submit(spans_for(0))
+    writer.submit(spans_for(0, store.dialect))
     body = orjson.dumps(otlp_json(*[json_span(f"{i:016x}") for i in range(1, 11)]))
     transport = httpx.ASGITransport(app=app)
 
@@ -309,9 +315,10 @@ def test_a_request_dict_round_trips_through_message_to_dict() -> None:
     request.resource_spans.add().scope_spans.add().spans.add(
         trace_id=bytes(range(16)), span_id=bytes(range(8)), name="x",
         start_time_unix_nano=1_764_000_000_000_000_000)
-    spans, rejected = _decode(orjson.dumps(MessageToDict(request)), "application/json",
-                              MappingOptions(source="live"))
-    assert rejected == [] and spans[0].span_id == bytes(range(8)).hex()
+    decoded = decode_part(orjson.dumps(MessageToDict(request)), "application/json",
+                          MappingOptions(source="live"), "sqlite")
+    assert decoded.rejected == [] and list(decoded.prepared.rows) == [
+        ("live", bytes(range(8)).hex())]
 
 
 def test_queued_acknowledgement_answers_before_the_write_commits(store: Store) -> None:

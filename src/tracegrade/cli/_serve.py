@@ -6,6 +6,7 @@ import click
 
 from tracegrade.cli._common import AppContext, fail, pass_app
 from tracegrade.config import Config
+from tracegrade.ingest import default_workers
 from tracegrade.server import ServerConfigError, ServerSettings, listen, serve
 from tracegrade.server._serve import TOKEN_ENV
 from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiverConfig
@@ -25,9 +26,13 @@ from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiver
 @click.option("--source", "source_name", default=None,
               help="Store spans under this source name. [default: the configured otlp "
                    "source, else otlp]")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes that share the mapping of each request (0 maps in a thread of "
+                   "the receiver). [default: one per CPU, at most 4, when there are 2 or more]")
 @pass_app
 def serve_command(app: AppContext, host: str | None, port: int | None, token: str | None,
-                  acknowledge: str | None, source_name: str | None) -> None:
+                  acknowledge: str | None, source_name: str | None,
+                  workers: int | None = None) -> None:
     """Receive spans live over OTLP/HTTP and write them to the store.
 
     Point any OpenTelemetry exporter (or the Collector's otlphttp exporter) at
@@ -47,6 +52,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
         token=token or configured_token,
         acknowledge="queued" if (acknowledge or (receiver.acknowledge if receiver else ""))
         == "queued" else "stored",
+        workers=workers if workers is not None else
+        (default_workers() if default_workers() > 1 else 0),
     )
     name = source_name or (receiver.name if receiver else "otlp")
     try:

@@ -35,22 +35,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tracegrade.server._mapping import JSON, PROTOBUF, Decoded, MappingPool, decode_part
 from tracegrade.server._writer import BatchWriter, WriterClosed, WriterOverloaded
-from tracegrade.sources._base import IngestProblem, MappingOptions
-from tracegrade.sources.conventions import (
-    ConventionError,
-    decode_attributes,
-    map_span,
-)
-from tracegrade.sources.otlp import map_proto_request
-from tracegrade.spans import Span
+from tracegrade.sources._base import MappingOptions
 from tracegrade.store import UpsertCounts
 
 logger = logging.getLogger("tracegrade.server")
 
 TRACE_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _MAX_NAMED_REJECTIONS = 20
 _GRPC_INVALID_ARGUMENT = 3
@@ -86,6 +78,7 @@ def create_app(
     token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     acknowledge: Literal["stored", "queued"] = "stored",
+    pool: MappingPool | None = None,
 ) -> FastAPI:
     """The receiver as an ASGI app.
 
@@ -100,6 +93,8 @@ def create_app(
             exporter's next request overlaps the write (faster, but spans queued when the
             process dies, or whose write fails, are lost; they are counted in
             ``stats.spans_lost``).
+        pool: Worker processes that map requests (see :class:`MappingPool`); without one,
+            requests are mapped in a thread of this process.
 
     Returns:
         The FastAPI app; its ``state.stats`` holds a :class:`ReceiverStats`.
@@ -121,16 +116,25 @@ def create_app(
         try:
             _check_token(request, token)
             body = _decompressed(await request.body(), request, max_body_bytes)
-            spans, rejected = await anyio.to_thread.run_sync(
-                _decode, body, _media_type(request), options)
-            if spans:
-                await _write(writer, spans, stats, wait=acknowledge == "stored")
+            media_type = _media_type(request)
+            if media_type not in (PROTOBUF, JSON):
+                raise _Refusal(415, f"unsupported Content-Type {media_type!r} "
+                                    f"(send {PROTOBUF} or {JSON})")
+            if pool is not None:
+                decoded = await pool.decode(body, media_type)
+            else:
+                decoded = await anyio.to_thread.run_sync(
+                    decode_part, body, media_type, options, writer.store.dialect)
+            if decoded.undecodable is not None:
+                raise _Refusal(400, decoded.undecodable)
+            if decoded.accepted:
+                await _write(writer, decoded, stats, wait=acknowledge == "stored")
         except _Refusal as refusal:
             stats.errors[refusal.status] = stats.errors.get(refusal.status, 0) + 1
             return _status_response(refusal, wants_json)
-        stats.spans_accepted += len(spans)
-        stats.spans_rejected += len(rejected)
-        return _export_response(rejected, wants_json)
+        stats.spans_accepted += decoded.accepted
+        stats.spans_rejected += len(decoded.rejected)
+        return _export_response(decoded.rejected, wants_json)
 
     for path in TRACE_PATHS:
         app.add_api_route(path, export_traces, methods=["POST"], include_in_schema=False)
@@ -177,70 +181,18 @@ def _decompressed(body: bytes, request: Request, limit: int) -> bytes:
     return data
 
 
-def _decode(body: bytes, media_type: str, options: MappingOptions
-            ) -> tuple[list[Span], list[str]]:
-    if media_type == PROTOBUF:
-        records = list(map_proto_request(body, options, name="request"))
-    elif media_type == JSON:
-        records = _map_json(body, options)
-    else:
-        raise _Refusal(415, f"unsupported Content-Type {media_type!r} "
-                            f"(send {PROTOBUF} or {JSON})")
-    spans = [record for record in records if isinstance(record, Span)]
-    rejected = [str(record) for record in records if isinstance(record, IngestProblem)]
-    if rejected and not spans and _undecodable(records):
-        raise _Refusal(400, rejected[0])
-    return spans, rejected
-
-
-def _undecodable(records: list[Span | IngestProblem]) -> bool:
-    """Whether the request as a whole could not be read (not just some spans in it)."""
-    return len(records) == 1 and isinstance(records[0], IngestProblem) and (
-        "not an OTLP" in records[0].reason or "invalid JSON" in records[0].reason)
-
-
-def _map_json(body: bytes, options: MappingOptions) -> list[Span | IngestProblem]:
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        return [IngestProblem("request", f"invalid JSON: {error}")]
-    if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
-        return [IngestProblem("request", "not an OTLP trace export: no resourceSpans list")]
-    records: list[Span | IngestProblem] = []
-    for r_index, resource_spans in enumerate(request.get("resourceSpans") or []):
-        path = f"resourceSpans[{r_index}]"
-        if not isinstance(resource_spans, dict):
-            records.append(IngestProblem("request", f"{path}: not a JSON object"))
-            continue
-        try:
-            resource = resource_spans.get("resource") or {}
-            resource_attributes = decode_attributes(
-                resource.get("attributes") if isinstance(resource, dict) else None)
-        except ConventionError as error:
-            records.append(IngestProblem("request", f"{path}.resource: {error}"))
-            continue
-        for s_index, scope_spans in enumerate(resource_spans.get("scopeSpans") or []):
-            spans = scope_spans.get("spans") if isinstance(scope_spans, dict) else None
-            for index, span in enumerate(spans if isinstance(spans, list) else []):
-                where = f"{path}.scopeSpans[{s_index}].spans[{index}]"
-                span_id = span.get("spanId") if isinstance(span, dict) else None
-                label = f"span {span_id} ({where})" if span_id else f"span {where}"
-                records.append(map_span(span, resource_attributes, options,
-                                        location="request", label=label))
-    return records
-
-
-async def _write(writer: BatchWriter, spans: list[Span], stats: ReceiverStats, *,
+async def _write(writer: BatchWriter, decoded: Decoded, stats: ReceiverStats, *,
                  wait: bool) -> None:
+    spans = decoded.accepted
     try:
-        future = writer.submit(spans)
+        future = writer.submit(decoded.prepared)
     except (WriterOverloaded, WriterClosed) as error:
         raise _Refusal(503, str(error), _GRPC_UNAVAILABLE, {"Retry-After": "1"}) from None
     if not wait:
         def count_lost(done: Future[UpsertCounts]) -> None:
             if done.exception() is not None:
-                stats.spans_lost += len(spans)
-                logger.error("%d received spans could not be stored: %s", len(spans),
+                stats.spans_lost += spans
+                logger.error("%d received spans could not be stored: %s", spans,
                              done.exception())
 
         future.add_done_callback(count_lost)

@@ -11,6 +11,8 @@ from typing import Literal
 
 import uvicorn
 
+from tracegrade._gc import tune_for_service
+from tracegrade.server._mapping import MappingPool
 from tracegrade.server._receiver import ReceiverStats, create_app
 from tracegrade.server._writer import BatchWriter
 from tracegrade.sources._base import MappingOptions
@@ -34,6 +36,8 @@ class ServerSettings:
     max_batch_spans: int = 5000
     acknowledge: Literal["stored", "queued"] = "stored"
     """Answer exporters once spans are committed (``stored``) or queued (``queued``)."""
+    workers: int = 0
+    """Processes that share the mapping of each request (0: a thread of this process)."""
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -93,9 +97,11 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
         ServerConfigError: the address is not loopback and there is no token.
     """
     sock = sock or listen(settings)
+    pool = _pool(settings, options, store)
+    tune_for_service()
     writer = BatchWriter(store, max_batch_spans=settings.max_batch_spans)
     app = create_app(writer, options, token=settings.token,
-                     acknowledge=settings.acknowledge)
+                     acknowledge=settings.acknowledge, pool=pool)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
@@ -103,6 +109,17 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
         server.run(sockets=[sock])
     finally:
         writer.close()
+        if pool is not None:
+            pool.close()
+
+
+def _pool(settings: ServerSettings, options: MappingOptions, store: Store
+          ) -> MappingPool | None:
+    if settings.workers < 1:
+        return None
+    pool = MappingPool(settings.workers, options, store.dialect)
+    pool.warm_up()
+    return pool
 
 
 class BackgroundReceiver:
@@ -110,9 +127,10 @@ class BackgroundReceiver:
 
     def __init__(self, store: Store, options: MappingOptions, settings: ServerSettings) -> None:
         sock = listen(settings)
+        self.pool = _pool(settings, options, store)
         self.writer = BatchWriter(store, max_batch_spans=settings.max_batch_spans)
         app = create_app(self.writer, options, token=settings.token,
-                         acknowledge=settings.acknowledge)
+                         acknowledge=settings.acknowledge, pool=self.pool)
         self.stats: ReceiverStats = app.state.stats
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
@@ -136,6 +154,8 @@ class BackgroundReceiver:
         self._server.should_exit = True
         self._thread.join(timeout)
         self.writer.close()
+        if self.pool is not None:
+            self.pool.close()
 
     def __enter__(self) -> BackgroundReceiver:
         return self.start()

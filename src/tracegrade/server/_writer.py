@@ -13,8 +13,8 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from tracegrade.spans import Span
 from tracegrade.store import Store, UpsertCounts
+from tracegrade.store._store import PreparedBatch
 
 DEFAULT_MAX_BATCH_SPANS = 5000
 DEFAULT_MAX_PENDING_SPANS = 200_000
@@ -52,15 +52,16 @@ class BatchWriter:
         self.max_batch_spans = max_batch_spans
         self.max_pending_spans = max_pending_spans
         self.stats = WriterStats()
-        self._queue: queue.Queue[tuple[list[Span], Future[UpsertCounts]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[PreparedBatch, Future[UpsertCounts]] | None] = \
+            queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="tracegrade-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, spans: list[Span]) -> Future[UpsertCounts]:
-        """Queue spans for writing; the future resolves once they are committed.
+    def submit(self, spans: PreparedBatch) -> Future[UpsertCounts]:
+        """Queue spans (as rows) for writing; the future resolves once they are committed.
 
         Raises:
             WriterOverloaded: too many spans are already waiting.
@@ -70,9 +71,9 @@ class BatchWriter:
         with self._lock:
             if self._closed:
                 raise WriterClosed("the receiver is shutting down")
-            if self._pending and self._pending + len(spans) > self.max_pending_spans:
+            if self._pending and self._pending + len(spans.rows) > self.max_pending_spans:
                 raise WriterOverloaded(f"{self._pending} spans are waiting to be written")
-            self._pending += len(spans)
+            self._pending += len(spans.rows)
         self._queue.put((spans, future))
         return future
 
@@ -91,7 +92,7 @@ class BatchWriter:
             if first is None:
                 return
             batch = [first]
-            size = len(first[0])
+            size = len(first[0].rows)
             stopping = False
             while size < self.max_batch_spans:
                 try:
@@ -102,22 +103,26 @@ class BatchWriter:
                     stopping = True
                     break
                 batch.append(more)
-                size += len(more[0])
+                size += len(more[0].rows)
             self._write(batch, size)
             if stopping:
                 return
 
-    def _write(self, batch: list[tuple[list[Span], Future[UpsertCounts]]], size: int) -> None:
-        spans = [span for request_spans, _ in batch for span in request_spans]
+    def _write(self, batch: list[tuple[PreparedBatch, Future[UpsertCounts]]], size: int) -> None:
+        # One transaction for the coalesced requests; a key sent twice keeps its newest copy.
+        merged = PreparedBatch({}, [])
+        for prepared, _ in batch:
+            merged.rows.update(prepared.rows)
+            merged.verdicts.extend(prepared.verdicts)
         try:
-            counts = self.store.write_span_batch(spans)
+            counts = self.store.write_prepared(merged)
         except Exception as error:  # every waiting request learns its spans were not stored
             self.stats.failed_batches += 1
             for _, future in batch:
                 future.set_exception(error)
         else:
             self.stats.batches += 1
-            self.stats.spans += len(spans)
+            self.stats.spans += len(merged.rows)
             for _, future in batch:
                 future.set_result(counts)
         finally:

@@ -112,6 +112,7 @@ def map_proto_request(
     *,
     name: str,
     max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[Span | IngestProblem]:
     """Map one binary ``ExportTraceServiceRequest`` (an OTLP/HTTP protobuf body, say).
 
@@ -120,11 +121,14 @@ def map_proto_request(
         options: How spans become records.
         name: What problems call it (they are located as ``NAME@OFFSET``).
         max_attribute_bytes: The largest attribute value accepted.
+        part: ``(k, n)`` maps only the spans whose position in the request is ``k`` modulo
+            ``n`` (so ``n`` processes can share one request); problems with the request or a
+            resource as a whole come with part 0 only.
 
     Returns:
         Each span, and a problem for each part that could not be decoded or mapped.
     """
-    decoder = _ProtoDecoder(name, options, max_attribute_bytes)
+    decoder = _ProtoDecoder(name, options, max_attribute_bytes, part)
     return decoder.request(memoryview(data), 0)
 
 
@@ -309,10 +313,13 @@ def _fields(data: memoryview, base: int) -> Iterator[tuple[int, int, memoryview]
 class _ProtoDecoder:
     """Turns OTLP protobuf requests into spans, one span at a time."""
 
-    def __init__(self, name: str, options: MappingOptions, max_attribute_bytes: int) -> None:
+    def __init__(self, name: str, options: MappingOptions, max_attribute_bytes: int,
+                 part: tuple[int, int] = (0, 1)) -> None:
         self.name = name
         self.options = options
         self.max_attribute_bytes = max_attribute_bytes
+        self.part, self.parts = part
+        self._spans_seen = 0
 
     def framed_requests(self, cursor: _Cursor) -> Iterator[Span | IngestProblem]:
         """The collector file exporter's stream: each request preceded by its 4-byte length."""
@@ -358,7 +365,8 @@ class _ProtoDecoder:
         try:
             resource_spans = [(start, payload) for field, start, payload in _fields(data, base)]
         except _WireError as error:
-            yield self._problem(base, f"not an OTLP protobuf request: {error}")
+            if self.part == 0:
+                yield self._problem(base, f"not an OTLP protobuf request: {error}")
             return
         for start, payload in resource_spans:
             yield from self.resource_spans(payload, start)
@@ -368,9 +376,13 @@ class _ProtoDecoder:
         try:
             resource_attributes, spans = self._resource_and_spans(data, start)
         except (_WireError, DecodeError, ConventionError) as error:
-            yield self._problem(start, f"ResourceSpans: {error}")
+            if self.part == 0:
+                yield self._problem(start, f"ResourceSpans: {error}")
             return
         for span_start, payload in spans:
+            self._spans_seen += 1
+            if self.parts > 1 and (self._spans_seen - 1) % self.parts != self.part:
+                continue
             try:
                 span = trace_pb2.Span.FromString(bytes(payload))
             except DecodeError as error:

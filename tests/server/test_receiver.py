@@ -51,9 +51,10 @@ RESOURCE = {"service.name": "support-agent", "service.version": "2026.11.2",
             "deployment.environment.name": "production"}
 
 
-@pytest.fixture
-def receiver(store: Store) -> Iterator[BackgroundReceiver]:
-    settings = ServerSettings(port=0)
+@pytest.fixture(params=[0, 2], ids=["in-thread", "2-workers"])
+def receiver(store: Store, request: pytest.FixtureRequest) -> Iterator[BackgroundReceiver]:
+    """The receiver mapping in a thread, and with worker processes sharing each request."""
+    settings = ServerSettings(port=0, workers=request.param)
     with BackgroundReceiver(store, MappingOptions(source="live"), settings) as running:
         yield running
 
@@ -338,3 +339,54 @@ def test_queued_acknowledgement_answers_before_the_write_commits(store: Store) -
     gated.gate.set()
     writer.close()
     assert store.count_spans() == 1 and app.state.stats.spans_lost == 0
+
+
+def mixed_request(spans: int) -> ExportTraceServiceRequest:
+    """A request of ``spans`` spans over two resources; every fifth has no span id."""
+    request = ExportTraceServiceRequest()
+    for resource_index in range(2):
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend(key_values({"service.version": "r1"}))
+        scope = resource_spans.scope_spans.add()
+        for i in range(resource_index, spans, 2):
+            scope.spans.add(trace_id=bytes(range(16)),
+                            span_id=b"" if i % 5 == 0 else (i + 1).to_bytes(8, "big"),
+                            name=f"step-{i}", start_time_unix_nano=1_764_000_000_000_000_000)
+    return request
+
+
+@pytest.mark.parametrize("media_type", ["application/x-protobuf", "application/json"])
+def test_parts_of_a_request_add_up_to_the_whole(media_type: str) -> None:
+    request = mixed_request(23)
+    body = request.SerializeToString() if media_type.endswith("protobuf") \
+        else orjson.dumps(MessageToDict(request))
+    options = MappingOptions(source="live")
+    whole = decode_part(body, media_type, options, "sqlite")
+    parts = [decode_part(body, media_type, options, "sqlite", (k, 3)) for k in range(3)]
+    assert sum(part.accepted for part in parts) == whole.accepted == 18
+    assert all(part.accepted for part in parts)  # each part did its share
+    assert sorted(key for part in parts for key in part.prepared.rows) == sorted(
+        whole.prepared.rows)
+    assert sorted(r for part in parts for r in part.rejected) == sorted(whole.rejected)
+    assert len(whole.rejected) == 5
+
+
+@pytest.mark.parametrize(("media_type", "body"), [
+    ("application/x-protobuf", b"\x0a\xff\xff\xff"), ("application/json", b"{not json")])
+def test_an_undecodable_request_is_reported_by_one_part_only(media_type: str,
+                                                             body: bytes) -> None:
+    options = MappingOptions(source="live")
+    parts = [decode_part(body, media_type, options, "sqlite", (k, 2)) for k in range(2)]
+    assert parts[0].undecodable is not None and parts[0].rejected
+    assert (parts[1].undecodable, parts[1].rejected, parts[1].accepted) == (None, [], 0)
+
+
+def test_workers_answer_partial_success_like_one_process(store: Store,
+                                                         receiver: BackgroundReceiver) -> None:
+    body = mixed_request(40).SerializeToString()
+    response = httpx.post(f"{receiver.url}/v1/traces", content=body,
+                          headers={"Content-Type": "application/x-protobuf"})
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert response.status_code == 200
+    assert answer.partial_success.rejected_spans == 8
+    assert store.count_spans() == 32 == receiver.stats.spans_accepted

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tracegrade._gc import bulk_allocation
 from tracegrade.config import Config, ConfigError, FileSourceConfig
 from tracegrade.ingest import import_files
 from tracegrade.sources._base import IngestProblem
@@ -196,9 +197,10 @@ def _pull_remote(
     result = SourcePull(source=source.name, type=source.type)
     reader = make_reader(source)
     try:
-        for window, resume in _windows(store, source, since, until):
-            result.windows.append(window)
-            _read_window(store, reader, window, resume, result, progress)
+        with bulk_allocation():
+            for window, resume in _windows(store, source, since, until):
+                result.windows.append(window)
+                _read_window(store, reader, window, resume, result, progress)
         result.api = reader.api
     except RemoteError as error:
         result.api = reader.api

@@ -57,6 +57,7 @@ test-embeddings: venv
 	$(BIN)/pytest -q -m embeddings tests/embeddings
 
 docs: venv
+	PYTHONPATH=. $(BIN)/cog -r src/tracegrade/cli/_index.py
 	PYTHONPATH=. $(BIN)/cog -r README.md
 
 bench: venv

@@ -5,12 +5,23 @@ from __future__ import annotations
 import click
 from click.testing import CliRunner
 
-from tracegrade.cli import cli
+from tracegrade.cli import cli, discover_commands
 
 
 def command_names() -> list[str]:
     """Every command, in the order the reference lists them."""
-    return sorted(cli.commands)
+    return sorted(discover_commands())
+
+
+def command_index() -> str:
+    """``tracegrade.cli._index.COMMANDS``: each command's module and first help paragraph."""
+    lines = ["COMMANDS: dict[str, tuple[str, str]] = {"]
+    for name, command in sorted(discover_commands().items()):
+        summary = (command.help or "").split("\n\n", 1)[0]
+        lines.append(f"    {name!r}: ({command.callback.__module__!r},")  # type: ignore[union-attr]
+        lines.append(f"        {summary!r}),")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def help_text(name: str | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,26 @@ def test_cli_reference_is_up_to_date(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     status = Cog().main(["cog", "--check", "-I", str(ROOT), "README.md"])
     assert status == 0, "README's CLI reference is stale: run `make docs`"
+
+
+def test_command_index_is_up_to_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    status = Cog().main(["cog", "--check", "-I", str(ROOT), "src/tracegrade/cli/_index.py"])
+    assert status == 0, "tracegrade/cli/_index.py is stale: run `make docs`"
+
+
+HEAVY = ("statsmodels", "scipy.stats", "sklearn", "fastapi", "pandas")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["import", "--help"], ["stats", "--help"]])
+def test_commands_start_without_the_heavy_stacks(args: list[str]) -> None:
+    # A fresh interpreter: what `tracegrade ARGS` imports before it can answer.
+    script = ("import sys; from click.testing import CliRunner; from tracegrade.cli import cli; "
+              f"result = CliRunner().invoke(cli, {args!r}); assert result.exit_code == 0; "
+              f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_quick_start_is_the_two_make_commands() -> None:

@@ -27,10 +27,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tracegrade.analysis import sequential
 from tracegrade.analysis._aggregate import tally_verdicts
+from tracegrade.analysis.errors import NotEnoughReleases
 from tracegrade.analysis.rates import PassRate, rates_in_order
 from tracegrade.analysis.regressions import (
     Comparison,
-    NotEnoughReleases,
     RegressionSettings,
     build_comparisons,
     choose_releases,

@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from tracegrade.analysis import comparison
 from tracegrade.analysis._aggregate import SeriesKey, Tally, VerdictTallies, tally_verdicts
+from tracegrade.analysis.errors import NotEnoughReleases
 from tracegrade.analysis.rates import PassRate, rate_from_tally, rates_in_order, release_order
 from tracegrade.analysis.settings import AnalysisConfig
 from tracegrade.releases import ReleaseSource
@@ -209,10 +210,6 @@ class RegressionReport:
             "regressed": [f.grader for f in self.regressed],
             "findings": [f.as_dict() for f in self.findings],
         }
-
-
-class NotEnoughReleases(ValueError):
-    """Fewer than two releases hold verdicts, or a named release holds none."""
 
 
 def find_regressions(

@@ -13,9 +13,36 @@ from rich.console import Console
 
 from tracegrade import __version__
 from tracegrade.cli._common import AppContext, TracegradeGroup
+from tracegrade.cli._index import COMMANDS
 
 
-@click.group(cls=TracegradeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(TracegradeGroup):
+    """Imports a command's module only when that command runs.
+
+    The statistics, embedding and web stacks some commands need take seconds to import;
+    ``tracegrade --help`` or ``tracegrade import`` should not wait for them.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # As click lays it out, from the index's help text instead of the imported commands.
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        # A stand-in command with the same help shortens it exactly as the real one would.
+        rows = [(name, click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit))
+                for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracegrade")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               envvar="TRACEGRADE_CONFIG",
@@ -42,24 +69,30 @@ def cli(ctx: click.Context, config_path: Path | None, store_url: str | None) -> 
     ctx.obj = AppContext(config_path, store_url, Console(width=width), Console(stderr=True))
 
 
-def _register_commands() -> None:
-    """Add every click command defined in this package's ``_*.py`` modules.
+def discover_commands() -> dict[str, click.Command]:
+    """Every top-level click command defined in this package's ``_*.py`` modules (importing all).
 
     Each command group lives in its own module; discovering them keeps this file from being
-    the place every new command has to touch.
+    the place every new command has to touch. :data:`tracegrade.cli._index.COMMANDS`, which
+    lets ``tracegrade`` start without importing them all, is generated from this (`make docs`).
     """
+    found: dict[str, click.Command] = {}
     for module_info in pkgutil.iter_modules(__path__):
-        if module_info.name == "_common":
+        if module_info.name in ("_common", "_index"):
             continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        commands = [value for value in vars(module).values()
-                    if isinstance(value, click.Command) and value.callback is not None
-                    and value.callback.__module__ == module.__name__]
-        # A group's subcommands (e.g. `labels import`) are not top-level commands.
-        nested = {id(sub) for command in commands for sub in _subcommands(command)}
-        for command in commands:
-            if id(command) not in nested:
-                cli.add_command(command)
+        found.update(_commands_of(f"{__name__}.{module_info.name}"))
+    return found
+
+
+def _commands_of(module_name: str) -> dict[str, click.Command]:
+    module = importlib.import_module(module_name)
+    commands = [value for value in vars(module).values()
+                if isinstance(value, click.Command) and value.callback is not None
+                and value.callback.__module__ == module.__name__]
+    # A group's subcommands (e.g. `labels import`) are not top-level commands.
+    nested = {id(sub) for command in commands for sub in _subcommands(command)}
+    return {command.name: command for command in commands
+            if id(command) not in nested and command.name}
 
 
 def _subcommands(command: click.Command) -> list[click.Command]:
@@ -71,7 +104,12 @@ def _subcommands(command: click.Command) -> list[click.Command]:
     return found
 
 
-_register_commands()
+def load_command(name: str) -> click.Command | None:
+    """The command ``name``, importing only the module that defines it."""
+    if name not in cli.commands and name in COMMANDS:
+        for command_name, command in _commands_of(COMMANDS[name][0]).items():
+            cli.add_command(command, command_name)
+    return cli.commands.get(name)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from tracegrade.analysis import NotEnoughReleases
+from tracegrade.analysis.errors import NotEnoughReleases
 from tracegrade.config import Config, ConfigError, load_config
 from tracegrade.graders import GraderConfigError
 from tracegrade.sources import RemoteError

@@ -22,7 +22,6 @@ from tracegrade.graders import build_graders
 from tracegrade.grading import GradeSummary, InlineGrading, grade
 from tracegrade.ingest import import_files
 from tracegrade.llm import JudgeError
-from tracegrade.reports.terminal import stats_table
 from tracegrade.store import Store
 
 
@@ -114,6 +113,8 @@ def _grade_after_import(app: AppContext, store: Store, config: Config, inline: I
 @pass_app
 def stats_command(app: AppContext, output_format: str) -> None:
     """Spans in the store per release, kind and source, with time ranges."""
+    from tracegrade.reports.terminal import stats_table  # imports the statistics stack
+
     with app.open_store() as store:
         rows = store.span_counts()
     if output_format == "json":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import resource
 import subprocess
@@ -91,8 +92,9 @@ def run_tracegrade(path: Path, mode: str = "inline") -> dict[str, Any]:
     raw["store"] = f"sqlite:///{db}"
     config = parse_config(raw)
     graders = build_graders(config.graders, only=GRADERS)
+    memory = _MemorySampler()
     started = time.perf_counter()
-    with open_store(config.store) as store:
+    with memory, open_store(config.store) as store:
         if mode == "inline":  # `tracegrade import --grade`
             with InlineGrading(store, graders, config.sampling) as inline:
                 imported = import_files(store, [path], config.mapping("bench"), grade=inline)
@@ -112,7 +114,66 @@ def run_tracegrade(path: Path, mode: str = "inline") -> dict[str, Any]:
             "import_s": round(import_s, 2), "grade_s": round(total_s - import_s, 2),
             "wall_s": round(total_s, 2), "peak_rss_mb": _peak_rss_mb(),
             "largest_worker_peak_rss_mb": round(workers_rss, 1),
+            "peak_total_pss_mb": round(memory.peak_kb / 1024, 1),
             "cpu_s": round(_cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN), 1)}
+
+
+class _MemorySampler:
+    """The peak, sampled every 0.2 s, of this process's and its workers' summed PSS.
+
+    PSS splits pages shared between forked processes among them, so the sum is the memory
+    the import really holds (adding each process's RSS would count shared pages repeatedly).
+    The sampling runs in a process of its own: a thread here would make the import think it
+    cannot fork its workers safely.
+    """
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+
+    def __enter__(self) -> _MemorySampler:
+        self._sampler = subprocess.Popen(
+            [sys.executable, __file__, "--sample-memory", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        output, _ = self._sampler.communicate("")  # closing stdin stops it
+        self.peak_kb = int(output.strip() or 0)
+
+
+def _sample_memory(pid: int) -> None:
+    """Print the peak summed PSS of ``pid`` and its children once stdin closes."""
+    import select
+
+    peak = 0
+    while not select.select([sys.stdin], [], [], 0.2)[0]:
+        peak = max(peak, sum(_pss_kb(member) for member in _family(pid)
+                             if member != os.getpid()))
+    sys.stdin.read()
+    print(peak)
+
+
+def _family(me: int) -> list[int]:
+    pids = [me]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:  # parent pid
+                pids.append(int(entry.name))
+    return pids
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _parallel_used(path: Path) -> bool:
@@ -192,8 +253,12 @@ def main() -> None:
     parser.add_argument("--mode", choices=["inline", "after"], default="inline",
                         help="inline: `import --grade` (default); after: `import` then `grade`")
     parser.add_argument("--phase", choices=["tracegrade", "floor"])
+    parser.add_argument("--sample-memory", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path)
     args = parser.parse_args()
+    if args.sample_memory:
+        _sample_memory(args.sample_memory)
+        return
     if args.phase:
         print(json.dumps(run_tracegrade(args.input, args.mode) if args.phase == "tracegrade"
                          else run_floor(args.input)))

@@ -95,3 +95,15 @@ def make_span(index: int = 0, **fields: Any) -> Span:
     }
     values.update(fields)
     return Span(**values)
+
+
+def processes_running(argument: Path) -> list[int]:
+    """Processes whose command line holds ``argument`` (a forked worker keeps its parent's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(argument).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

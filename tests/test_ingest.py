@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from tests.conftest import make_span
+from tests.conftest import make_span, processes_running
 from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig
@@ -180,18 +180,6 @@ def check(span):
     time.sleep(0.002)
     return True
 """
-
-
-def processes_running(argument: Path) -> list[int]:
-    """Processes whose command line holds ``argument`` (a forked worker keeps its parent's)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and str(argument).encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tracegrade._gc import BULK_THRESHOLD
+from tracegrade._workers import exit_with
 from tracegrade.grading import BatchGrader, BatchGraderSpec, GradeSummary, InlineGrading
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
@@ -135,15 +135,8 @@ def _start_worker(setup: _Setup, turn: Any, aborted: Any, condition: Any, parent
     import gc
 
     gc.set_threshold(BULK_THRESHOLD, *gc.get_threshold()[1:])
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    exit_with(parent)
     _worker = _Worker(setup, turn, aborted, condition)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose parent died (kill -9) exits too; an open transaction rolls back."""
-    while os.getppid() == parent:
-        time.sleep(_TURN_POLL_S)
-    os._exit(1)
 
 
 def _run_chunk(chunk: _Chunk) -> ChunkReport:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,7 +33,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status as OtelStatus
 from opentelemetry.trace import StatusCode as OtelStatusCode
 
-from tests.conftest import make_span
+from tests.conftest import make_span, processes_running
 from tests.fakes._chat import chat_server
 from tests.sources import key_values
 from tracegrade.cli import cli
@@ -390,3 +395,25 @@ def test_workers_answer_partial_success_like_one_process(store: Store,
     assert response.status_code == 200
     assert answer.partial_success.rejected_spans == 8
     assert store.count_spans() == 32 == receiver.stats.spans_accepted
+
+
+def test_a_killed_receiver_leaves_no_workers_behind(workspace: Path) -> None:
+    command = [sys.executable, "-m", "tracegrade", "--store", "sqlite:///r.db", "serve",
+               "--port", "0", "--workers", "2"]
+    process = subprocess.Popen(command, cwd=workspace, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        assert "Receiving OTLP/HTTP traces" in process.stderr.readline()
+        # The fork server and its workers carry the working directory in their command line.
+        deadline = time.monotonic() + 60
+        while len(processes_running(workspace)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [pid for pid in processes_running(workspace) if pid != process.pid]
+        assert len(workers) >= 3, "expected a fork server and two workers"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 15
+    while processes_running(workspace) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_running(workspace) == []

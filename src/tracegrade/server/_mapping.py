@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import orjson
 
 from tracegrade._gc import tune_for_service
+from tracegrade._workers import exit_with
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import ConventionError, decode_attributes, map_span
 from tracegrade.sources.otlp import map_proto_request
@@ -108,9 +110,10 @@ def _map_json(body: bytes, options: MappingOptions, part: tuple[int, int]
 _options: tuple[MappingOptions, str] | None = None
 
 
-def _start_worker(options: MappingOptions, dialect: str) -> None:
+def _start_worker(options: MappingOptions, dialect: str, parent: int) -> None:
     global _options
     tune_for_service()
+    exit_with(parent)
     _options = (options, dialect)
 
 
@@ -137,7 +140,7 @@ class MappingPool:
         self.workers = workers
         self._executor = ProcessPoolExecutor(workers, mp_context=context,
                                              initializer=_start_worker,
-                                             initargs=(options, dialect))
+                                             initargs=(options, dialect, os.getpid()))
 
     def warm_up(self) -> None:
         """Start every worker now rather than on the first request."""

@@ -417,3 +417,17 @@ def test_a_killed_receiver_leaves_no_workers_behind(workspace: Path) -> None:
     while processes_running(workspace) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_running(workspace) == []
+
+
+def test_a_dead_mapping_worker_leaves_the_receiver_mapping_in_process(store: Store) -> None:
+    settings = ServerSettings(port=0, workers=2)
+    with BackgroundReceiver(store, MappingOptions(source="live"), settings) as receiver:
+        assert receiver.pool is not None
+        receiver.pool._processes[0].kill()
+        receiver.pool._processes[0].join(10)
+        body = mixed_request(40).SerializeToString()
+        response = httpx.post(f"{receiver.url}/v1/traces", content=body,
+                              headers={"Content-Type": "application/x-protobuf"})
+        assert response.status_code == 200
+        assert receiver.pool.broken is not None
+        assert store.count_spans() == 32

@@ -9,10 +9,13 @@ mapped on every CPU while the receiver's own process only writes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 import orjson
 
@@ -26,6 +29,8 @@ from tracegrade.store._store import PreparedBatch, prepare_batch
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+
+logger = logging.getLogger("tracegrade.server")
 
 
 @dataclass
@@ -107,23 +112,17 @@ def _map_json(body: bytes, options: MappingOptions, part: tuple[int, int]
     return records
 
 
-_options: tuple[MappingOptions, str] | None = None
-
-
-def _start_worker(options: MappingOptions, dialect: str, parent: int) -> None:
-    global _options
+def _serve(connection: Connection, options: MappingOptions, dialect: str, parent: int) -> None:
+    """A worker's loop: map the part of each request it is sent, until told to stop."""
     tune_for_service()
     exit_with(parent)
-    _options = (options, dialect)
-
-
-def _decode_in_worker(body: bytes, media_type: str, part: tuple[int, int]) -> Decoded:
-    assert _options is not None, "worker not started"
-    return decode_part(body, media_type, *_options, part)
-
-
-def _ready() -> bool:
-    return _options is not None
+    connection.send(None)  # ready
+    while (message := connection.recv()) is not None:
+        body, media_type, part = message
+        try:
+            connection.send(decode_part(body, media_type, options, dialect, part))
+        except Exception as error:  # a mapping bug: the receiver maps this request itself
+            connection.send(f"{type(error).__name__}: {error}")
 
 
 class MappingPool:
@@ -131,33 +130,77 @@ class MappingPool:
 
     They come from a fork server: the receiver runs threads, and forking a process with
     threads can deadlock the child, while a fork server forks from a clean process that has
-    imported tracegrade once.
+    imported tracegrade once. Each worker has a pipe of its own; a request's parts are sent
+    down every pipe at once and the answers read back in a thread, one request at a time
+    (each request already keeps every worker busy). Should a worker fail, the pool stops
+    and requests are mapped in the receiver's own process, as without workers.
     """
 
     def __init__(self, workers: int, options: MappingOptions, dialect: str) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["tracegrade.server._mapping"])
         self.workers = workers
-        self._executor = ProcessPoolExecutor(workers, mp_context=context,
-                                             initializer=_start_worker,
-                                             initargs=(options, dialect, os.getpid()))
+        self.options, self.dialect = options, dialect
+        self.broken: str | None = None
+        self._lock = threading.Lock()
+        self._connections: list[Connection] = []
+        self._processes: list[BaseProcess] = []
+        for _ in range(workers):
+            mine, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(theirs, options, dialect,
+                                                           os.getpid()),
+                                      name="tracegrade-mapper", daemon=True)
+            process.start()
+            theirs.close()
+            self._connections.append(mine)
+            self._processes.append(process)
 
     def warm_up(self) -> None:
-        """Start every worker now rather than on the first request."""
-        for future in [self._executor.submit(_ready) for _ in range(self.workers)]:
-            future.result()
+        """Wait until every worker is ready."""
+        for connection in self._connections:
+            connection.recv()
 
     async def decode(self, body: bytes, media_type: str) -> Decoded:
         """The request mapped by every worker, each taking its share of the spans."""
-        futures = [asyncio.wrap_future(self._executor.submit(
-            _decode_in_worker, body, media_type, (part, self.workers)))
-            for part in range(self.workers)]
-        parts = await asyncio.gather(*futures)
-        decoded = parts[0]
-        for other in parts[1:]:
-            decoded.merge(other)
-        return decoded
+        if self.broken is None:
+            decoded = await asyncio.to_thread(self._round_trip, body, media_type)
+            if decoded is not None:
+                return decoded
+        return await asyncio.to_thread(decode_part, body, media_type, self.options,
+                                       self.dialect)
+
+    def _round_trip(self, body: bytes, media_type: str) -> Decoded | None:
+        with self._lock:
+            try:
+                for part, connection in enumerate(self._connections):
+                    connection.send((body, media_type, (part, self.workers)))
+                parts = [connection.recv() for connection in self._connections]
+            except (OSError, EOFError) as error:
+                self._fail(f"a mapping worker stopped: {error}")
+                return None
+        decoded = [part for part in parts if isinstance(part, Decoded)]
+        if len(decoded) < len(parts):
+            self._fail(str(next(part for part in parts if not isinstance(part, Decoded))))
+            return None
+        for other in decoded[1:]:
+            decoded[0].merge(other)
+        return decoded[0]
+
+    def _fail(self, reason: str) -> None:
+        logger.error("mapping in this process from now on: %s", reason)
+        self.broken = reason
+        self.close()
 
     def close(self) -> None:
         """Stop the workers."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for connection in self._connections:
+            try:
+                connection.send(None)
+            except OSError:
+                pass
+            connection.close()
+        for process in self._processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+        self._connections, self._processes = [], []

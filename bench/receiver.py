@@ -25,6 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tracegrade._gc import tune_for_service  # noqa: E402
 from tracegrade.ingest import default_workers  # noqa: E402
 from tracegrade.server import BackgroundReceiver, ServerSettings  # noqa: E402
 from tracegrade.sources._base import MappingOptions  # noqa: E402
@@ -96,6 +97,7 @@ def main() -> None:
                         help="Receiver processes mapping each request (tracegrade serve's "
                              "default: one per CPU, at most 4); 0 maps in a thread.")
     args = parser.parse_args()
+    tune_for_service()  # as `tracegrade serve` does before it starts the receiver
     context = multiprocessing.get_context("spawn")
     ready, go, results = context.Queue(), context.Event(), context.Queue()
     with tempfile.TemporaryDirectory() as directory, \

@@ -47,6 +47,9 @@ def demo_lines(tmp_path: Path, broken_at: tuple[int, ...] = ()) -> Path:
     """The demo's OTLP JSON lines, uncompressed, with malformed lines put in where asked."""
     with gzip.open(BUNDLED_DATA, "rb") as stream:
         lines = stream.read().splitlines()
+    # A carriage return is whitespace inside a line, not a line break.
+    lines[1] = lines[1].replace(b'{"resourceSpans":', b'{"resourceSpans":\r', 1)
+    assert b"\r" in lines[1]
     for index in broken_at:
         lines.insert(index, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 1}]}]}]}')
     lines.insert(len(lines) // 3, b"{not json")

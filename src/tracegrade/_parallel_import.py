@@ -124,7 +124,12 @@ class _Worker:
             return chunk.lines
         with self.setup.path.open("rb") as stream:
             stream.seek(chunk.start)
-            return stream.read(chunk.end - chunk.start).splitlines(keepends=True)
+            data = stream.read(chunk.end - chunk.start)
+        # Lines end at "\n" only, as iterating the file gives them (a "\r" is whitespace).
+        lines = data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        return lines
 
 
 _worker: _Worker | None = None

@@ -161,13 +161,12 @@ def import_with_workers(
     options: MappingOptions,
     workers: int,
     grade: InlineGrading | None,
-    on_report: Callable[[ChunkReport, int], None],
+    on_report: Callable[[ChunkReport], None],
     on_problem: Callable[[IngestProblem], None],
 ) -> None:
     """Import ``path`` with ``workers`` processes; reports come back in file order.
 
-    ``on_report`` gets each chunk's report and the file's line number before the chunk;
-    ``on_problem`` each problem, located in the file.
+    ``on_report`` gets each chunk's report; ``on_problem`` each problem, located in the file.
 
     Raises:
         Whatever a worker's write raised (chunks before it are committed, none after it).
@@ -187,7 +186,7 @@ def import_with_workers(
         report = future.result()
         for number, reason in report.problems:
             on_problem(IngestProblem(f"{path}:{line_base + number}", reason))
-        on_report(report, line_base)
+        on_report(report)
         line_base += report.lines
 
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,

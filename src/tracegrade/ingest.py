@@ -117,7 +117,7 @@ def _import_in_workers(store: Store, path: Path, mapper: LineMapper, options: Ma
                        workers: int) -> None:
     inline = grade if isinstance(grade, InlineGrading) else None
 
-    def on_report(report: ChunkReport, _line_base: int) -> None:
+    def on_report(report: ChunkReport) -> None:
         summary.spans += report.spans
         summary.counts.add(report.counts)
         if inline is not None and report.grading is not None:

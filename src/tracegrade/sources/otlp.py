@@ -20,6 +20,7 @@ from typing import Any
 import ijson  # type: ignore[import-untyped]
 import orjson
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -362,6 +363,10 @@ class _ProtoDecoder:
 
     def request(self, data: memoryview, base: int) -> Iterator[Span | IngestProblem]:
         """The spans of one ``ExportTraceServiceRequest``."""
+        whole = self._whole_request(data)
+        if whole is not None:
+            yield from whole
+            return
         try:
             resource_spans = [(start, payload) for field, start, payload in _fields(data, base)]
         except _WireError as error:
@@ -370,6 +375,41 @@ class _ProtoDecoder:
             return
         for start, payload in resource_spans:
             yield from self.resource_spans(payload, start)
+
+    def _whole_request(self, data: memoryview) -> list[Span] | None:
+        """A well-formed request's spans, decoded in one protobuf parse; None for any problem.
+
+        Almost every request is well-formed, and parsing it whole skips reading its framing
+        here and a parse per span. Anything wrong (bytes, a resource, a span) is left to the
+        span-by-span path, which locates each problem by its byte offset.
+        """
+        try:
+            request = ExportTraceServiceRequest.FromString(bytes(data))
+        except DecodeError:
+            return None
+        seen_before, spans = self._spans_seen, []
+        for resource_spans in request.resource_spans:
+            try:
+                resource_attributes = decode_attributes(
+                    [_key_value(kv) for kv in resource_spans.resource.attributes],
+                    max_value_bytes=self.max_attribute_bytes,
+                )
+            except ConventionError:
+                self._spans_seen = seen_before
+                return None
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    self._spans_seen += 1
+                    if self.parts > 1 and (self._spans_seen - 1) % self.parts != self.part:
+                        continue
+                    record = map_span(_span_dict(span), resource_attributes, self.options,
+                                      location=self.name,
+                                      max_attribute_bytes=self.max_attribute_bytes)
+                    if isinstance(record, IngestProblem):
+                        self._spans_seen = seen_before
+                        return None
+                    spans.append(record)
+        return spans
 
     def resource_spans(self, data: memoryview, start: int) -> Iterator[Span | IngestProblem]:
         """The spans of one ``ResourceSpans``, each decoded on its own."""

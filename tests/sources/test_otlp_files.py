@@ -379,3 +379,19 @@ def test_empty_file_yields_nothing(tmp_path: Path) -> None:
     path = tmp_path / "empty.json"
     path.write_bytes(b"")
     assert read(path) == []
+
+
+def test_a_well_formed_request_maps_as_it_does_span_by_span() -> None:
+    # A valid request is parsed whole; one bad span sends it down the span-by-span path. Both
+    # must give the same spans.
+    attributes = {"llm.model_name": "gpt-4.1-mini", "input.value": '{"q": "where"}',
+                  "input.mime_type": "application/json", "llm.token_count.prompt": 12}
+    good = batch(1, count=5, **attributes)
+    whole = list(map_proto_request(good.SerializeToString(), OPTIONS, name="body"))
+    flawed = batch(1, count=5, **attributes)
+    flawed.resource_spans[0].scope_spans[0].spans.add(name="no ids")  # no trace or span id
+    by_span = list(map_proto_request(flawed.SerializeToString(), OPTIONS, name="body"))
+    assert [r for r in by_span if isinstance(r, Span)] == whole
+    assert len(whole) == 5 and all(isinstance(r, Span) for r in whole)
+    [problem] = [r for r in by_span if isinstance(r, IngestProblem)]
+    assert re.fullmatch(r"body@\d+", problem.location)

@@ -231,3 +231,17 @@ def test_bulk_allocation_restores_the_collector() -> None:
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_compressed_file_imports_with_workers_as_in_one_process(tmp_path: Path) -> None:
+    plain = demo_lines(tmp_path)
+    packed = tmp_path / "traces.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    results = []
+    for workers in (1, 2):
+        with open_store(f"sqlite:///{tmp_path / f'gz{workers}.db'}") as store:
+            summary = import_files(store, [packed], MappingOptions(source="demo"),
+                                   workers=workers)
+            results.append((stored(store), [str(p) for p in summary.problems], summary.spans))
+    assert results[0] == results[1]
+    assert results[0][2] > 10_000 and len(results[0][1]) == 1

@@ -201,17 +201,12 @@ class BatchGrader:
         """The verdicts of every grader for these spans; their outcomes are tallied."""
         summary, sampler, by_kind = self.summary, self.sampler, self._by_kind
         rows: list[VerdictRow] = []
-        empty = TraceContext()
+        empty = TraceContext()  # these graders read nothing beyond the span
         for span in spans:
             for grader in by_kind[span.kind]:
-                if not grader.applies_to(span):
-                    continue
-                probability = sampler.include(span, grader.config.sample_rate)
-                if probability is None:
-                    summary.not_sampled += 1
-                    continue
-                rows.append(_verdict(grader, span, empty, probability, summary.run_id))
-                summary.count(grader.name, rows[-1].outcome)
+                row = _sampled_verdict(grader, span, sampler, summary, empty)
+                if row is not None:
+                    rows.append(row)
         summary.spans_seen += len(spans)
         return rows
 
@@ -318,16 +313,25 @@ def _grade_page(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
         for grader in graders:
             if (span.source, span.span_id, grader.name, grader.version) in done:
                 continue
-            if not grader.applies_to(span):
-                continue
-            probability = sampler.include(span, grader.config.sample_rate)
-            if probability is None:
-                summary.not_sampled += 1
-                continue
             context = _context(store, span, traces) if grader.needs_trace else TraceContext()
-            rows.append(_verdict(grader, span, context, probability, summary.run_id))
-            summary.count(grader.name, rows[-1].outcome)
+            row = _sampled_verdict(grader, span, sampler, summary, context)
+            if row is not None:
+                rows.append(row)
     return rows
+
+
+def _sampled_verdict(grader: Grader, span: Span, sampler: Sampler, summary: GradeSummary,
+                     context: TraceContext) -> VerdictRow | None:
+    """The grader's verdict on the span, when it applies and the span is sampled (tallied)."""
+    if not grader.applies_to(span):
+        return None
+    probability = sampler.include(span, grader.config.sample_rate)
+    if probability is None:
+        summary.not_sampled += 1
+        return None
+    row = _verdict(grader, span, context, probability, summary.run_id)
+    summary.count(grader.name, row.outcome)
+    return row
 
 
 def _context(store: Store, span: Span, traces: dict[tuple[str, str], TraceContext]

@@ -45,8 +45,7 @@ class Decoded:
 
     def merge(self, other: Decoded) -> None:
         """Add another part of the same request."""
-        self.prepared.rows.update(other.prepared.rows)
-        self.prepared.verdicts.extend(other.prepared.verdicts)
+        self.prepared.merge(other.prepared)
         self.accepted += other.accepted
         self.rejected.extend(other.rejected)
         self.undecodable = self.undecodable or other.undecodable

@@ -112,8 +112,7 @@ class BatchWriter:
         # One transaction for the coalesced requests; a key sent twice keeps its newest copy.
         merged = PreparedBatch({}, [])
         for prepared, _ in batch:
-            merged.rows.update(prepared.rows)
-            merged.verdicts.extend(prepared.verdicts)
+            merged.merge(prepared)
         try:
             counts = self.store.write_prepared(merged)
         except Exception as error:  # every waiting request learns its spans were not stored

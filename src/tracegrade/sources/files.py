@@ -38,7 +38,6 @@ class TraceFileFormat(StrEnum):
 
 
 READ_ERRORS = (OSError, EOFError, zlib.error)
-_READ_ERRORS = READ_ERRORS
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_BYTES = 64 * 1024
 _PROTO_SUFFIXES = {".pb", ".proto", ".binpb", ".protobuf"}
@@ -104,7 +103,7 @@ def line_mapper(path: Path) -> LineMapper | None:
                 return _span_line
             if file_format is TraceFileFormat.OTLP_JSON and holds_json_lines(stream):
                 return map_json_line
-    except _READ_ERRORS:
+    except READ_ERRORS:
         pass  # the sequential reader reports where the file is damaged
     return None
 
@@ -137,7 +136,7 @@ def _read(
         head = _head(stream)
         try:
             stream.seek(0)
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             yield IngestProblem(f"{path}@0", f"cannot read the file: {error}")
             return
         reader = _READERS[_format_of(head, path)]
@@ -164,7 +163,7 @@ def _head(stream: io.BufferedIOBase) -> bytes:
             if not chunk:
                 break
             head += chunk
-    except _READ_ERRORS:
+    except READ_ERRORS:
         pass
     return head
 

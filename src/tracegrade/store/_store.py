@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Connection,
     Engine,
     Row,
     and_,
@@ -86,13 +85,18 @@ class PreparedBatch:
     verdicts: list[tuple[Any, ...]]
     """Verdict rows to insert with the spans."""
 
+    def merge(self, other: PreparedBatch) -> None:
+        """Add a later batch: a key in both keeps the later copy."""
+        self.rows.update(other.rows)
+        self.verdicts.extend(other.verdicts)
+
 
 def prepare_batch(batch: Sequence[Span], grade: GradeBatch | None, dialect: str
                   ) -> PreparedBatch:
     """Serialise and hash a batch, and grade it when ``grade`` is given.
 
     This is the CPU-bound half of a write, kept apart from the store so that worker processes
-    can do it while the parent writes (see :mod:`tracegrade.ingest`).
+    can do it (the receiver's, whose parent then writes; see :mod:`tracegrade.server`).
     """
     stamp = _fast.db_time(utc_now(), dialect)
     latest = {(s.source, s.span_id): s for s in batch}
@@ -274,14 +278,9 @@ class Store:
         """Insert verdicts in one transaction, ignoring ones already stored; returns how many."""
         if not rows:
             return 0
-        with self.engine.begin() as conn:
-            return self._insert_verdicts(conn, rows)
-
-    def _insert_verdicts(self, conn: Connection, rows: Sequence[VerdictRow]) -> int:
         created_at = _fast.db_time(utc_now(), self.dialect)
         values = [_fast.verdict_values(row, created_at) for row in rows]
-        result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect), values)
-        return int(result.rowcount)
+        return self.write_prepared(PreparedBatch({}, values)).verdicts
 
     def count_verdicts(self, run_id: str | None = None) -> int:
         """How many verdicts the store holds (written by one run, given its id)."""

@@ -53,7 +53,7 @@ class DriftSettings:
     """Knobs of the drift analysis."""
 
     clusters: int | None = None
-    """Production clusters; by default one per 50 production inputs, between 2 and 30."""
+    """Production clusters; by default one per 30 production inputs, between 2 and 30."""
     min_share: float = 0.01
     """Clusters with less of production than this are never called missing."""
     alpha: float = 0.05
@@ -412,7 +412,7 @@ def suggest(prod: Matrix, prod_distance: NDArray[np.float32], radius: float,
 
 def default_cluster_count(production_n: int) -> int:
     """How many clusters the analysis uses when not told."""
-    return min(30, max(2, production_n // 50))
+    return min(30, max(2, production_n // 30))
 
 
 def dataset_drift(store: Store, dataset: str, *, release: str | None = None,

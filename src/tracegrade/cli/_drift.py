@@ -18,7 +18,7 @@ from tracegrade.reports.datasets import drift_summary, drift_tables
 @click.option("--suggest", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="List this many production spans whose promotion closes the biggest gaps.")
 @click.option("--clusters", type=click.IntRange(2, 200),
-              help="Production clusters. [default: one per 50 inputs, 2 to 30]")
+              help="Production clusters. [default: one per 30 inputs, 2 to 30]")
 @click.option("--embedding", type=click.Choice(["tfidf", "minilm"]), default="tfidf",
               show_default=True,
               help='tfidf: TF-IDF + SVD (offline); minilm: all-MiniLM-L6-v2 (needs '

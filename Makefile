@@ -10,7 +10,12 @@ PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test test-embeddings lint typecheck unit venv bench docs clean browser
 
-$(STAMP): pyproject.toml
+# The hot paths setup.py compiles with mypyc: an edit to one rebuilds them (else Python would
+# keep importing the last build).
+COMPILED_SOURCES := setup.py $(addprefix src/tracegrade/,sources/conventions.py sources/otlp.py \
+	store/_fast.py grading.py)
+
+$(STAMP): pyproject.toml $(COMPILED_SOURCES)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tracegrade needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

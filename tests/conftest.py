@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from tracegrade._compiled import pure_python_requested, stale_extensions
 from tracegrade.spans import Span, SpanKind
 from tracegrade.store import Store, open_store
 
@@ -26,6 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("TRACEGRADE_REQUIRE_POSTGRES") and not POSTGRES_URL:
         raise pytest.UsageError("TRACEGRADE_REQUIRE_POSTGRES is set but "
                                 "TRACEGRADE_TEST_POSTGRES_URL is not")
+    stale = [] if pure_python_requested() else stale_extensions()
+    if stale:  # the tests would run the last build, not the code being tested
+        raise pytest.UsageError(f"compiled {', '.join(stale)} older than the source: rebuild "
+                                "with `make venv` (or `pip install -e .`), or set "
+                                "TRACEGRADE_PURE_PYTHON=1")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

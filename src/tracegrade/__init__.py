@@ -1,7 +1,18 @@
 """tracegrade: evaluate LLM applications on their real production traces."""
 
-from tracegrade.graders._base import AppliesTo, Grader, GraderConfig, Outcome, Result, register
-from tracegrade.spans import Span, SpanKind, Status, StatusCode
+from tracegrade._compiled import install_source_finder
+
+install_source_finder()  # before any compiled module is imported
+
+from tracegrade.graders._base import (  # noqa: E402
+    AppliesTo,
+    Grader,
+    GraderConfig,
+    Outcome,
+    Result,
+    register,
+)
+from tracegrade.spans import Span, SpanKind, Status, StatusCode  # noqa: E402
 
 __all__ = [
     "AppliesTo",

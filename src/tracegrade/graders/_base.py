@@ -81,12 +81,15 @@ class AppliesTo(BaseModel):
         return self.kind if isinstance(self.kind, list) else [self.kind]
 
     def matches(self, span: Span) -> bool:
-        """Whether ``span`` is one this grader applies to."""
-        kinds = self.kinds()
-        if kinds and span.kind not in kinds:
+        """Whether ``span`` is one this grader applies to (asked for every span and grader)."""
+        kind = self.kind
+        if kind is not None and (span.kind not in kind if isinstance(kind, list)
+                                 else span.kind != kind):
             return False
         if self.name is not None and not fnmatch.fnmatchcase(span.name, self.name):
             return False
+        if not self.attributes:
+            return True
         return all(span.attributes.get(k) == v for k, v in self.attributes.items())
 
 

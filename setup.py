@@ -31,7 +31,7 @@ COMPILED = [
 # and calls into them stay generic instead of trusting their annotations (a SQLAlchemy ``Row``
 # is not the ``tuple`` its stubs describe). Errors in modules only imported are mypy's job.
 MYPY_OPTIONS = ["--config-file=", "--no-site-packages", "--ignore-missing-imports",
-                "--follow-imports=silent", "--python-version=3.11"]
+                "--follow-imports=silent"]  # and the building interpreter's Python version
 
 # setup.py also runs to read metadata (egg_info, dist_info): translating is only worth it when
 # one of these is what it was asked to do.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -113,3 +114,23 @@ def processes_running(argument: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+_SLOW_GRADER = """\
+import time
+
+def check(span):
+    time.sleep(0.002)
+    return True
+"""
+
+
+def slow_grader_command(workspace: Path, url: str, *args: str
+                        ) -> tuple[list[str], dict[str, str]]:
+    """``tracegrade ARGS`` and its environment, to run in ``workspace`` on the store at ``url``
+    graded by one python grader that takes 2 ms a span (so that a test can kill it mid-run)."""
+    (workspace / "slow_grader.py").write_text(_SLOW_GRADER)
+    (workspace / "tracegrade.yaml").write_text(
+        f"store: {url}\ngraders:\n  - {{name: slow, type: python, function: slow_grader:check}}\n")
+    env = {**os.environ, "PYTHONPATH": str(workspace)}
+    return [sys.executable, "-m", "tracegrade", *args], env

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_span
+from tests.conftest import make_span, slow_grader_command
 from tracegrade.config import SamplingConfig
 from tracegrade.graders import Grader, GraderConfig, Result, build_graders, register
 from tracegrade.grading import grade
@@ -84,24 +82,11 @@ def test_sampling_records_the_inclusion_probability(store: Store) -> None:
     assert all(r["weight"] == pytest.approx(r["n"] * 4) for r in rows)
 
 
-SLOW_GRADER = """
-import time
-
-def check(span):
-    time.sleep(0.002)
-    return True
-"""
-
-
 def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'kill.db'}"
     with open_store(url) as store:
         store.upsert_spans(make_span(i) for i in range(6000))
-    (tmp_path / "slow_grader.py").write_text(SLOW_GRADER)
-    (tmp_path / "tracegrade.yaml").write_text(
-        f"store: {url}\ngraders:\n  - {{name: slow, type: python, function: slow_grader:check}}\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    command = [sys.executable, "-m", "tracegrade", "grade", "--format", "json"]
+    command, env = slow_grader_command(tmp_path, url, "grade", "--format", "json")
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     with open_store(url) as store:

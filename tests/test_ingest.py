@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gc
 import gzip
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from tests.conftest import make_span, processes_running
+from tests.conftest import make_span, processes_running, slow_grader_command
 from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig
@@ -176,15 +174,6 @@ def test_grade_options_need_grade(workspace: Path) -> None:
     assert "--grader and --all only apply with --grade" in result.stderr
 
 
-SLOW_GRADER = """\
-import time
-
-def check(span):
-    time.sleep(0.002)
-    return True
-"""
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_killed_import_keeps_each_span_with_its_verdict(tmp_path: Path, workers: str) -> None:
     # 2.5 KB a span: the file spans several of the chunks workers take at a time.
@@ -194,12 +183,8 @@ def test_killed_import_keeps_each_span_with_its_verdict(tmp_path: Path, workers:
     traces = tmp_path / "spans.jsonl"
     traces.write_bytes(b"\n".join(lines) + b"\n")
     url = f"sqlite:///{tmp_path / 'kill.db'}"
-    (tmp_path / "slow_grader.py").write_text(SLOW_GRADER)
-    (tmp_path / "tracegrade.yaml").write_text(
-        f"store: {url}\ngraders:\n  - {{name: slow, type: python, function: slow_grader:check}}\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    command = [sys.executable, "-m", "tracegrade", "import", "--grade", "--workers", workers,
-               "--format", "json", str(traces)]
+    command, env = slow_grader_command(tmp_path, url, "import", "--grade", "--workers", workers,
+                                       "--format", "json", str(traces))
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     with open_store(url) as store:

@@ -113,6 +113,39 @@ def test_workers_write_what_one_process_writes(tmp_path: Path, store_url: str) -
     assert one_grading.spans_seen == two_grading.spans_seen == one.spans
 
 
+def test_a_span_repeated_within_a_chunk_is_written_and_graded_as_its_last_copy(
+        tmp_path: Path) -> None:
+    path = demo_lines(tmp_path)
+    lines = path.read_bytes().split(b"\n")
+    request = orjson.loads(lines[2])
+    agent = next(span for span in request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                 if {"key": "openinference.span.kind", "value": {"stringValue": "AGENT"}}
+                 in span["attributes"])
+    for attribute in agent["attributes"]:
+        if attribute["key"] == "output.value":
+            attribute["value"] = {"stringValue": "Sorry, I cannot find that order."}
+    lines.insert(6, orjson.dumps(request))  # a later copy, well inside the first chunk
+    path.write_bytes(b"\n".join(lines))
+    results = []
+    for workers in (1, 2):
+        with open_store(f"sqlite:///{tmp_path / f'repeat{workers}.db'}") as store:
+            with InlineGrading(store, graders(), SamplingConfig()) as inline:
+                summary = import_files(store, [path], MappingOptions(source="demo"),
+                                       grade=inline, workers=workers)
+            with store.engine.connect() as conn:
+                output = conn.execute(text("SELECT output FROM spans WHERE span_id = :id"),
+                                      {"id": agent["spanId"]}).scalar_one()
+                outcome = conn.execute(text(
+                    "SELECT outcome FROM verdicts WHERE span_id = :id "
+                    "AND grader = 'reply_finds_order'"), {"id": agent["spanId"]}).scalar_one()
+            results.append((stored(store), inline.summary.outcomes, inline.summary.spans_seen))
+            assert inline.summary.spans_seen == summary.counts.inserted  # each span graded once
+        assert orjson.loads(output) == "Sorry, I cannot find that order."
+        assert outcome == "fail"
+        results[-1] += (summary.spans, summary.counts)
+    assert results[0] == results[1]
+
+
 def test_reimport_with_workers_changes_nothing(tmp_path: Path) -> None:
     path = demo_lines(tmp_path)
     with open_store(f"sqlite:///{tmp_path / 'again.db'}") as store:

@@ -29,9 +29,10 @@ from tracegrade.grading import BatchGrader, BatchGraderSpec, GradeSummary, Inlin
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
 from tracegrade.sources.files import READ_ERRORS, LineMapper, is_compressed, open_lines
-from tracegrade.spans import Span
+from tracegrade.spans import Span, utc_now
 from tracegrade.store import Store, UpsertCounts, open_store
-from tracegrade.store._store import prepare_batch
+from tracegrade.store._fast import db_time, span_values, verdict_values
+from tracegrade.store._store import PreparedBatch, prepare_batch
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Bytes of lines a worker takes at a time (a longer line goes alone)."""
@@ -84,8 +85,7 @@ class _Worker:
 
     def run(self, chunk: _Chunk) -> ChunkReport:
         report = ChunkReport()
-        spans = self._map(chunk, report)
-        prepared = prepare_batch(spans, self.grader, self.store.dialect)
+        prepared = self._prepare(chunk, report)
         if self.grader is not None:  # this chunk's tally goes back with it
             report.grading = self.grader.summary
             self.grader.summary = GradeSummary(run_id=report.grading.run_id)
@@ -104,20 +104,44 @@ class _Worker:
                 self.condition.notify_all()
         return report
 
-    def _map(self, chunk: _Chunk, report: ChunkReport) -> list[Span]:
+    def _prepare(self, chunk: _Chunk, report: ChunkReport) -> PreparedBatch:
+        """Map, serialise and grade the chunk line by line, while each line's data is fresh.
+
+        Turning a line's spans into rows right after mapping them, rather than once the whole
+        chunk is mapped, reads their values while they are still in the CPU's caches. A span
+        repeated within the chunk must be written and graded once, as its last copy: that
+        rare chunk is prepared again as one batch.
+        """
         spans: list[Span] = []
-        mapper, options = self.setup.mapper, self.setup.options
+        rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {}
+        verdicts: list[tuple[Any, ...]] = []
+        mapper, options, grader = self.setup.mapper, self.setup.options, self.grader
+        dialect = self.store.dialect
+        stamp = db_time(utc_now(), dialect)
+        repeated = False
         for number, line in enumerate(self._lines(chunk), start=1):
             report.lines = number
             if not line.strip():
                 continue
+            mapped: list[Span] = []
             for record in mapper(line, "", options, DEFAULT_MAX_ATTRIBUTE_BYTES):
                 if isinstance(record, IngestProblem):
                     report.problems.append((number, record.reason))
-                else:
-                    spans.append(record)
+                    continue
+                mapped.append(record)
+                if not repeated:
+                    key = (record.source, record.span_id)
+                    repeated = key in rows
+                    rows[key] = span_values(record, stamp, dialect)
+            spans.extend(mapped)
+            if grader is not None and not repeated:
+                verdicts.extend(verdict_values(row, stamp) for row in grader(mapped))
         report.spans = len(spans)
-        return spans
+        if repeated:
+            if grader is not None:  # forget the tally of the copies graded so far
+                grader.summary = GradeSummary(run_id=grader.summary.run_id)
+            return prepare_batch(spans, grader, dialect)
+        return PreparedBatch(rows, verdicts)
 
     def _lines(self, chunk: _Chunk) -> list[bytes]:
         if chunk.lines is not None:

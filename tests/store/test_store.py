@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -11,6 +13,7 @@ from tests.conftest import make_span
 from tracegrade.spans import SpanKind, Status, StatusCode
 from tracegrade.store import Store, StoreError, VerdictRow, open_store
 from tracegrade.store import _schema as schema
+from tracegrade.store._store import PAGE_SIZE
 
 
 def test_reimport_is_idempotent(store: Store) -> None:
@@ -114,6 +117,23 @@ def test_sqlite_uses_wal(workspace: object) -> None:
         with opened.engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert str(opened.url).endswith(".tracegrade/tracegrade.db")
+
+
+def test_a_new_sqlite_store_has_16k_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'new.db'}") as new:
+        with new.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA page_size")).scalar_one() == PAGE_SIZE == 16384
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as old:  # a store created before the setting
+        old.execute("PRAGMA page_size=4096")
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE made_earlier (x)")
+    old.close()
+    with open_store(f"sqlite:///{old_path}") as store:
+        store.upsert_spans([make_span(1), make_span(2)])
+        with store.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA page_size")).scalar_one() == 4096
+        assert store.count_spans() == 2
 
 
 def test_unreachable_store_is_a_clear_error() -> None:

@@ -8,7 +8,7 @@ normalised from whatever convention the source used. Sources map into it; every 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -79,8 +79,8 @@ class Span(BaseModel):
     @field_validator("start_time", "end_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         if value.tzinfo is None:
             raise ValueError("timestamp must be timezone-aware (UTC)")
         return value.astimezone(UTC)
@@ -137,8 +137,11 @@ def parse_json_string(value: Any) -> Any:
 
 def utc_from_unix_nanos(nanos: int) -> datetime:
     """Convert OTLP's nanoseconds since the epoch to an aware UTC datetime."""
-    seconds, remainder = divmod(int(nanos), 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=remainder // 1000)
+    # Adding to the epoch is exact (no float) and a third of the cost of fromtimestamp + replace.
+    return _EPOCH + timedelta(microseconds=int(nanos) // 1000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utc_now() -> datetime:

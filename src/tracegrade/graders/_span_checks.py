@@ -40,11 +40,9 @@ class MaxLatency(ParamsGrader[MaxLatencyParams]):
         if latency < 0:
             return Result.errored(f"span ends {-latency:.0f} ms before it starts")
         limit = self.params.max_ms
-        return Result.check(
-            latency <= limit,
-            passed=f"latency {latency:.0f} ms <= {limit:g} ms",
-            failed=f"latency {latency:.0f} ms > {limit:g} ms",
-        )
+        if latency <= limit:
+            return Result.passed(f"latency {latency:.0f} ms <= {limit:g} ms")
+        return Result.failed(f"latency {latency:.0f} ms > {limit:g} ms")
 
 
 class MaxCostParams(BaseModel):

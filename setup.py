@@ -6,7 +6,7 @@ time in them, and compiled they run about twice as fast. The extension sits besi
 and wins at import. The build falls back to pure Python, with a warning, when
 ``TRACEGRADE_PURE_PYTHON=1`` is set, when mypyc is missing or when the C compiler fails;
 ``TRACEGRADE_PURE_PYTHON=1`` at run time makes an installed package use its ``.py`` files
-(see ``tracegrade/_pure.py``).
+(see ``tracegrade/_compiled.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from setuptools import Distribution, setup
 from setuptools.command.build_ext import build_ext
 
-# Keep in step with tracegrade._pure.COMPILED (a test checks).
+# Keep in step with tracegrade._compiled.COMPILED (a test checks).
 COMPILED = [
     "src/tracegrade/sources/conventions.py",
     "src/tracegrade/sources/otlp.py",

@@ -31,7 +31,7 @@ from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
 from tracegrade.sources.files import READ_ERRORS, LineMapper, is_compressed, open_lines
 from tracegrade.spans import Span, utc_now
 from tracegrade.store import Store, UpsertCounts, open_store
-from tracegrade.store._fast import db_time, span_values, verdict_values
+from tracegrade.store._fast import db_time
 from tracegrade.store._store import PreparedBatch, prepare_batch
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -109,12 +109,11 @@ class _Worker:
 
         Turning a line's spans into rows right after mapping them, rather than once the whole
         chunk is mapped, reads their values while they are still in the CPU's caches. A span
-        repeated within the chunk must be written and graded once, as its last copy: that
-        rare chunk is prepared again as one batch.
+        repeated across lines of the chunk must be written and graded once, as its last copy:
+        that rare chunk is prepared again as one batch.
         """
         spans: list[Span] = []
-        rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {}
-        verdicts: list[tuple[Any, ...]] = []
+        prepared = PreparedBatch({}, [])
         mapper, options, grader = self.setup.mapper, self.setup.options, self.grader
         dialect = self.store.dialect
         stamp = db_time(utc_now(), dialect)
@@ -127,21 +126,19 @@ class _Worker:
             for record in mapper(line, "", options, DEFAULT_MAX_ATTRIBUTE_BYTES):
                 if isinstance(record, IngestProblem):
                     report.problems.append((number, record.reason))
-                    continue
-                mapped.append(record)
-                if not repeated:
-                    key = (record.source, record.span_id)
-                    repeated = key in rows
-                    rows[key] = span_values(record, stamp, dialect)
+                else:
+                    mapped.append(record)
             spans.extend(mapped)
-            if grader is not None and not repeated:
-                verdicts.extend(verdict_values(row, stamp) for row in grader(mapped))
+            if not repeated:
+                batch = prepare_batch(mapped, grader, dialect, stamp)
+                repeated = not batch.rows.keys().isdisjoint(prepared.rows)
+                prepared.merge(batch)
         report.spans = len(spans)
         if repeated:
             if grader is not None:  # forget the tally of the copies graded so far
                 grader.summary = GradeSummary(run_id=grader.summary.run_id)
-            return prepare_batch(spans, grader, dialect)
-        return PreparedBatch(rows, verdicts)
+            return prepare_batch(spans, grader, dialect, stamp)
+        return prepared
 
     def _lines(self, chunk: _Chunk) -> list[bytes]:
         if chunk.lines is not None:

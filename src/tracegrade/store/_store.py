@@ -91,14 +91,17 @@ class PreparedBatch:
         self.verdicts.extend(other.verdicts)
 
 
-def prepare_batch(batch: Sequence[Span], grade: GradeBatch | None, dialect: str
-                  ) -> PreparedBatch:
+def prepare_batch(batch: Sequence[Span], grade: GradeBatch | None, dialect: str,
+                  stamp: Any = None) -> PreparedBatch:
     """Serialise and hash a batch, and grade it when ``grade`` is given.
 
     This is the CPU-bound half of a write, kept apart from the store so that worker processes
     can do it (the receiver's, whose parent then writes; see :mod:`tracegrade.server`).
+    ``stamp`` is the write time as :func:`_fast.db_time` gives it (default: now), for parts of
+    one batch prepared separately.
     """
-    stamp = _fast.db_time(utc_now(), dialect)
+    if stamp is None:
+        stamp = _fast.db_time(utc_now(), dialect)
     latest = {(s.source, s.span_id): s for s in batch}
     rows = {key: _fast.span_values(s, stamp, dialect) for key, s in latest.items()}
     verdicts = grade(list(latest.values())) if grade is not None else []

@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import insert, select
 
-from tests.fakes._server import Status
+from tests.fakes._server import Reset, Status, Truncate
 from tests.fakes.braintrust import FakeBraintrust, log_row
 from tests.fakes.fixtures import braintrust_source, config_of, langfuse_source
 from tests.fakes.langfuse import FakeLangfuse, observation
@@ -182,6 +182,50 @@ def test_a_refused_feedback_batch_is_retried_item_by_item(
 
     assert (summary.exported, summary.rejected) == (2, 1)
     assert set(fake_braintrust.feedback) == {"row-0000001", "row-0000004"}
+
+
+def test_feedback_whose_answer_was_cut_off_counts_as_sent_and_is_not_repeated(
+        store: Store, fake_braintrust: FakeBraintrust, braintrust_pulled: Config) -> None:
+    # Every feedback call logs its comment again: a call the service applied must not be
+    # resent, or the row gets the comment twice.
+    store.insert_verdicts([verdict("bt", "span-0000001", "fail", reason="looks wrong")])
+    fake_braintrust.server.faults.add("/v1/project_logs", Truncate(0.3), method="POST")
+
+    first = export_verdicts(store, braintrust_pulled, "bt").destinations[0]
+    again = export_verdicts(store, braintrust_pulled, "bt").destinations[0]
+
+    assert (first.exported, first.error, again.exported) == (1, None, 0)
+    assert fake_braintrust.feedback_posts == 1
+    assert fake_braintrust.feedback["row-0000001"]["comments"] == ["looks wrong"]
+
+
+@pytest.mark.parametrize("fault", [Status(500), Status(503), Reset()])
+def test_feedback_whose_fate_is_unknown_is_not_retried_in_the_run(
+        store: Store, fake_braintrust: FakeBraintrust, braintrust_pulled: Config,
+        fault: Status | Reset) -> None:
+    store.insert_verdicts([verdict("bt", "span-0000001", "fail", reason="looks wrong")])
+    fake_braintrust.server.faults.add("/v1/project_logs", fault, method="POST")
+
+    first = export_verdicts(store, braintrust_pulled, "bt").destinations[0]
+    second = export_verdicts(store, braintrust_pulled, "bt").destinations[0]
+
+    assert first.exported == 0 and first.error and "not resent" in first.error
+    assert len(fake_braintrust.server.requests_to("/v1/project_logs")) == 2  # one a run
+    assert (second.exported, second.error) == (1, None)
+    assert fake_braintrust.feedback["row-0000001"]["comments"] == ["looks wrong"]
+
+
+def test_rate_limited_feedback_is_retried_after_the_wait(
+        store: Store, fake_braintrust: FakeBraintrust, braintrust_pulled: Config) -> None:
+    store.insert_verdicts([verdict("bt", "span-0000001", "pass")])
+    fake_braintrust.server.faults.add("/v1/project_logs", Status(429, {"Retry-After": "0"}),
+                                      method="POST")
+
+    summary = export_verdicts(store, braintrust_pulled, "bt").destinations[0]
+
+    assert (summary.exported, summary.error) == (1, None)
+    assert len(fake_braintrust.server.requests_to("/v1/project_logs")) == 2
+    assert fake_braintrust.feedback_posts == 1
 
 
 # -- the commands ------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from tests.fakes.spec import OpenApiSpec, braintrust_spec
 
 API_KEY = "sk-bt-test-key-8d2c71"
 ORG_ID = "5d0f6c1e-3a8b-4f2e-9c71-0b6a2d4e8f10"
+ORG_NAME = "acme"
 PROJECT_ID = "9b2e4c6a-1f3d-4b5e-8a7c-2d4f6b8e0a1c"
 PROJECT_NAME = "support-agent"
 USER_ID = "0e1d2c3b-4a59-4687-9a8b-7c6d5e4f3a2b"
@@ -35,6 +36,10 @@ _PROJECT_LOGS = re.compile(r"FROM project_logs\('((?:[^']|'')*)'\)")
 _CREATED = re.compile(r"created >= '([^']*)' AND created < '([^']*)'")
 _LIMIT = re.compile(r"LIMIT (\d+)")
 _OFFSET = re.compile(r"OFFSET '((?:[^']|'')*)'")
+
+
+_RESULTS = "/btql-results/"
+"""Where the fake keeps BTQL answers it redirects to."""
 
 
 def iso(moment: datetime) -> str:
@@ -100,6 +105,14 @@ class FakeBraintrust:
     btql_enabled: bool = True
     cursor_in_header: bool = False
     """Send the BTQL cursor as ``x-bt-cursor`` instead of in the body."""
+    btql_redirect: str | None = None
+    """Answer ``/btql`` with a 303 to a stored result object, as Braintrust does for large
+    answers: ``"redirect"`` puts the cursor in the 303's ``x-bt-cursor`` header, ``"object"``
+    in the object's ``x-amz-meta-bt_cursor`` metadata header."""
+    other_org_projects: list[dict[str, Any]] = field(default_factory=list)
+    """Projects of another organization (``org_name`` ``other-org``) the API key also reaches."""
+    btql_cursor_lost: bool = False
+    """Answer ``/btql`` without any cursor (as a proxy that dropped it would)."""
     validate: bool = True
     versions: list[dict[str, Any]] = field(default_factory=list)
     feedback: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -118,6 +131,7 @@ class FakeBraintrust:
         self._lock = threading.RLock()
         self._xact = 1_000_192_656_880_881_000
         self._latest: dict[str, dict[str, Any]] | None = None
+        self._results: dict[str, FakeResponse] = {}
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -159,6 +173,10 @@ class FakeBraintrust:
 
     def handle(self, request: FakeRequest) -> FakeResponse:
         """Answer one request (after the fault plan had its say)."""
+        if request.method == "GET" and request.path.startswith(_RESULTS):
+            # A stored BTQL answer behind a signed URL: no API key needed.
+            stored = self._results.pop(request.path[len(_RESULTS):], None)
+            return stored or FakeResponse(404, {"error": "no such result"})
         if request.headers.get("authorization") != f"Bearer {API_KEY}":
             return FakeResponse(401, {"error": "Invalid API key"})
         route = self._route(request)
@@ -204,11 +222,14 @@ class FakeBraintrust:
     # -- logs -----------------------------------------------------------------------------------
 
     def _projects(self, request: FakeRequest) -> FakeResponse:
-        name = request.param("project_name")
+        name, org = request.param("project_name"), request.param("org_name")
         project = {"id": PROJECT_ID, "org_id": ORG_ID, "name": PROJECT_NAME,
                    "description": None, "created": "2026-01-05T10:00:00.000Z",
                    "deleted_at": None, "user_id": USER_ID}
-        return FakeResponse(200, {"objects": [project] if name in (None, PROJECT_NAME) else []})
+        projects = [project, *self.other_org_projects]
+        return FakeResponse(200, {"objects": [
+            p for p in projects if name in (None, p["name"])
+            and org in (None, ORG_NAME if p["org_id"] == ORG_ID else "other-org")]})
 
     def _btql(self, request: FakeRequest) -> FakeResponse:
         body = request.json() or {}
@@ -232,6 +253,20 @@ class FakeBraintrust:
         page = rows[:limit]
         cursor = page[-1]["_pagination_key"] if len(page) == limit else None
         self._served_page()
+        if self.btql_cursor_lost:
+            return FakeResponse(200, {"data": page})
+        if self.btql_redirect is not None:
+            if self.spec is not None:  # the 303 itself is not checked: check the rows here
+                self.violations.extend(self._check("/btql", "POST", {"data": page}))
+            token = uuid.uuid4().hex
+            on_object = self.btql_redirect == "object"
+            self._results[token] = FakeResponse(
+                200, {"data": page}, {"x-amz-meta-bt_cursor": cursor} if cursor and on_object
+                else {})
+            headers = {"Location": f"{_RESULTS}{token}"}
+            if cursor and not on_object:
+                headers["x-bt-cursor"] = cursor
+            return FakeResponse(303, b"", headers)
         if self.cursor_in_header:
             return FakeResponse(200, {"data": page},
                                 {"x-bt-cursor": cursor} if cursor else {})
@@ -268,6 +303,12 @@ class FakeBraintrust:
                 if item.get("comment"):
                     record["comments"].append(item["comment"])
                 record["metadata"] = item.get("metadata")
+                if item.get("scores"):
+                    # Feedback merges the scores into the row: a new version, a new _xact_id,
+                    # the same created.
+                    row = latest[item["id"]]
+                    self.update(item["id"], scores={**(row.get("scores") or {}),
+                                                    **item["scores"]})
         return FakeResponse(200, {"status": "success"})
 
     def _project_scores(self, request: FakeRequest) -> FakeResponse:

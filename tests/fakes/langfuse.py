@@ -183,6 +183,9 @@ class FakeLangfuse:
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_items: dict[str, dict[str, Any]] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    trace_filter_supported: bool = True
+    """``GET /api/public/traces`` honours ``filter`` (self-hosted servers before October 2025
+    ignore it and list the newest traces)."""
     repeat_boundary_row_once: bool = False
     """Serve the previous page's last row again on top of the next page, once."""
     on_page: Callable[[int], None] | None = None
@@ -274,6 +277,8 @@ class FakeLangfuse:
                 "/api/public/v2/observations", self._observations_v2)
         if self.v3_scores_enabled:
             routes[("GET", "/api/public/v3/scores")] = ("/api/public/v3/scores", self._scores_v3)
+        if method == "GET" and path.startswith("/api/public/traces/"):
+            return "/api/public/traces/{traceId}", self._trace
         if method == "GET" and path.startswith("/api/public/v2/datasets/"):
             return "/api/public/v2/datasets/{datasetName}", self._get_dataset
         return routes.get((method, path))
@@ -356,8 +361,10 @@ class FakeLangfuse:
         })
 
     def _traces(self, request: FakeRequest) -> FakeResponse:
-        traces = list(self.traces.values())
-        filters = orjson.loads(request.param("filter") or "[]")
+        # newest first, the API's default order
+        traces = sorted(self.traces.values(), key=lambda trace: trace["timestamp"], reverse=True)
+        filters = orjson.loads(request.param("filter") or "[]") \
+            if self.trace_filter_supported else []
         for condition in filters:
             if condition.get("column") == "id" and condition.get("operator") == "any of":
                 wanted = set(condition["value"])
@@ -369,6 +376,12 @@ class FakeLangfuse:
             "meta": {"page": page, "limit": limit, "totalItems": len(traces),
                      "totalPages": (len(traces) + limit - 1) // limit},
         })
+
+    def _trace(self, request: FakeRequest) -> FakeResponse:
+        trace = self.traces.get(unquote(request.path.rsplit("/", 1)[1]))
+        if trace is None:
+            return FakeResponse(404, {"message": "Trace not found"})
+        return FakeResponse(200, trace)
 
     # -- scores ---------------------------------------------------------------------------------
 

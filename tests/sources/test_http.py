@@ -67,6 +67,11 @@ def test_retry_after_as_an_http_date(server: LoopbackServer) -> None:
     (lambda: str(int(time.time()) + 20), 20.0),  # a Unix time
     (lambda: str(int(time.time() * 1000) + 20_000), 20.0),  # a Unix time in milliseconds
     (lambda: "3", 3.0),  # seconds from now
+    # Langfuse's: JavaScript's Date.toString()
+    (lambda: (datetime.now(tz=UTC) + timedelta(seconds=20)).strftime(
+        "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"), 20.0),
+    (lambda: email.utils.format_datetime(datetime.now(tz=UTC) + timedelta(seconds=20),
+                                         usegmt=True), 20.0),  # an HTTP date
 ])
 def test_x_ratelimit_reset_is_honoured(server: LoopbackServer, reset: Any, expected: float
                                        ) -> None:
@@ -88,6 +93,8 @@ def test_errors_back_off_exponentially_with_jitter(server: LoopbackServer) -> No
     server.faults.add("/x", Status(500), Status(502), Reset())
     body, _ = client(server, sleeps).request_json("GET", "/x")
     assert body["path"] == "/x"
+    # Three faults, three retries, each preceded by one wait.
+    assert len(sleeps) == 3
     # Attempt n waits between half and all of base * 2^n.
     for attempt, waited in enumerate(sleeps):
         ceiling = 0.4 * 2 ** attempt

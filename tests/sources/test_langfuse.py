@@ -143,6 +143,43 @@ def test_self_hosted_v3_falls_back_to_the_legacy_api_with_trace_lookups(
                                   for r in trace_requests)
 
 
+def trace_users(store: Store, count: int) -> list[tuple[str | None, str | None]]:
+    """Each span's (release, user): the legacy API gives both only through the trace."""
+    spans = [store.get_span("prod", f"obs-{i:07d}") for i in range(count)]
+    return [(s.release, s.user_id) if s else (None, None) for s in spans]
+
+
+def expected_trace_users(count: int) -> list[tuple[str | None, str | None]]:
+    # a trace's user is its first observation's (trace-N holds observations 3N..3N+2)
+    return [("2026.11.1", f"user-{(i - i % 3) % 17}") for i in range(count)]
+
+
+def test_legacy_trace_lookups_survive_the_trace_cache_filling_up(
+        store: Store, fake_langfuse: FakeLangfuse, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tracegrade.sources.langfuse._TRACE_CACHE_LIMIT", 2)
+    fake_langfuse.v2_enabled = False
+    seed(fake_langfuse, 40)
+    pull_sources(store, config_of(langfuse_source(fake_langfuse, legacy_page_size=4)))
+    assert trace_users(store, 40) == expected_trace_users(40)
+
+
+def test_a_server_that_ignores_the_trace_filter_gets_each_trace_read_by_id(
+        store: Store, fake_langfuse: FakeLangfuse) -> None:
+    fake_langfuse.v2_enabled = False
+    fake_langfuse.trace_filter_supported = False
+    seed(fake_langfuse, 600)  # 200 traces: more than one unfiltered answer (100) holds
+
+    result = pull_sources(store, config_of(langfuse_source(fake_langfuse,
+                                                           legacy_page_size=40))).sources[0]
+
+    assert result.error is None
+    assert trace_users(store, 600) == expected_trace_users(600)
+    by_id = [r.path for r in fake_langfuse.server.requests_to("/api/public/traces/")]
+    assert by_id and len(by_id) == len(set(by_id))  # the missing ones, each once
+    assert len(by_id) + 100 == 200  # the rest came with the first, unfiltered, answer
+    assert len(fake_langfuse.server.requests_to("/api/public/traces")) == len(by_id) + 1
+
+
 def test_a_late_observation_inside_the_overlap_is_picked_up_by_the_next_pull(
         store: Store, fake_langfuse: FakeLangfuse) -> None:
     expected = seed(fake_langfuse, 20)
@@ -223,7 +260,7 @@ def test_wrong_credentials_fail_clearly_without_the_key(store: Store,
 
 def test_cloud_hosts_default_to_the_documented_plan_rate() -> None:
     base = {"name": "p", "type": "langfuse", "public_key": "pk", "secret_key": "sk"}
-    assert LangfuseSourceConfig.model_validate(base).requests_per_minute() == 30
+    assert LangfuseSourceConfig.model_validate(base).requests_per_minute() == 20
     assert LangfuseSourceConfig.model_validate(
         {**base, "plan": "pro"}).requests_per_minute() == 1000
     assert LangfuseSourceConfig.model_validate(

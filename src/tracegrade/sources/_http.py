@@ -21,6 +21,7 @@ import base64
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 logger = logging.getLogger("tracegrade.http")
 
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport failures before the request reached the service."""
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523,
                                524, 529})
 _EPOCH_THRESHOLD = 1_000_000_000
@@ -195,17 +198,24 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> tuple[Any, httpx.Response]:
         """Send a request and parse its JSON body; a truncated or invalid body is retried.
+
+        ``idempotent=False`` is for a call that must not be applied twice: it is retried only
+        when the service surely did not get it (no connection, or 429); after a failure that
+        leaves this unknown (a timeout or reset while waiting, a 5xx) it fails at once, and a
+        2xx whose body is cut off counts as accepted (the body is then ``None``).
 
         Returns:
             The parsed body and the response (for headers such as a cursor).
 
         Raises:
             RemoteRejected: a 4xx answer other than 408/429.
-            RemoteUnavailable: the retries ran out.
+            RemoteUnavailable: the retries ran out, or a non-idempotent call's fate is unknown.
         """
-        response, body = self._call(method, path, params, json, headers, parse=True)
+        response, body = self._call(method, path, params, json, headers, parse=True,
+                                    idempotent=idempotent)
         return body, response
 
     def redact(self, text: str) -> str:
@@ -225,6 +235,7 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         *,
         parse: bool,
+        idempotent: bool = True,
     ) -> tuple[httpx.Response, Any]:
         call = f"{method} {path}"
         content = orjson.dumps(json) if json is not None else None
@@ -234,15 +245,33 @@ class HttpClient:
         problem = "no attempt was made"
         for attempt in range(attempts):
             self.limiter.acquire()
-            try:
-                response = self._client.request(method, path, params=_query(params),
+            request = self._client.build_request(method, path, params=_query(params),
                                                  content=content, headers=send_headers)
+            try:
+                # Streamed, so the status is known even when the body is then cut off.
+                response = self._client.send(request, stream=True)
             except httpx.TransportError as error:
                 problem = _describe_transport_error(error)
+                if not idempotent and not isinstance(error, _NOT_SENT):
+                    raise self._unsure(call, problem) from error
+                self._back_off(call, problem, attempt, attempts, None)
+                continue
+            try:
+                response.read()
+            except httpx.TransportError as error:
+                response.close()
+                if not idempotent and response.is_success:
+                    return response, None  # the 2xx status says it was applied
+                problem = f"HTTP {response.status_code}, then the body was cut off: " \
+                          f"{_describe_transport_error(error)}"
+                if not idempotent:
+                    raise self._unsure(call, problem) from error
                 self._back_off(call, problem, attempt, attempts, None)
                 continue
             if response.status_code in _RETRYABLE_STATUS:
                 problem = f"HTTP {response.status_code}{self._preview(response)}"
+                if not idempotent and response.status_code != 429:
+                    raise self._unsure(call, problem)
                 self._back_off(call, problem, attempt, attempts, _server_wait(response))
                 continue
             if response.status_code >= 400:
@@ -255,10 +284,19 @@ class HttpClient:
             try:
                 return response, orjson.loads(response.content) if response.content else None
             except orjson.JSONDecodeError as error:
+                if not idempotent:
+                    return response, None  # the 2xx status says it was applied
                 problem = f"the response body is not valid JSON (truncated?): {error}"
                 self._back_off(call, problem, attempt, attempts, None)
         raise RemoteUnavailable(
             self.redact(f"{self.service}: {call} failed after {attempts} attempt(s): {problem}"),
+            service=self.service)
+
+    def _unsure(self, call: str, problem: str) -> RemoteUnavailable:
+        return RemoteUnavailable(
+            self.redact(f"{self.service}: {call} failed: {problem}. The service may have "
+                        "applied it, so it is not resent now (sending it twice would repeat "
+                        "it); the next run sends what was not confirmed."),
             service=self.service)
 
     def _back_off(self, call: str, problem: str, attempt: int, attempts: int,
@@ -330,7 +368,8 @@ def _server_wait(response: httpx.Response) -> float | None:
         try:
             value = float(reset.strip())
         except ValueError:
-            return None
+            # A date: HTTP's form, or JavaScript's Date.toString() (what Langfuse sends).
+            return _seconds_or_date(reset.strip()) if "," in reset else _js_date_wait(reset)
         if value > _MILLIS_THRESHOLD:
             value /= 1000.0
         if value > _EPOCH_THRESHOLD:
@@ -350,6 +389,21 @@ def _seconds_or_date(value: str) -> float | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(tz=UTC)).total_seconds())
+
+
+_JS_DATE = re.compile(r"^\w{3} (\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT([+-]\d{4})")
+
+
+def _js_date_wait(value: str) -> float | None:
+    """Seconds until a ``Tue Dec 02 2026 14:03:05 GMT+0000 (…)`` date, if it is one."""
+    match = _JS_DATE.match(value.strip())
+    if match is None:
+        return None
+    try:
+        moment = datetime.strptime(f"{match.group(1)} {match.group(2)}", "%b %d %Y %H:%M:%S %z")
+    except ValueError:
+        return None
     return max(0.0, (moment - datetime.now(tz=UTC)).total_seconds())
 
 

@@ -4,6 +4,11 @@ A :class:`RemoteReader` reads one time window page by page. Each :class:`Page` c
 read, the rows it skipped on purpose, the rows it could not map, and a ``resume`` token: the
 JSON state that continues the read *after* this page. The engine commits a page's spans, then
 saves its token, so a killed pull resumes at the first page it had not committed.
+
+A reader may also keep a ``mark`` from one finished window to the next (Braintrust's fetch API:
+the highest ``_xact_id`` read). The engine sets :attr:`RemoteReader.mark` to the stored mark
+before a window is read, and stores the ``mark`` of the window's last page once that page is
+committed.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class Page:
     problems: list[IngestProblem] = field(default_factory=list)
     rows: int = 0
     """Rows the service returned on this page."""
+    mark: JSONValue = None
+    """On a window's last page: the reader's mark to keep for the next window (``None``: keep
+    the stored one)."""
 
 
 class RemoteReader(Protocol):
@@ -58,6 +66,9 @@ class RemoteReader(Protocol):
     """Which API the last read used (e.g. ``v2``, ``legacy``, ``btql``, ``fetch``)."""
     version_attribute: str
     """The span attribute holding the remote row's version (newer replaces older)."""
+    mark: JSONValue
+    """The mark the last finished window left (``None`` before the first, or when the reader
+    keeps none); set by the engine before each window is read."""
 
     def read(self, window: Window, resume: JSONValue) -> Iterator[Page]:
         """Read ``window`` page by page, starting after ``resume`` (``None``: from the top)."""

@@ -1,10 +1,12 @@
 """Braintrust: read project logs incrementally, and the REST calls the exporters make.
 
 Reading uses ``POST /btql`` with SQL over ``project_logs('<project id>')``, always bounded by a
-``created`` range and paged with the cursor the answer carries (in its body or the
-``x-bt-cursor`` header), sent back as ``OFFSET '<cursor>'``. Where ``/btql`` is missing (404) the
-reader falls back to ``POST /v1/project_logs/{project_id}/fetch``, which pages newest first over
-the whole version history with its own cursor.
+``created`` range and paged with the cursor the answer carries (in its body, the
+``x-bt-cursor`` header, or, when the answer is a redirect to a stored object, that redirect's
+header or the object's ``x-amz-meta-bt_cursor``), sent back as ``OFFSET '<cursor>'``. Where
+``/btql`` is missing (404) the reader falls back to
+``POST /v1/project_logs/{project_id}/fetch``, which pages newest first over the whole version
+history with its own cursor (see :meth:`BraintrustReader._read_fetch` for where it stops).
 
 Either way a row can come back more than once (an older version on a later page, or a row
 updated while it was being read); rows are deduplicated by ``id`` keeping the highest
@@ -64,6 +66,8 @@ class BraintrustSourceConfig(RemoteSourceConfig):
     project_id: str | None = None
     project: str | None = None
     """The project's name, looked up with ``GET /v1/project?project_name=`` (or give its id)."""
+    org_name: str | None = None
+    """The organization to look the project name up in, when the API key reaches several."""
     api: Literal["auto", "btql", "fetch"] = "auto"
     release_key: str = "release"
     """The ``metadata`` key holding the release."""
@@ -106,11 +110,18 @@ class BraintrustApi:
         if self._project_id:
             return self._project_id
         name = self.config.project or ""
-        body, _ = self.http.request_json("GET", "/v1/project", params={"project_name": name})
+        body, _ = self.http.request_json("GET", "/v1/project", params={
+            "project_name": name, "org_name": self.config.org_name})
         projects = body.get("objects") if isinstance(body, dict) else None
         if not isinstance(projects, list) or not projects:
-            raise RemoteRejected(f"braintrust ({self.config.name}): no project named {name!r}",
-                                 service="braintrust", status=404)
+            where = f" in organization {self.config.org_name!r}" if self.config.org_name else ""
+            raise RemoteRejected(f"braintrust ({self.config.name}): no project named "
+                                 f"{name!r}{where}", service="braintrust", status=404)
+        if len({str(p.get("org_id")) for p in projects if isinstance(p, dict)}) > 1:
+            raise RemoteRejected(
+                f"braintrust ({self.config.name}): projects named {name!r} exist in several "
+                "organizations this API key reaches: set org_name or project_id",
+                service="braintrust", status=409)
         self._project_id = str(projects[0]["id"])
         return self._project_id
 
@@ -118,8 +129,13 @@ class BraintrustApi:
         """Run a SQL query with ``POST /btql``; returns its rows and the next page's cursor."""
         body, response = self.http.request_json("POST", "/btql",
                                                 json={"query": query, "fmt": "json"})
-        cursor = (body.get("cursor") if isinstance(body, dict) else None) \
-            or response.headers.get("x-bt-cursor")
+        cursor = body.get("cursor") if isinstance(body, dict) else None
+        # A large answer comes as a redirect to a stored object: the cursor is then a header
+        # of the redirect, or the object's metadata. httpx followed the redirect, so look at
+        # every response on the way.
+        for hop in (response, *reversed(response.history)):
+            cursor = cursor or hop.headers.get("x-bt-cursor") \
+                or hop.headers.get("x-amz-meta-bt_cursor")
         return _rows(body, "data"), cursor or None
 
     def fetch(self, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -130,9 +146,14 @@ class BraintrustApi:
         return _rows(body, "events"), next_cursor or None
 
     def feedback(self, items: list[dict[str, Any]]) -> Any:
-        """``POST /v1/project_logs/{id}/feedback`` for a batch of rows."""
-        return self.post(f"/v1/project_logs/{quote(self.project_id(), safe='')}/feedback",
-                         {"feedback": items})
+        """``POST /v1/project_logs/{id}/feedback`` for a batch of rows.
+
+        Not idempotent: scores merge, but every call logs its comments again, so a call whose
+        fate is unknown is not retried (see :meth:`HttpClient.request_json`).
+        """
+        path = f"/v1/project_logs/{quote(self.project_id(), safe='')}/feedback"
+        return self.http.request_json("POST", path, json={"feedback": items},
+                                      idempotent=False)[0]
 
 
 class BraintrustReader:
@@ -143,6 +164,8 @@ class BraintrustReader:
     def __init__(self, config: BraintrustSourceConfig, api: BraintrustApi | None = None) -> None:
         self.config = config
         self.name = config.name
+        self.mark: JSONValue = None
+        """The highest ``_xact_id`` the last finished fetch-API window read."""
         self.api: str = config.api if config.api != "auto" else "btql"
         self._braintrust = api or BraintrustApi(config)
 
@@ -160,14 +183,14 @@ class BraintrustReader:
         mode = state.get("api") or (None if self.config.api == "auto" else self.config.api)
         cursor = state.get("cursor")
         if mode == "fetch":
-            yield from self._read_fetch(window, cursor)
+            yield from self._read_fetch(window, state)
             return
         try:
             first = self._braintrust.btql(self._query(window, cursor))
         except RemoteRejected as error:
             if not (error.not_found and mode is None):
                 raise
-            yield from self._read_fetch(window, None)
+            yield from self._read_fetch(window, {})
             return
         self.api = "btql"
         yield from self._read_btql(window, first, cursor)
@@ -179,6 +202,14 @@ class BraintrustReader:
             if next_cursor is not None and next_cursor == cursor:
                 raise RemoteUnavailable(f"braintrust ({self.name}): the BTQL cursor did not "
                                         "advance", service=f"braintrust ({self.name})")
+            if next_cursor is None and len(rows) >= self.config.page_size:
+                # A full page may have more behind it: ending the window here could skip rows.
+                raise UnexpectedResponse(
+                    f"braintrust ({self.name}): /btql returned a full page of "
+                    f"{len(rows)} rows without a cursor (none in the body, nor in the "
+                    "x-bt-cursor or x-amz-meta-bt_cursor headers); stopping so that no rows "
+                    "are skipped. The next pull retries this page.",
+                    service=f"braintrust ({self.name})")
             done = not rows or next_cursor is None
             resume = None if done else {"api": "btql", "cursor": next_cursor}
             yield self._page(rows, resume, window)
@@ -196,23 +227,43 @@ class BraintrustReader:
                  f"ORDER BY _pagination_key LIMIT {self.config.page_size}")
         return f"{query} OFFSET {sql_string(cursor)}" if cursor else query
 
-    def _read_fetch(self, window: Window, cursor: str | None) -> Iterator[Page]:
+    def _read_fetch(self, window: Window, state: dict[str, Any]) -> Iterator[Page]:
+        """Page the fetch API, newest version first, over the whole version history.
+
+        An update (feedback, a review, a merge from the SDK) gives an old row a new, higher
+        ``_xact_id`` and leaves its ``created`` alone, so the first pages can hold only old
+        rows with new rows behind them: how old a page's rows are says nothing about what
+        follows. What does is the transaction id: once a whole page is at or below the highest
+        ``_xact_id`` a finished window read (the mark), everything after it was there for that
+        read too. So the read stops there (and only once the page also predates the overlap,
+        for rows that arrive late); without a mark (the first pull, a ``--since`` backfill) it
+        reads to the end of the history.
+        """
         self.api = "fetch"
-        # Pages run newest first over every version; once a whole page was created well
-        # before the window (the overlap again, for rows updated long after creation), stop.
+        cursor: str | None = state.get("cursor")
+        stop_at = state.get("stop_at") if "stop_at" in state else self.mark
+        seen: str | None = state.get("seen")
         horizon = window.start - timedelta(minutes=self.config.overlap_minutes) \
             if window.start else None
         while True:
             rows, next_cursor = self._braintrust.fetch(cursor, self.config.page_size)
             created = [_created(row) for row in rows]
-            past_window = horizon is not None and bool(rows) and all(
-                moment is not None and moment < horizon for moment in created)
+            for row in rows:
+                if seen is None or xact_order(row.get("_xact_id")) > xact_order(seen):
+                    seen = str(row.get("_xact_id") or "") or seen
+            read_before = stop_at is not None and bool(rows) and all(
+                xact_order(row.get("_xact_id")) <= xact_order(stop_at) for row in rows
+            ) and (horizon is None or all(
+                moment is not None and moment < horizon for moment in created))
             in_window = [row for row, moment in zip(rows, created, strict=True)
                          if moment is None or _within(moment, window)]
-            done = not rows or next_cursor is None or past_window or next_cursor == cursor
-            resume = None if done else {"api": "fetch", "cursor": next_cursor}
+            done = not rows or next_cursor is None or read_before or next_cursor == cursor
+            resume = None if done else {"api": "fetch", "cursor": next_cursor, "seen": seen,
+                                        "stop_at": stop_at}
             page = self._page(in_window, resume, window)
             page.rows = len(rows)
+            if done:
+                page.mark = _highest(seen, self.mark)
             yield page
             if done:
                 return
@@ -339,6 +390,11 @@ def _created(row: dict[str, Any]) -> datetime | None:
         return optional_timestamp(row.get("created"), "created")
     except ValueError:
         return None
+
+
+def _highest(*xact_ids: JSONValue) -> str | None:
+    known = [str(x) for x in xact_ids if x not in (None, "")]
+    return max(known, key=xact_order) if known else None
 
 
 def _within(moment: datetime, window: Window) -> bool:

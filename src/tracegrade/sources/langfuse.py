@@ -41,7 +41,7 @@ CLOUD_HOSTS = {
     "us": "https://us.cloud.langfuse.com",
     "hipaa": "https://hipaa.cloud.langfuse.com",
 }
-PLAN_REQUESTS_PER_MINUTE = {"hobby": 30.0, "core": 100.0, "pro": 1000.0}
+PLAN_REQUESTS_PER_MINUTE = {"hobby": 20.0, "core": 100.0, "pro": 1000.0}
 """Langfuse Cloud's documented per-organization limit for its general API, per plan
 (langfuse.com/faq/all/api-limits). Self-hosted Langfuse has no limit of its own."""
 
@@ -137,6 +137,16 @@ class LangfuseApi:
         """``GET /api/public/traces``."""
         return self.get("/api/public/traces", params)
 
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        """``GET /api/public/traces/{traceId}`` (core fields), or ``None`` when it is gone."""
+        try:
+            body = self.get(f"/api/public/traces/{quote(trace_id, safe='')}", {"fields": "core"})
+        except RemoteRejected as error:
+            if error.not_found:
+                return None
+            raise
+        return body if isinstance(body, dict) else None
+
     def create_score(self, score: dict[str, Any]) -> Any:
         """``POST /api/public/scores``; a score with an existing ``id`` is updated."""
         return self.post("/api/public/scores", score)
@@ -162,6 +172,9 @@ class LangfuseReader:
         self.api: str = config.api if config.api != "auto" else "v2"
         self._langfuse = api or LangfuseApi(config)
         self._traces: dict[str, dict[str, Any]] = {}
+        self._trace_filter_ignored = False
+        self.mark: JSONValue = None
+        """Unused: Langfuse's cursors need nothing carried between windows."""
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -246,20 +259,35 @@ class LangfuseReader:
             page += 1
 
     def _traces_of(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        wanted = sorted({r["traceId"] for r in rows if isinstance(r.get("traceId"), str)}
-                        - set(self._traces))
+        """The traces of a page's observations: from the cache, else looked up in chunks.
+
+        The lookup filters ``GET /api/public/traces`` by id. Self-hosted servers older than
+        that filter ignore it and answer with the newest traces instead; then (and for any id
+        a filtered answer lacks) each missing trace is read with ``GET
+        /api/public/traces/{traceId}``.
+        """
+        needed = {r["traceId"] for r in rows if isinstance(r.get("traceId"), str)}
         if len(self._traces) > _TRACE_CACHE_LIMIT:
-            self._traces.clear()
+            self._traces = {key: trace for key, trace in self._traces.items() if key in needed}
+        wanted = sorted(needed - set(self._traces))
         for start in range(0, len(wanted), _TRACE_LOOKUP_CHUNK):
             chunk = wanted[start:start + _TRACE_LOOKUP_CHUNK]
-            trace_filter = [{"type": "stringOptions", "column": "id", "operator": "any of",
-                             "value": chunk}]
-            body = self._langfuse.traces({"fields": "core", "limit": 100,
-                                          "filter": orjson.dumps(trace_filter).decode()})
-            for trace in _rows(body, "data"):
-                if isinstance(trace.get("id"), str):
-                    self._traces[trace["id"]] = trace
-        return self._traces
+            if not self._trace_filter_ignored:
+                trace_filter = [{"type": "stringOptions", "column": "id",
+                                 "operator": "any of", "value": chunk}]
+                body = self._langfuse.traces({"fields": "core", "limit": 100,
+                                              "filter": orjson.dumps(trace_filter).decode()})
+                for trace in _rows(body, "data"):
+                    if isinstance(trace.get("id"), str):
+                        self._traces[trace["id"]] = trace
+                        if trace["id"] not in chunk:
+                            self._trace_filter_ignored = True
+            for trace_id in chunk:
+                if trace_id not in self._traces:
+                    found = self._langfuse.trace(trace_id)
+                    if found is not None:
+                        self._traces[trace_id] = found
+        return {key: self._traces[key] for key in needed if key in self._traces}
 
     # -- mapping a page -----------------------------------------------------------------------
 

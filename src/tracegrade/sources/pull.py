@@ -200,6 +200,9 @@ def _pull_remote(
         with bulk_allocation():
             for window, resume in _windows(store, source, since, until):
                 result.windows.append(window)
+                # A backfill reads without the mark: what lies below it was read by windows
+                # that may not have covered the backfill's range.
+                reader.mark = load_cursor(store, source.name).mark if since is None else None
                 _read_window(store, reader, window, resume, result, progress)
         result.api = reader.api
     except RemoteError as error:
@@ -244,7 +247,7 @@ def _read_window(store: Store, reader: RemoteReader, window: Window, resume: JSO
     for page in _prefetched(reader.read(window, resume)):
         _commit_page(store, reader, page, result)
         if page.resume is None:
-            finish_window(store, reader.name, window)
+            finish_window(store, reader.name, window, page.mark)
         else:
             save_checkpoint(store, reader.name, window, page.resume)
         if progress:
@@ -375,6 +378,8 @@ class CursorState:
 
     watermark: datetime | None = None
     checkpoint: Checkpoint | None = None
+    mark: JSONValue = None
+    """What the reader kept from its last finished window (see :class:`RemoteReader`)."""
 
 
 def load_cursor(store: Store, source: str) -> CursorState:
@@ -384,7 +389,8 @@ def load_cursor(store: Store, source: str) -> CursorState:
         row = conn.execute(select(c.cursor, c.watermark).where(c.source == source)).first()
     if row is None:
         return CursorState()
-    return CursorState(watermark=row.watermark, checkpoint=_checkpoint(row.cursor))
+    mark = row.cursor.get("mark") if isinstance(row.cursor, dict) else None
+    return CursorState(watermark=row.watermark, checkpoint=_checkpoint(row.cursor), mark=mark)
 
 
 def save_checkpoint(store: Store, source: str, window: Window, resume: JSONValue) -> None:
@@ -392,13 +398,20 @@ def save_checkpoint(store: Store, source: str, window: Window, resume: JSONValue
     cursor = {"window": {"start": window.start.isoformat() if window.start else None,
                          "end": window.end.isoformat()},
               "resume": resume}
+    mark = load_cursor(store, source).mark
+    if mark is not None:
+        cursor["mark"] = mark
     _write_cursor(store, source, {"cursor": cursor})
 
 
-def finish_window(store: Store, source: str, window: Window) -> None:
-    """Clear the checkpoint and move the watermark to the window's end (never backwards)."""
+def finish_window(store: Store, source: str, window: Window, mark: JSONValue = None) -> None:
+    """Clear the checkpoint and move the watermark to the window's end (never backwards).
+
+    ``mark``, when given, replaces the reader's stored mark; otherwise the stored one stays.
+    """
     state = load_cursor(store, source)
-    values: dict[str, Any] = {"cursor": None}
+    mark = mark if mark is not None else state.mark
+    values: dict[str, Any] = {"cursor": {"mark": mark} if mark is not None else None}
     advances = state.watermark is None or window.start is None or window.start <= state.watermark
     if advances and (state.watermark is None or window.end > state.watermark):
         values["watermark"] = window.end

@@ -14,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
+import pytest
 import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -100,6 +101,12 @@ def test_the_hot_paths_run_compiled_and_current() -> None:
 
 
 def test_compiled_and_pure_python_give_the_same_spans_rows_and_verdicts() -> None:
+    loaded = _compiled.compiled_modules()
+    if loaded != list(_compiled.COMPILED):
+        pytest.fail(f"of {list(_compiled.COMPILED)}, this process runs compiled only "
+                    f"{loaded}, so the comparison would check pure Python against itself: run "
+                    f"it without {_compiled.PURE_PYTHON_ENV}=1, after a build that compiled "
+                    "them (`make venv`)")
     env = {**os.environ, _compiled.PURE_PYTHON_ENV: "1"}
     script = ("from tracegrade import _compiled; assert _compiled.compiled_modules() == []; "
               "from tests.test_compiled import digest; print(digest())")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -21,18 +18,9 @@ BATCH, BATCHES = 50, 40
 
 
 @pytest.fixture
-def savvi_multinomial(monkeypatch: pytest.MonkeyPatch) -> Any:
+def savvi_multinomial() -> Any:
     """savvi's Multinomial test. savvi 0.3 imports matplotlib (for plots only) without declaring
-    it; without matplotlib, its one-function ``savvi.utils`` is replaced by ``validate`` alone."""
-    if importlib.util.find_spec("matplotlib") is None:
-        utils = types.ModuleType("savvi.utils")
-
-        def validate(condition: bool, message: str) -> None:
-            if condition is False:
-                raise ValueError(message)
-
-        utils.validate = validate  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "savvi.utils", utils)
+    it, so the dev extra installs matplotlib too."""
     from savvi.multinomial import Multinomial
 
     return Multinomial

@@ -75,10 +75,13 @@ def _version(demo: DemoResult, grader: str) -> str:
 def test_calibrate_shows_kappa_and_a_corrected_rate_for_every_labeled_grader(
         demo: DemoResult) -> None:
     with open_store(store_url(demo)) as store:
-        for grader in labeled_criteria(store):
+        criteria = labeled_criteria(store)
+        assert criteria, "the demo store has no human labels"
+        for grader in criteria:
             calibration = calibrate(store, grader, resamples=300, save=False)
             assert calibration.agreement.kappa is not None, grader
             assert calibration.release == "2026.11.2"
+            assert calibration.corrected, f"{grader}: no corrected rate"
             assert all(rate.estimate is not None and rate.low is not None
                        for rate in calibration.corrected), grader
 
@@ -92,4 +95,5 @@ def test_drift_names_the_refund_topic(demo: DemoResult, tmp_path: Path) -> None:
     uncovered = sum(c.uncovered_share for c in report.missing)
     assert 0.05 < uncovered < 0.2  # refunds are ~9% of the conversations, plus chance gaps
     for cluster in report.missing:
+        assert cluster.examples
         assert all(any(w in e.lower() for w in REFUND_WORDS) for e in cluster.examples)

@@ -20,7 +20,13 @@ from tests.fakes.openai_server import (
     running_fake,
     verdict,
 )
-from tests.llm.helpers import judge_graders, judge_settings, llm_judge, verdict_rows
+from tests.llm.helpers import (
+    judge_graders,
+    judge_settings,
+    llm_judge,
+    use_virtual_time,
+    verdict_rows,
+)
 from tracegrade.config import ConfigError, SamplingConfig, parse_config
 from tracegrade.graders import GraderConfigError, build_graders
 from tracegrade.grading import grade
@@ -101,13 +107,17 @@ def test_the_verdict_records_which_judge_made_it(local_store: Store, fake: FakeJ
     assert body["response_format"]["json_schema"]["schema"]["required"] == ["critique", "verdict"]
 
 
-def test_retries_429s_honouring_retry_after_then_succeeds(local_store: Store,
-                                                          fake: FakeJudge) -> None:
+def test_retries_429s_honouring_retry_after_then_succeeds(
+        local_store: Store, fake: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    virtual = use_virtual_time(monkeypatch)
     fake.script(RateLimited(0.05), RateLimited(0.05), ServerError(503))
     row = grade_one_span(local_store, fake, verdict("pass"))
     assert row["outcome"] == "pass" and row["details"]["attempts"] == 4
-    times = [r.at for r in fake.received]
-    assert times[1] - times[0] >= 0.045 and times[2] - times[1] >= 0.045
+    # Each 429 is followed by a wait of its Retry-After; the 503 (which has none) by the
+    # configured backoff: retry_backoff_s (0.001 s) × 2² for the third retry, ±25% jitter.
+    assert len(virtual.waits) == 3
+    assert virtual.waits[:2] == pytest.approx([0.05, 0.05])
+    assert 0.003 <= virtual.waits[2] <= 0.005
 
 
 def test_a_malformed_body_is_retried(local_store: Store, fake: FakeJudge) -> None:
@@ -211,6 +221,13 @@ def test_a_judge_grader_without_any_judge_configured(fake: FakeJudge) -> None:
 def test_a_rubric_and_a_template_together_are_rejected(fake: FakeJudge) -> None:
     with pytest.raises(GraderConfigError, match="exactly one of rubric, template"):
         judge_graders(fake, llm_judge(template="grounded"))
+
+
+def test_classify_refuses_few_shot_examples_naming_the_grader(fake: FakeJudge) -> None:
+    with pytest.raises(GraderConfigError, match=r"^graders\[0\] \(tone\)\.params: .*few_shot "
+                       r"draws on pass/fail labels; it is for llm_judge only$"):
+        judge_graders(fake, {**TONE, "few_shot": 2})
+    assert len(judge_graders(fake, {**TONE, "few_shot": 0})) == 1  # 0, the default, is fine
 
 
 def test_a_rubric_typo_fails_when_the_grader_is_built(fake: FakeJudge) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,7 +17,14 @@ import yaml
 
 from tests.conftest import make_span
 from tests.fakes.openai_server import FakeJudge, running_fake, verdict
-from tests.llm.helpers import cache_size, judge_graders, judge_settings, llm_judge, verdict_rows
+from tests.llm.helpers import (
+    cache_size,
+    judge_graders,
+    judge_settings,
+    llm_judge,
+    use_virtual_time,
+    verdict_rows,
+)
 from tracegrade.config import SamplingConfig
 from tracegrade.grading import grade
 from tracegrade.spans import SpanKind, utc_now
@@ -138,20 +146,36 @@ def test_a_killed_run_is_resumed_without_asking_any_question_twice(
 
 def test_concurrency_never_exceeds_the_judge_limit(store: Store, fake: FakeJudge) -> None:
     seed(store, 40)
-    fake.latency = 0.03
-    grade(store, judge_graders(fake, max_concurrency=4), SamplingConfig())
+    gate = threading.Event()
+
+    def answer_once_the_limit_is_in_flight(_body: dict[str, object]) -> str:
+        # The first requests are held until four are in flight at once. The timeout only keeps
+        # a limiter that never lets four through from hanging the test (which then fails on
+        # max_in_flight); it opens the gate for every later request too.
+        if fake.in_flight >= 4:
+            gate.set()
+        gate.wait(timeout=10)
+        gate.set()
+        return verdict()
+
+    fake.answer = answer_once_the_limit_is_in_flight
+    grade(store, judge_graders(fake, max_concurrency=4, timeout_s=30), SamplingConfig())
     assert fake.requests == 40
-    assert 2 <= fake.max_in_flight <= 4
+    assert fake.max_in_flight == 4
 
 
-def test_requests_per_minute_stay_under_the_cap(store: Store, fake: FakeJudge) -> None:
+def test_requests_per_minute_stay_under_the_cap(store: Store, fake: FakeJudge,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    virtual = use_virtual_time(monkeypatch)
     seed(store, 12)
     grade(store, judge_graders(fake, requests_per_minute=600), SamplingConfig())  # 10 a second
-    times = sorted(received.at for received in fake.received)
-    assert len(times) == 12
-    most_in_a_second = max(sum(1 for s in times if start <= s < start + 1.0) for start in times)
-    assert most_in_a_second <= 11
-    assert times[-1] - times[0] >= 0.9
+    assert fake.requests == 12
+    # A bucket of one request refilling at 10 a second: the first request goes at once, each
+    # of the other 11 waits a tenth of a second for its turn. (Float rounding may add a wait
+    # of 0.1 ms now and then: the bucket's shortest.)
+    spacing = [wait for wait in virtual.waits if wait > 0.001]
+    assert spacing == pytest.approx([0.1] * 11)
+    assert sum(virtual.waits) == pytest.approx(1.1, abs=0.002)
 
 
 # -- few-shot ---------------------------------------------------------------------------------

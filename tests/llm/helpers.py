@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.fakes.openai_server import FakeJudge
 from tracegrade.config import parse_config
 from tracegrade.graders import Grader, build_graders
+from tracegrade.llm import JudgeSession
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
 
@@ -49,3 +52,36 @@ def cache_size(store: Store) -> int:
     """How many answers the judge cache holds."""
     with store.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(t.judge_cache)).scalar_one())
+
+
+class VirtualTime:
+    """The judge's clock and sleep for a test: records every wait the judge asks for.
+
+    A wait lets the other tasks run, then returns at once, moving the clock to the wait's end
+    (waits that overlap move it once, as on a real clock). The clock moves by nothing else.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        until = self.now + seconds
+        await asyncio.sleep(0)
+        self.now = max(self.now, until)
+
+
+def use_virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
+    """Make the judge graders of this test measure and wait on a :class:`VirtualTime`."""
+    virtual = VirtualTime()
+
+    class VirtualTimeSession(JudgeSession):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, clock=virtual.clock, sleep=virtual.sleep, **kwargs)
+
+    monkeypatch.setattr("tracegrade.graders._judge.JudgeSession", VirtualTimeSession)
+    return virtual

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import make_span
 from tests.fakes.openai_server import FakeJudge, RateLimited, running_fake, verdict
-from tests.llm.helpers import FAST, llm_judge, verdict_rows
+from tests.llm.helpers import FAST, llm_judge, use_virtual_time, verdict_rows
 from tracegrade.config import SamplingConfig, parse_config
 from tracegrade.graders import Grader, build_graders
 from tracegrade.grading import grade
@@ -58,12 +58,15 @@ def test_claude_answers_in_its_structured_output_format(local_store: Store,
                                          + usage["output_tokens"] * 5.0) / 1e6)
 
 
-def test_claude_429s_are_retried_after_their_retry_after(local_store: Store,
-                                                         fake: FakeJudge) -> None:
+def test_claude_429s_are_retried_after_their_retry_after(
+        local_store: Store, fake: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    virtual = use_virtual_time(monkeypatch)
     fake.script(RateLimited(0.05))
     summary = grade(local_store, claude(fake, max_concurrency=1), SamplingConfig())
     assert summary.outcomes["answers"] == {"pass": 2} and fake.requests == 3
-    assert fake.received[1].at - fake.received[0].at >= 0.045
+    # The rate-limited question backs off for the Retry-After; the other one, given the only
+    # slot meanwhile, waits out the judge's pause for the same Retry-After before it is sent.
+    assert virtual.waits == pytest.approx([0.05, 0.05])
 
 
 def test_claude_without_structured_output_is_read_from_text(local_store: Store,

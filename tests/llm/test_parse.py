@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tracegrade.llm import AnswerUnreadable, parse_label, parse_verdict
@@ -24,13 +24,20 @@ def test_a_json_verdict_is_read_wherever_it_sits(critique: str, passed: bool, ke
     assert answer.critique == " ".join(critique.split())[:2000]
 
 
-@given(st.text(max_size=300))
-def test_free_text_never_reads_as_a_pass_unless_it_says_so(text: str) -> None:
+@given(text=st.text(max_size=300), passed=st.none())
+@example(text="The reply answers the question.\nVerdict: PASS", passed=True)
+@example(text="It dodges the question. Verdict: fail", passed=False)
+@example(text="pass", passed=True)
+def test_free_text_never_reads_as_a_pass_unless_it_says_so(text: str, passed: bool | None
+                                                           ) -> None:
+    """``passed``: None for drawn text (which may be unreadable), else what it must read as."""
     lowered = text.casefold()
     try:
         answer = parse_verdict(text)
     except AnswerUnreadable:
+        assert passed is None, f"{text!r} must read as a verdict"
         return
+    assert passed in (None, answer.passed)
     word = "pass" if answer.passed else "fail"
     assert word in lowered or ("yes" if answer.passed else "no") in lowered or \
         str(answer.passed).lower() in lowered

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -790,10 +790,32 @@ otlp_attributes = st.lists(
     name=st.text(max_size=10) | raw_values,
     start=st.sampled_from(["1700000000000000000", 1, "abc", None, -3, 2.0**70]) | raw_values,
     status=st.fixed_dictionaries({"code": st.sampled_from([0, 1, 2, "STATUS_CODE_ERROR", "x"])}),
+    expected=st.none(),
+)
+@example(
+    attributes=[
+        {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+        {"key": "llm.model_name", "value": {"stringValue": "gpt-4o"}},
+        {"key": "llm.token_count.prompt", "value": {"intValue": "31"}},
+        {"key": "output.value", "value": {"stringValue": "A1 ships Monday."}},
+    ],
+    name="ChatCompletion",
+    start="1700000000000000000",
+    status={"code": 0},
+    expected={"name": "ChatCompletion", "kind": SpanKind.LLM, "model": "gpt-4o",
+              "input_tokens": 31, "output": "A1 ships Monday.", "status": StatusCode.OK},
+)
+@example(
+    attributes=[],
+    name="step",
+    start=1,
+    status={"code": "STATUS_CODE_ERROR"},
+    expected={"name": "step", "status": StatusCode.ERROR, "input_tokens": None},
 )
 def test_arbitrary_attributes_map_or_raise_a_mapping_error(
-    attributes: list[Any], name: Any, start: Any, status: Any
+    attributes: list[Any], name: Any, start: Any, status: Any, expected: dict[str, Any] | None
 ) -> None:
+    """``expected``: None for drawn input (which may be refused), else fields it must map to."""
     raw = {
         "traceId": "0af7651916cd43dd8448eb211c80319c",
         "spanId": "00f067aa0ba902b7",
@@ -804,8 +826,12 @@ def test_arbitrary_attributes_map_or_raise_a_mapping_error(
     }
     try:
         result = span_from_otlp(raw, {"service.version": "1"}, OPTIONS)
-    except (ConventionError, ValidationError):
+    except (ConventionError, ValidationError) as error:
+        assert expected is None, f"a valid span was refused: {error}"
         return
+    mapped_fields = {key: result.status.code if key == "status" else getattr(result, key)
+                     for key in expected or {}}
+    assert mapped_fields == (expected or {})
     encoded = orjson.loads(orjson.dumps(result.model_dump(mode="json")))
     assert encoded["span_id"] == "00f067aa0ba902b7"
     for tokens in (result.input_tokens, result.output_tokens, result.total_tokens):

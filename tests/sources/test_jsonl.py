@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -188,11 +188,24 @@ FIELDS = [
     record=st.dictionaries(
         st.sampled_from(FIELDS),
         json_values | st.sampled_from(["2025-06-01T12:00:00Z", 1_748_779_200, "error", "tool"]),
-    )
+    ),
+    expected=st.none(),
 )
-def test_arbitrary_records_become_spans_or_mapping_errors(record: dict[str, Any]) -> None:
+@example(record={}, expected={"span_id": "s1", "trace_id": "t1", "kind": SpanKind.OTHER,
+                              "start_time": datetime(2025, 6, 1, 12, tzinfo=UTC)})
+@example(
+    record={"kind": "tool", "start_time": 1_748_779_200, "input": {"q": "A1"}, "cost": 0.25,
+            "tags": ["beta"], "release": "2026.11.2"},
+    expected={"kind": SpanKind.TOOL, "start_time": datetime(2025, 6, 1, 12, tzinfo=UTC),
+              "input": {"q": "A1"}, "cost": 0.25, "tags": ["beta"], "release": "2026.11.2"},
+)
+def test_arbitrary_records_become_spans_or_mapping_errors(
+        record: dict[str, Any], expected: dict[str, Any] | None) -> None:
+    """``expected``: None for a drawn record (which may be refused), else fields it must have."""
     try:
         span = span_from_record(MINIMAL | record, OPTIONS)
-    except (ConventionError, ValidationError):
+    except (ConventionError, ValidationError) as error:
+        assert expected is None, f"a valid record was refused: {error}"
         return
+    assert {key: getattr(span, key) for key in expected or {}} == (expected or {})
     assert orjson.loads(orjson.dumps(span.model_dump(mode="json")))["span_id"] == span.span_id

@@ -7,9 +7,9 @@ the run's :class:`~tracegrade.llm._cost.Budget` and the cache writer.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -26,7 +26,7 @@ from tracegrade.llm._errors import (
     RetryableError,
     StructuredOutputRejected,
 )
-from tracegrade.llm._limits import RateLimiter
+from tracegrade.llm._limits import Clock, RateLimiter, Sleep, asyncio_sleep
 from tracegrade.llm._parse import AnswerUnreadable
 from tracegrade.llm._providers import JudgeReply, JudgeRequest, Provider, make_provider
 from tracegrade.store import Store
@@ -63,12 +63,18 @@ class JudgeAnswer(Generic[T]):
 
 
 class JudgeSession:
-    """The judges of one grading run."""
+    """The judges of one grading run.
 
-    def __init__(self, store: Store | None, budget: Budget, *, use_cache: bool = True) -> None:
+    Every wait its clients make (rate limits, ``Retry-After``, backoff) is measured on ``clock``
+    and waited with ``sleep``.
+    """
+
+    def __init__(self, store: Store | None, budget: Budget, *, use_cache: bool = True,
+                 clock: Clock = time.monotonic, sleep: Sleep = asyncio_sleep) -> None:
         self.store = store
         self.budget = budget
         self.use_cache = use_cache and store is not None
+        self.clock, self.sleep = clock, sleep
         self.writer = CacheWriter(store, replace=not use_cache) if store is not None else None
         self._clients: dict[str, JudgeClient] = {}
 
@@ -105,7 +111,8 @@ class JudgeClient:
         self.name, self.judge, self.provider, self.session = name, judge, provider, session
         self.prices = prices_for(judge)
         self.limiter = RateLimiter(judge.max_concurrency, judge.requests_per_minute,
-                                   judge.tokens_per_minute)
+                                   judge.tokens_per_minute, clock=session.clock,
+                                   sleep=session.sleep)
         self.unavailable: JudgeUnavailable | None = None
         """Set once the endpoint refused for good; every later question fails at once."""
         self._cached: dict[str, CachedAnswer] = {}
@@ -174,7 +181,8 @@ class _Attempts(Generic[T]):
         retry_after: float | None = None
         for attempt in range(judge.max_retries + 1):
             if attempt:
-                await asyncio.sleep(_backoff(judge.retry_backoff_s, attempt, retry_after))
+                await self.client.session.sleep(
+                    _backoff(judge.retry_backoff_s, attempt, retry_after))
             retry_after = None
             try:
                 value = await self._attempt()

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+
+Clock = Callable[[], float]
+"""Seconds on a monotonic clock (``time.monotonic``, or a test's own)."""
+Sleep = Callable[[float], Awaitable[None]]
+"""Waits a number of seconds (``asyncio.sleep``, or a test's own)."""
+
+
+async def asyncio_sleep(seconds: float) -> None:
+    """``asyncio.sleep``, looked up when called (the default :data:`Sleep`)."""
+    await asyncio.sleep(seconds)
 
 
 class TokenBucket:
@@ -16,12 +26,13 @@ class TokenBucket:
     are served one at a time, in arrival order, so the long-run rate never exceeds ``rate``.
     """
 
-    def __init__(self, rate: float, capacity: float, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, capacity: float, *, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio_sleep) -> None:
         if rate <= 0 or capacity <= 0:
             raise ValueError("a token bucket needs a positive rate and capacity")
         self.rate, self.capacity = rate, capacity
         self._clock = clock
+        self._sleep = sleep
         self._level = capacity
         self._updated = clock()
         self._turn = asyncio.Lock()
@@ -39,7 +50,7 @@ class TokenBucket:
             needed = min(amount, self.capacity)
             while (level := self.level()) < needed:
                 # At least 0.1 ms: float rounding must not spin on waits of 1e-17 s.
-                await asyncio.sleep(max((needed - level) / self.rate, 1e-4))
+                await self._sleep(max((needed - level) / self.rate, 1e-4))
             self._level -= amount
 
     def give_back(self, amount: float) -> None:
@@ -54,14 +65,19 @@ class RateLimiter:
     - requests spaced to stay under ``requests_per_minute`` (a bucket of one request);
     - estimated tokens under ``tokens_per_minute`` (a bucket of one second's tokens);
     - after a 429, nobody sends until its ``Retry-After`` has passed.
+
+    Every wait is measured on ``clock`` and waited with ``sleep``.
     """
 
     def __init__(self, max_concurrency: int, requests_per_minute: float | None = None,
-                 tokens_per_minute: float | None = None) -> None:
+                 tokens_per_minute: float | None = None, *, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio_sleep) -> None:
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._requests = (TokenBucket(requests_per_minute / 60.0, 1.0)
+        self._clock, self._sleep = clock, sleep
+        self._requests = (TokenBucket(requests_per_minute / 60.0, 1.0, clock=clock, sleep=sleep)
                           if requests_per_minute else None)
-        self._tokens = (TokenBucket(tokens_per_minute / 60.0, tokens_per_minute / 60.0)
+        self._tokens = (TokenBucket(tokens_per_minute / 60.0, tokens_per_minute / 60.0,
+                                    clock=clock, sleep=sleep)
                         if tokens_per_minute else None)
         self._resume_at = 0.0
 
@@ -84,8 +100,8 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every call back for ``seconds`` (the provider said it is rate-limited)."""
-        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+        self._resume_at = max(self._resume_at, self._clock() + seconds)
 
     async def _wait_out_pause(self) -> None:
-        while (wait := self._resume_at - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        while (wait := self._resume_at - self._clock()) > 0:
+            await self._sleep(wait)

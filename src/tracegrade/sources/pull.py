@@ -87,6 +87,7 @@ class SourcePull:
             "inserted": self.counts.inserted,
             "updated": self.counts.updated,
             "unchanged": self.counts.unchanged,
+            "regraded": self.counts.regraded,
             "older_dropped": self.older_dropped,
             "skipped": self.skipped,
             "bad_records": self.problem_count,

@@ -44,6 +44,9 @@ class UpsertCounts:
     unchanged: int = 0
     verdicts: int = 0
     """Verdicts written with the spans (when they were graded while being written)."""
+    regraded: int = 0
+    """Updated spans whose graded content changed: their old verdicts were dropped, so the
+    next grading (or this write's, when graded while written) grades them again."""
 
     def add(self, other: UpsertCounts) -> None:
         """Accumulate another batch's counts."""
@@ -51,6 +54,7 @@ class UpsertCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.verdicts += other.verdicts
+        self.regraded += other.regraded
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,65 @@ def prepare_batch(batch: Sequence[Span], grade: GradeBatch | None, dialect: str,
     rows = {key: _fast.span_values(s, stamp, dialect) for key, s in latest.items()}
     verdicts = grade(list(latest.values())) if grade is not None else []
     return PreparedBatch(rows, [_fast.verdict_values(row, stamp) for row in verdicts])
+
+
+BOOKKEEPING_ATTRIBUTES = frozenset({"langfuse.updated_at", "braintrust.xact_id",
+                                    "braintrust.scores"})
+"""Attributes a source changes without the application's behaviour changing (a version
+stamp, scores that evaluators and tracegrade's own export log on the row). A span updated only
+in these keeps its verdicts; anything else changing drops them so the span is graded again."""
+
+_UNGRADED_COLUMNS = frozenset({"content_hash", "ingested_at", "updated_at"})
+
+
+def _graded_content_changed(conn: Any, dialect: str, keys: list[tuple[str, str]],
+                            rows: dict[tuple[str, str], tuple[tuple[Any, ...], str]]
+                            ) -> list[tuple[str, str]]:
+    """The updated spans whose content, bookkeeping aside, differs from the stored copy."""
+    stale = []
+    for source, span_ids in _by_source(keys).items():
+        for chunk in _fast.chunks(span_ids, 500):
+            sql = (f"SELECT {', '.join(_fast.SPAN_COLUMNS)} FROM spans WHERE source = "
+                   f"{_fast._ph(dialect)} AND span_id IN "
+                   f"({', '.join([_fast._ph(dialect)] * len(chunk))})")
+            for record in conn.exec_driver_sql(sql, (source, *chunk)):
+                key = (source, record[1])
+                old = _graded_content(record, dialect, stored=True)
+                if old != _graded_content(rows[key][0], dialect, stored=False):
+                    stale.append(key)
+    return stale
+
+
+def _graded_content(values: Sequence[Any], dialect: str, *, stored: bool) -> dict[str, Any]:
+    content = {}
+    for column, value in zip(_fast.SPAN_COLUMNS, values, strict=True):
+        if column in _UNGRADED_COLUMNS:
+            continue
+        if column in ("input", "output", "tags", "attributes"):
+            # What is written is JSON text; what comes back is text on SQLite (or a number,
+            # which its column affinity already decoded) and decoded values on PostgreSQL.
+            if not stored or dialect == "sqlite":
+                value = _fast.read_json(value)
+        if column == "attributes" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in BOOKKEEPING_ATTRIBUTES}
+        content[column] = value
+    return content
+
+
+def _forget_verdicts(conn: Any, keys: list[tuple[str, str]]) -> None:
+    """Drop the verdicts (and their export records) of spans whose content changed."""
+    for source, span_ids in _by_source(keys).items():
+        for chunk in _fast.chunks(span_ids, 500):
+            for table in (t.verdicts, t.exports):
+                conn.execute(table.delete().where(table.c.source == source,
+                                                  table.c.span_id.in_(list(chunk))))
+
+
+def _by_source(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for source, span_id in keys:
+        grouped.setdefault(source, []).append(span_id)
+    return grouped
 
 
 @dataclass
@@ -173,6 +236,7 @@ class Store:
         with self.engine.begin() as conn:
             existing = _fast.stored_hashes(conn, self.dialect, list(prepared.rows))
             changed = []
+            updated: list[tuple[str, str]] = []
             for key, (values, content_hash) in prepared.rows.items():
                 previous = existing.get(key)
                 if previous == content_hash:
@@ -182,7 +246,12 @@ class Store:
                     counts.inserted += 1
                 else:
                     counts.updated += 1
+                    updated.append(key)
                 changed.append(values)
+            if updated:
+                stale = _graded_content_changed(conn, self.dialect, updated, prepared.rows)
+                counts.regraded = len(stale)
+                _forget_verdicts(conn, stale)
             if changed:
                 conn.exec_driver_sql(_fast.span_upsert_sql(self.dialect), changed)
             if prepared.verdicts:

@@ -228,3 +228,22 @@ def test_findings_on_uncalibrated_judges_are_marked(store: Store) -> None:
         for s in spans for g in ("judge", "check")])
     marks = {f.grader: f.calibration for f in find_regressions(store).findings}
     assert marks == {"judge": "uncalibrated", "check": None}
+
+
+def test_a_replayed_release_is_compared_only_when_named(store: Store) -> None:
+    # `tracegrade replay golden --release rc1` stores its spans last: by default the
+    # comparison must stay on production (r1 -> r2, which regressed), not rc1 vs r2.
+    seed(store, [Verdicts("r1", outcomes(950, 50)), Verdicts("r2", outcomes(800, 200))])
+    replayed = [make_span(900_000 + i, source="replay", release="rc1") for i in range(40)]
+    store.upsert_spans(replayed)
+    store.insert_verdicts([VerdictRow(source="replay", span_id=s.span_id, grader="g",
+                                      grader_version="v", outcome="pass", reason="",
+                                      inclusion_probability=1.0, run_id="r")
+                           for s in replayed])
+
+    default = find_regressions(store)
+    named = find_regressions(store, candidate="rc1")
+
+    assert (default.baseline, default.candidate) == ("r1", "r2")
+    assert default.findings[0].status is FindingStatus.REGRESSED
+    assert (named.baseline, named.candidate) == ("r2", "rc1")

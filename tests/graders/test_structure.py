@@ -163,6 +163,13 @@ def test_field_absent_passes_and_fails() -> None:
     assert (leaked.outcome, leaked.reason) == (Outcome.FAIL, 'debug present in output: {"k":1}')
 
 
+@pytest.mark.parametrize("output", ["not json {", 12345, True])
+def test_field_absent_on_a_target_that_is_no_json_object_is_an_error(output: object) -> None:
+    result = grade("field_absent", make_span(output=output), path="$.debug")
+    assert result.outcome == Outcome.ERROR
+    assert "not an object or array: cannot look for debug in it" in result.reason
+
+
 def test_field_absent_missing_target_is_error() -> None:
     result = grade("field_absent", make_span(), target="input", path="$.debug")
     assert (result.outcome, result.reason) == (Outcome.ERROR, "span has no input")
@@ -226,3 +233,28 @@ def test_json_schema_validates_json_text_as_its_value() -> None:
     failed = grade("json_schema", bad, path="$.content", schema=schema)
     assert passed.outcome == "pass"
     assert failed.outcome == "fail" and "category" in failed.reason
+
+
+# targets
+
+
+@pytest.mark.parametrize("target", ["outptu", "attributes.", "attribute.user"])
+def test_an_unknown_target_is_one_config_error_naming_the_grader(target: str) -> None:
+    from tracegrade.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"graders": [{"name": "g", "type": "field_present", "path": "$.a",
+                                   "target": target}]})
+    message = str(caught.value)
+    assert "graders[0]" in message and f"unknown target {target!r}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("target", ["input", "output", "status", "attributes.user.tier",
+                                    "model", "release"])
+def test_every_documented_target_is_accepted(target: str) -> None:
+    from tracegrade.config import parse_config
+
+    config = parse_config({"graders": [{"name": "g", "type": "field_present", "path": "$.a",
+                                        "target": target}]})
+    assert config.graders[0].target == target

@@ -61,6 +61,18 @@ def test_trace_file_sources_are_re_imported_idempotently(store: Store, workspace
     assert (first.counts.inserted, second.counts.inserted, second.counts.unchanged) == (1, 0, 1)
 
 
+def test_a_time_window_with_a_file_source_selected_is_a_user_error(
+        store: Store, workspace: Path, fake_langfuse: FakeLangfuse) -> None:
+    config = config_of({"name": "files", "type": "jsonl", "paths": ["*.jsonl"]},
+                       langfuse_source(fake_langfuse))
+    since = NOW - timedelta(days=1)
+    with pytest.raises(ConfigError, match="file source\\(s\\) files are always re-imported"):
+        pull_sources(store, config, since=since)
+    with pytest.raises(ConfigError, match="file source"):
+        pull_sources(store, config, ["files"], until=NOW)
+    assert pull_sources(store, config, ["prod"], since=since).sources[0].error is None
+
+
 def test_a_reset_source_reads_its_history_again(store: Store,
                                                 fake_langfuse: FakeLangfuse) -> None:
     fake_langfuse.add(observation(1, NOW - timedelta(days=2)))

@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from tracegrade.analysis import comparison
 from tracegrade.analysis._aggregate import SeriesKey, Tally, VerdictTallies, tally_verdicts
@@ -229,9 +229,26 @@ def find_regressions(
     settings = settings or RegressionSettings()
     tallies = tally_verdicts(store, settings.releases, (*settings.strata, *settings.slices),
                              settings.environment)
-    report = analyse(tallies, baseline, candidate, settings)
+    report = analyse(tallies, baseline, candidate, settings,
+                     not_by_default=replay_only_releases(store))
     mark_calibration(store, report.findings)
     return report
+
+
+def replay_only_releases(store: Store) -> frozenset[str]:
+    """Releases whose spans all come from ``tracegrade replay`` (not production traffic).
+
+    They are compared only when named: a replay stored under ``rc1`` must not become the
+    default candidate (or baseline) and hide what production did.
+    """
+    from tracegrade.datasets import REPLAY_SOURCE
+
+    s = t.spans.c
+    production = func.sum(case((s.source != REPLAY_SOURCE, 1), else_=0))
+    query = select(s.release).where(s.release.is_not(None)).group_by(s.release) \
+        .having(production == 0)
+    with store.engine.connect() as conn:
+        return frozenset(row[0] for row in conn.execute(query))
 
 
 JUDGE_TYPES = frozenset({"llm_judge", "classify"})
@@ -256,19 +273,22 @@ def mark_calibration(store: Store, findings: Sequence[Finding]) -> None:
 
 
 def analyse(tallies: VerdictTallies, baseline: str | None, candidate: str | None,
-            settings: RegressionSettings) -> RegressionReport:
+            settings: RegressionSettings,
+            not_by_default: frozenset[str] = frozenset()) -> RegressionReport:
     """The comparison over already aggregated tallies (see :func:`find_regressions`)."""
     overall = tallies.overall()
     rates = rates_in_order(overall, settings.alpha)
-    baseline, candidate = choose_releases(rates, baseline, candidate)
+    baseline, candidate = choose_releases(rates, baseline, candidate, not_by_default)
     pairs = build_comparisons(tallies, overall, baseline, candidate, settings)
     findings = run_tests(pairs, settings)
     return RegressionReport(baseline, candidate, findings, settings, rates)
 
 
-def choose_releases(rates: Sequence[PassRate], baseline: str | None, candidate: str | None
-                    ) -> tuple[str, str]:
+def choose_releases(rates: Sequence[PassRate], baseline: str | None, candidate: str | None,
+                    not_by_default: frozenset[str] = frozenset()) -> tuple[str, str]:
     """The releases to compare: as named, or the latest and the one before it.
+
+    Releases in ``not_by_default`` (replays) are compared only when named.
 
     Raises:
         NotEnoughReleases: a named release has no verdicts, or there are fewer than two.
@@ -278,11 +298,12 @@ def choose_releases(rates: Sequence[PassRate], baseline: str | None, candidate: 
         if name is not None and name not in order:
             known = ", ".join(order) or "none"
             raise NotEnoughReleases(f"release {name!r} has no verdicts (releases: {known})")
+    eligible = [r for r in order if r not in not_by_default]
     if candidate is None:
-        others = [r for r in order if r != baseline]
+        others = [r for r in eligible if r != baseline]
         candidate = others[-1] if others else None
     if baseline is None and candidate is not None:
-        earlier = order[: order.index(candidate)]
+        earlier = [r for r in order[: order.index(candidate)] if r in eligible]
         baseline = earlier[-1] if earlier else None
     if candidate is None or baseline is None or baseline == candidate:
         raise NotEnoughReleases(

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tracegrade.spans import JSONValue, Span, SpanKind
 
@@ -104,6 +104,17 @@ class GraderConfig(BaseModel):
     target: str = "output"
     path: str | None = None
     sample_rate: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, target: str) -> str:
+        fields = Span.model_fields
+        if target in fields or target == "status" or (
+                target.startswith("attributes.") and len(target) > len("attributes.")):
+            return target
+        named = ", ".join(f for f in fields if f not in ("input", "output", "attributes"))
+        raise ValueError(f"unknown target {target!r}: use input, output, status, "
+                         f"attributes.KEY or a span field ({named})")
 
     def params(self) -> dict[str, Any]:
         """The type-specific parameters (everything not common to all graders)."""

@@ -125,16 +125,21 @@ class FieldPresent(_FieldGrader):
 
 @register
 class FieldAbsent(_FieldGrader):
-    """Pass when ``path`` matches nothing in the target; a missing target is ``error``."""
+    """Pass when ``path`` matches nothing in the target; a missing target is ``error``, and so
+    is one that is not a JSON object or array (text that did not parse as JSON, a number): a
+    field cannot be looked for there, so its absence proves nothing."""
 
     type_name = "field_absent"
 
     def check(self, span: Span, context: TraceContext) -> Result:
         """Look the path up in the whole target (not narrowed by it)."""
-        _, found = self.matches(span)
+        value, found = self.matches(span)
         target = self.config.target
         if found:
             return Result.failed(f"{self.field} present in {target}: {excerpt(found[0])}")
+        if not isinstance(value, dict | list):
+            return Result.errored(f"{target} is a JSON {json_type(value)}, not an object or "
+                                  f"array: cannot look for {self.field} in it")
         return Result.passed(f"{self.field} absent from {target}")
 
 

@@ -138,16 +138,24 @@ def pull_sources(
 
     Raises:
         ConfigError: a name is not a configured source, or names a source that cannot be
-            pulled (``otlp`` receivers are fed by ``tracegrade serve``), or since >= until.
+            pulled (``otlp`` receivers are fed by ``tracegrade serve``), or since >= until, or
+            since/until are given while a file source is selected.
     """
     if since and until and since >= until:
         raise ConfigError(f"--since ({since.isoformat()}) must be before --until "
                           f"({until.isoformat()})")
+    selected = _selected(config, names)
+    files = [s.name for s in selected if isinstance(s, FileSourceConfig)]
+    if files and (since or until):
+        raise ConfigError(
+            f"--since/--until choose a time window of a remote source, but file source(s) "
+            f"{', '.join(files)} are always re-imported whole: pull them without those options, "
+            "or name the remote sources to backfill")
     summary = PullSummary()
     run_id = store.start_run("pull")
     status = "failed"
     try:
-        for source in _selected(config, names):
+        for source in selected:
             if isinstance(source, FileSourceConfig):
                 summary.sources.append(_pull_files(store, config, source, progress))
             else:

@@ -172,9 +172,27 @@ def test_mde_is_where_statsmodels_power_is_80_percent(p: float, n_b: int, n_c: i
     assert power == pytest.approx(0.8, abs=1e-4)
 
 
-def test_mde_of_a_tiny_sample_is_the_whole_rate() -> None:
-    assert list(c.minimum_detectable_effect([0.1, 0.0], 3, 3, 0.05)) == [0.1, 0.0]
+def test_no_drop_is_detectable_in_a_tiny_sample() -> None:
+    assert list(c.minimum_detectable_effect([0.1, 0.0], 3, 3, 0.05)) == [math.inf, 0.0]
     assert math.isnan(c.minimum_detectable_effect(0.9, 1, 50, 0.05)[0])
+
+
+@pytest.mark.parametrize(("baseline", "n"), [(2, 50), (3, 100)])
+def test_a_rate_too_low_to_lose_is_insufficient_data_not_unchanged(baseline: int, n: int
+                                                                  ) -> None:
+    # 2/50 passing, then 0/50: even a drop to zero has ~5% power here, so "unchanged" would be
+    # a claim the data cannot support.
+    from tracegrade.analysis import FindingStatus, PassRate, RegressionSettings
+    from tracegrade.analysis.regressions import compare
+
+    def rate(passed: int) -> PassRate:
+        return PassRate(release="r", grader="g", grader_version="v", passed=passed,
+                        failed=n - passed, errors=0, skipped=0, rate=passed / n, low=None,
+                        high=None, effective_n=float(n))
+
+    finding = compare(rate(baseline), rate(0), RegressionSettings())
+    assert finding.status is FindingStatus.INSUFFICIENT
+    assert finding.mde is None
 
 
 def test_mde_is_solved_for_many_comparisons_at_once() -> None:

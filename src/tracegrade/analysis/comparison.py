@@ -244,8 +244,8 @@ def minimum_detectable_effect(p_baseline: ArrayLike, n_baseline: ArrayLike,
     """The smallest drop from ``p_baseline`` that a one-sided level-``alpha`` test detects with
     ``power`` at these (effective) sample sizes, element by element.
 
-    NaN where a side has fewer than two verdicts; ``p_baseline`` itself where not even a drop
-    to zero would be detected. Solved by bisection on statsmodels' power for all elements at
+    NaN where a side has fewer than two verdicts; infinity where not even a drop to zero
+    would be detected (no effect is detectable, so no "unchanged" can be claimed). Solved by bisection on statsmodels' power for all elements at
     once (power grows with the drop).
     """
     p = np.atleast_1d(np.asarray(p_baseline, dtype=float))
@@ -263,7 +263,7 @@ def minimum_detectable_effect(p_baseline: ArrayLike, n_baseline: ArrayLike,
                                      level) >= power
             high = np.where(enough, middle, high)
             low = np.where(enough, low, middle)
-    mde = np.where(reachable, high, p)
+    mde = np.where(reachable, high, np.inf)
     mde = np.where(p <= _EDGE, 0.0, mde)
     return np.asarray(np.where(usable | (p <= _EDGE), mde, np.nan), dtype=float)
 

@@ -498,7 +498,8 @@ def _set_mde(findings: list[Finding], settings: RegressionSettings) -> None:
         [f.candidate.effective_n for f in findings], settings.alpha / len(findings),
         settings.power)
     for finding, value in zip(findings, mde, strict=True):
-        finding.mde = None if np.isnan(value) else float(value)
+        # NaN: too few verdicts; infinite: not even a drop to zero is detectable.
+        finding.mde = None if not np.isfinite(value) else float(value)
 
 
 def _settle(finding: Finding, tests: int, settings: RegressionSettings) -> None:

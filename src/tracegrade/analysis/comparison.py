@@ -245,8 +245,8 @@ def minimum_detectable_effect(p_baseline: ArrayLike, n_baseline: ArrayLike,
     ``power`` at these (effective) sample sizes, element by element.
 
     NaN where a side has fewer than two verdicts; infinity where not even a drop to zero
-    would be detected (no effect is detectable, so no "unchanged" can be claimed). Solved by bisection on statsmodels' power for all elements at
-    once (power grows with the drop).
+    would be detected (no effect is detectable, so no "unchanged" can be claimed). Solved by
+    bisection on statsmodels' power for all elements at once (power grows with the drop).
     """
     p = np.atleast_1d(np.asarray(p_baseline, dtype=float))
     nb = np.broadcast_to(np.asarray(n_baseline, dtype=float), p.shape)

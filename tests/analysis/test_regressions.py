@@ -247,3 +247,25 @@ def test_a_replayed_release_is_compared_only_when_named(store: Store) -> None:
     assert (default.baseline, default.candidate) == ("r1", "r2")
     assert default.findings[0].status is FindingStatus.REGRESSED
     assert (named.baseline, named.candidate) == ("r2", "rc1")
+
+
+def test_a_grader_that_starts_erroring_regressed_though_its_pass_rate_held(store: Store
+                                                                          ) -> None:
+    from tracegrade.reports._format import headline, status_text
+
+    seed(store, [Verdicts("r1", outcomes(1800, 200, 0)),
+                 Verdicts("r2", outcomes(1800, 200, 2000)),
+                 Verdicts("r1", outcomes(900, 100, 3), grader="steady"),
+                 Verdicts("r2", outcomes(900, 100, 5), grader="steady")])
+
+    report = find_regressions(store)
+    by_grader = {f.grader: f for f in report.findings}
+
+    erroring, steady = by_grader["g"], by_grader["steady"]
+    assert erroring.own_status is FindingStatus.UNCHANGED  # 90% of decided verdicts pass
+    assert erroring.errors_rose and erroring.status is FindingStatus.REGRESSED
+    assert erroring.error_q is not None and erroring.error_q < 1e-6
+    assert status_text(erroring) == "regressed (errors 0.0% → 50.0%)"
+    assert "g (errors 0.0% → 50.0%)" in headline(report)
+    assert not steady.errors_rose and steady.status is FindingStatus.UNCHANGED
+    assert report.as_dict()["findings"][0]["errors_rose"] in (True, False)

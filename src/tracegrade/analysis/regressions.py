@@ -130,6 +130,13 @@ class Finding:
     calibration: str | None = None
     """For an LLM judge: ``trusted``, ``not trusted`` or ``uncalibrated`` (never checked against
     human labels at this version). None for graders that need no calibration."""
+    error_p: float | None = None
+    """For a grader: the one-sided p-value that its share of error verdicts rose."""
+    error_q: float | None = None
+    """Its Benjamini-Hochberg q-value among the graders' error checks."""
+    errors_rose: bool = False
+    """The grader's error share rose significantly, and by at least ``MIN_ERROR_RISE``: it
+    regressed even if its pass rate (which leaves errors out) did not move."""
 
     @property
     def tested(self) -> bool:
@@ -165,6 +172,8 @@ class Finding:
             "calibration": self.calibration,
         }
         if self.slice is None:
+            record.update({"errors_rose": self.errors_rose, "error_p_value": self.error_p,
+                           "error_q_value": self.error_q})
             record["slices"] = [s.as_dict() for s in self.slices]
         return record
 
@@ -429,11 +438,44 @@ def run_tests(pairs: list[Comparison], settings: RegressionSettings) -> list[Fin
             grader_findings.append(pair.finding)
         else:
             grader_findings[-1].slices.append(pair.finding)
+    _check_errors(grader_findings, settings)
     for finding in grader_findings:
         finding.status = finding.own_status
-        if finding.regressed_slices:
+        if finding.regressed_slices or finding.errors_rose:
             finding.status = FindingStatus.REGRESSED
     return grader_findings
+
+
+MIN_ERROR_RISE = 0.01
+"""The smallest rise in a grader's error share (absolute) that counts as a regression."""
+
+
+def _check_errors(findings: list[Finding], settings: RegressionSettings) -> None:
+    """Test, per grader, whether the share of error verdicts rose (errors are kept out of the
+    pass rate, so a grader that starts erroring would otherwise look unchanged).
+
+    One-sided two-sample tests on the raw counts of error and non-error verdicts (score test,
+    exact for small tables), Benjamini-Hochberg across the graders as their own family.
+    """
+    checked = [f for f in findings
+               if min(f.baseline.decided + f.baseline.errors,
+                      f.candidate.decided + f.candidate.errors) >= settings.min_decided
+               and f.candidate.errors > 0]
+    if not checked:
+        return
+    judged_b = [f.baseline.decided + f.baseline.errors for f in checked]
+    judged_c = [f.candidate.decided + f.candidate.errors for f in checked]
+    result = comparison.two_sample([n - f.baseline.errors for f, n in zip(checked, judged_b,
+                                                                           strict=True)],
+                                   judged_b,
+                                   [n - f.candidate.errors for f, n in zip(checked, judged_c,
+                                                                            strict=True)],
+                                   judged_c)
+    q_values = comparison.benjamini_hochberg(result.p_worse)
+    for finding, p_value, q_value in zip(checked, result.p_worse, q_values, strict=True):
+        finding.error_p, finding.error_q = float(p_value), float(q_value)
+        rise = (finding.candidate.error_share or 0.0) - (finding.baseline.error_share or 0.0)
+        finding.errors_rose = q_value < settings.alpha and rise >= MIN_ERROR_RISE
 
 
 def _testable(pair: Comparison, settings: RegressionSettings) -> bool:

@@ -52,9 +52,13 @@ def status_text(finding: Finding) -> str:
 
 
 def _plain_status(finding: Finding) -> str:
-    if finding.status is FindingStatus.REGRESSED and finding.own_status is not finding.status:
-        slices = ", ".join(str(s.slice) for s in finding.regressed_slices)
-        return f"regressed in {slices}"
+    if finding.status is FindingStatus.REGRESSED:
+        text = "regressed"
+        if finding.own_status is not finding.status and finding.regressed_slices:
+            text += f" in {', '.join(str(s.slice) for s in finding.regressed_slices)}"
+        if finding.errors_rose:
+            text += f" (errors {error_shares(finding)})"
+        return text
     if finding.status is FindingStatus.INSUFFICIENT and finding.more_spans_needed:
         where = "in the candidate" if finding.more_spans_where == "candidate" \
             else "per release"
@@ -83,10 +87,21 @@ def headline(report: RegressionReport) -> str:
 
 
 def _regressed_name(finding: Finding) -> str:
+    parts = []
     if finding.own_status is FindingStatus.REGRESSED:
-        return f"{finding.grader} ({points(finding.difference)})"
-    slices = ", ".join(f"{s.slice} {points(s.difference)}" for s in finding.regressed_slices)
-    return f"{finding.grader} (in {slices})"
+        parts.append(points(finding.difference))
+    elif finding.regressed_slices:
+        parts.append("in " + ", ".join(f"{s.slice} {points(s.difference)}"
+                                       for s in finding.regressed_slices))
+    if finding.errors_rose:
+        parts.append(f"errors {error_shares(finding)}")
+    return f"{finding.grader} ({'; '.join(parts)})"
+
+
+def error_shares(finding: Finding) -> str:
+    """``1.0% → 48.0%``: the share of error verdicts in the baseline and the candidate."""
+    b, c = finding.baseline.error_share or 0.0, finding.candidate.error_share or 0.0
+    return f"{b * 100:.1f}% → {c * 100:.1f}%"
 
 
 def counts_line(report: RegressionReport) -> str:

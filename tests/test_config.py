@@ -67,3 +67,72 @@ def test_starter_config_is_valid() -> None:
     config = parse_config(yaml.safe_load(starter_config()))
     assert [g.name for g in config.graders] == ["llm_status_ok", "llm_latency_5s",
                                                 "tool_args_valid"]
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        ("sqlite:///t.db", "sqlite:///v/t.db"),
+        ("sqlite:///data/t.db?timeout=5", "sqlite:///v/data/t.db?timeout=5"),
+        ("sqlite+pysqlite:///t.db", "sqlite+pysqlite:///v/t.db"),
+        ("sqlite:////abs/t.db", "sqlite:////abs/t.db"),
+        ("sqlite:///~/t.db", "sqlite:///~/t.db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_relative_sqlite_store_is_relative_to_the_config_file(store: str, expected: str) -> None:
+    Path("v").mkdir()
+    path = Path("v") / "tracegrade.yaml"
+    path.write_text(f"store: {store}\n", encoding="utf-8")
+    assert load_config(path).store == expected
+
+
+def test_store_in_the_current_directory_config_is_unchanged() -> None:
+    assert load_config(write("store: sqlite:///t.db\n")).store == "sqlite:///t.db"
+
+
+def test_store_from_env_in_a_config_file_is_relative_to_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TG_DB", "sqlite:///x.db")
+    Path("v").mkdir()
+    path = Path("v") / "tracegrade.yaml"
+    path.write_text("store: ${TG_DB}\n", encoding="utf-8")
+    assert load_config(path).store == "sqlite:///v/x.db"
+
+
+def test_starter_config_documents_where_a_relative_store_lives() -> None:
+    assert "relative to this file" in starter_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("graders:\n  - {name: café, type: status_ok}\n",
+         r"graders\[0\] \(café\)\.name: 'café' is not allowed: use only ASCII letters, digits "
+         r"and _ \. : -$"),
+        ("judges:\n  default: {model: m, structured_output: yes_please}\n",
+         r"judges\.default\.structured_output: 'yes_please' is not allowed: use one of auto, "
+         r"json_schema, none$"),
+    ],
+)
+def test_pattern_errors_say_what_is_allowed(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(text))
+
+
+def test_unknown_key_is_named_before_a_missing_one() -> None:
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from tracegrade.config import describe_validation_error
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        max_ms: int
+
+    with pytest.raises(ValidationError) as info:
+        Params.model_validate({"max_mss": 5})
+    assert describe_validation_error(info.value) == "max_mss: unknown key (did you mean max_ms?)"
+    with pytest.raises(ValidationError) as info:
+        Params.model_validate({"max_mss": 5, "other": 1})
+    assert describe_validation_error(info.value) == \
+        "max_mss: unknown key (did you mean max_ms?) (and 1 more)"

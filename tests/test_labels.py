@@ -131,3 +131,29 @@ def test_labeled_pairs_take_the_majority_label(store: Store) -> None:
     # span 0: pass 2-1; span 1: pass 2-0; span 2: a 1-1 tie is left out.
     assert pairs == [("test", "span-000000", "pass", "pass"), ("test", "span-000001", "pass",
                                                                 "fail")]
+
+
+def test_a_label_file_that_is_not_utf8_is_refused_naming_it(store: Store,
+                                                            workspace: Path) -> None:
+    path = workspace / "bad.csv"
+    path.write_bytes(b"span_id,criterion,label\n\xff\xfe,x,pass\n")  # cp1252, from Excel
+    with pytest.raises(LabelFileError, match=r"bad\.csv: not UTF-8 text .*save it as UTF-8"):
+        import_label_file(store, path)
+
+
+def test_labels_import_of_a_non_utf8_file_is_one_line(workspace: Path) -> None:
+    Path("bad.csv").write_bytes(b"span_id,criterion,label\n\xff\xfe,x,pass\n")
+    result = CliRunner().invoke(cli, ["labels", "import", "bad.csv"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: bad.csv: not UTF-8 text")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_label_file_with_a_utf8_bom_is_read(store: Store, workspace: Path) -> None:
+    store.upsert_spans(spans(1))
+    path = workspace / "bom.csv"
+    path.write_bytes("span_id,criterion,label,critique\nspan-000000,c,pass,naïve\n"
+                     .encode("utf-8-sig"))
+    summary = import_label_file(store, path)
+    assert (summary.inserted, summary.problem_count) == (1, 0)
+    assert stored_labels(store)[0]["critique"] == "naïve"

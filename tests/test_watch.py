@@ -194,3 +194,39 @@ def test_watch_command_once(store: Store, store_url: str, webhook: Webhook,
     assert again.exit_code == 0, again.output
     assert orjson.loads(again.stdout)["new_findings"] == []
     assert len(webhook.received) == 1
+
+
+def test_watch_with_a_judge_without_api_key_is_one_line(store: Store, store_url: str,
+                                                        workspace: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seed(store, "r1", 10, 0, 0)
+    Path("tracegrade.yaml").write_text(
+        f"store: '{store_url}'\njudges:\n  default: {{model: gpt-4.1-mini}}\n"
+        "graders:\n  - {name: answers, type: llm_judge, applies_to: {kind: llm}, "
+        "rubric: 'Does it answer? {{ span.output_text }}'}\n")
+    result = CliRunner().invoke(cli, ["watch", "--once"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        repr(result.exception)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: LLM judge: judge model 'gpt-4.1-mini' has no API "
+                                    "key: set api_key")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "code", "said"), [
+    (["watch"], 0, "Stopped."),  # Ctrl-C is how a watch ends
+    (["watch", "--once"], 130, "Error: interrupted"),  # an interrupted round, as any command
+])
+def test_ctrl_c_during_watch(store_url: str, workspace: Path, monkeypatch: pytest.MonkeyPatch,
+                             args: list[str], code: int, said: str) -> None:
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    import tracegrade.cli._watch as watch_cli
+
+    monkeypatch.setattr(watch_cli, "run_watch", interrupted)
+    Path("tracegrade.yaml").write_text(f"store: '{store_url}'\n")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == code, result.output
+    assert result.stderr.strip() == said

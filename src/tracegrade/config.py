@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -140,6 +141,9 @@ def interpolate(value: Any, where: str = "") -> Any:
 def load_config(path: Path | None = None) -> Config:
     """Load and validate the config; without a file, the defaults (SQLite store, no graders).
 
+    A relative SQLite path in the file's ``store:`` is relative to the file's directory, not to
+    the current directory, so ``--config elsewhere/tracegrade.yaml`` finds that file's store.
+
     Raises:
         ConfigError: the file is unreadable, not YAML, or fails validation.
     """
@@ -154,7 +158,29 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys")
-    return parse_config(raw, str(path))
+    config = parse_config(raw, str(path))
+    if "store" in config.model_fields_set:
+        config.store = store_relative_to(config.store, path.parent)
+    return config
+
+
+_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?$")
+
+
+def store_relative_to(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file path taken as relative to ``base``.
+
+    Absolute paths, ``~`` paths, in-memory and ``file:`` URI databases, and other databases
+    are returned as they are.
+    """
+    match = _SQLITE_URL.match(url)
+    if match is None or base == Path():
+        return url
+    prefix, database, query = match.group(1), match.group(2), match.group(3) or ""
+    if (not database or database == ":memory:" or database.startswith(("/", "~", "file:"))
+            or Path(database).is_absolute()):
+        return url
+    return f"{prefix}{(base / database).as_posix()}{query}"
 
 
 def _yaml_problem(exc: Exception) -> str:
@@ -173,14 +199,58 @@ def parse_config(raw: dict[str, Any], origin: str = CONFIG_FILE) -> Config:
 
 
 def describe_validation_error(exc: ValidationError, raw: dict[str, Any] | None = None) -> str:
-    """The first problem of a pydantic error as ``key.path: what is wrong``."""
-    error = exc.errors()[0]
+    """The first problem of a pydantic error as ``key.path: what is wrong``.
+
+    An unknown key is named before anything else: a misspelt key usually also leaves a required
+    one missing, and the missing one alone would not say what to fix.
+    """
+    errors = exc.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    error = unknown[0] if unknown else errors[0]
     location = _location(error["loc"], raw)
-    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    message = error["msg"]
+    rest = len(errors) - 1
     if error["type"] == "extra_forbidden":
         message = "unknown key"
+        meant = _meant(error, errors)
+        if meant is not None:
+            message += f" (did you mean {meant}?)"
+            rest -= 1  # the missing key it replaces is the same mistake
+    elif error["type"] == "string_pattern_mismatch":
+        message = _pattern_message(error)
+    else:
+        message = error["msg"]
+    extra = f" (and {rest} more)" if rest > 0 else ""
     return f"{location}: {message}{extra}"
+
+
+def _meant(unknown: Any, errors: list[Any]) -> str | None:
+    """The missing sibling key an unknown key most resembles (a misspelling of it)."""
+    parent, key = unknown["loc"][:-1], unknown["loc"][-1]
+    missing = [str(e["loc"][-1]) for e in errors
+               if e["type"] == "missing" and e["loc"][:-1] == parent and e["loc"]]
+    close = difflib.get_close_matches(str(key), missing, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+_PATTERN_HINTS = {
+    r"^[A-Za-z0-9_.:-]+$": "use only ASCII letters, digits and _ . : -",
+    r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$": "write it as module:function (e.g. my_graders:check)",
+}
+_CHOICE_PATTERN = re.compile(r"^\^\(([\w|-]+)\)\$$")
+
+
+def _pattern_message(error: Any) -> str:
+    """What a value that failed a ``pattern=`` must look like, in words rather than a regex."""
+    pattern = str((error.get("ctx") or {}).get("pattern", ""))
+    value = error.get("input")
+    choices = _CHOICE_PATTERN.match(pattern)
+    if pattern in _PATTERN_HINTS:
+        hint = _PATTERN_HINTS[pattern]
+    elif choices:
+        hint = f"use one of {', '.join(choices.group(1).split('|'))}"
+    else:
+        hint = f"it must match the regular expression {pattern}"
+    return f"{value!r} is not allowed: {hint}"
 
 
 def _location(loc: tuple[int | str, ...], raw: dict[str, Any] | None) -> str:

@@ -169,7 +169,7 @@ def import_label_file(store: Store, path: Path, source: str | None = None) -> La
 
     Raises:
         FileNotFoundError: no such file.
-        LabelFileError: the file is neither CSV with the needed columns nor JSONL.
+        LabelFileError: the file is not UTF-8, or neither CSV with the needed columns nor JSONL.
     """
     summary = LabelImport(path=str(path))
     rows = list(_label_rows(path))
@@ -198,7 +198,14 @@ def _label_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each row of the file with its location ("line N")."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Excel's "CSV UTF-8") is fine
+    except UnicodeDecodeError as exc:
+        # Guessing another encoding could silently garble names and critiques.
+        raise LabelFileError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}): save it as UTF-8 (in Excel: CSV UTF-8) and import it again"
+        ) from None
     suffix = path.suffix.lower()
     is_jsonl = suffix in (".jsonl", ".ndjson") or (
         suffix != ".csv" and text.lstrip().startswith("{"))

@@ -59,7 +59,7 @@ def cli(ctx: click.Context, config_path: Path | None, store_url: str | None) -> 
 
     \b
     Exit codes: 0 ok, 1 something regressed (or bad records with --strict),
-    2 a usage or config error, 3 insufficient data with --strict.
+    2 a usage or config error, 3 insufficient data with --strict, 130 interrupted.
     """
     # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.
     width = None if sys.stdout.isatty() else 160

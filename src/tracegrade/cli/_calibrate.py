@@ -47,7 +47,7 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
         min_tnr=thresholds.min_tnr if min_tnr is None else min_tnr,
         min_labels=thresholds.min_labels, splits=splits or ("test",))
     results: list[Calibration] = []
-    with app.open_store(config) as store:
+    with app.open_store(config, existing=True) as store:
         graders = [grader] if grader else labeled_criteria(store)
         if not graders:
             fail("no human labels in the store (import some with `tracegrade labels import`)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any, NoReturn
 
 import click
 import orjson
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -21,9 +23,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError
 
+from tracegrade import __version__
 from tracegrade.analysis.errors import NotEnoughReleases
-from tracegrade.config import Config, ConfigError, load_config
+from tracegrade.config import Config, ConfigError, describe_validation_error, load_config
 from tracegrade.graders import GraderConfigError
 from tracegrade.sources import RemoteError
 from tracegrade.store import Store, StoreError, open_store
@@ -35,6 +40,11 @@ EXIT_USAGE = 2
 """A user mistake: bad config, missing file, unknown grader…"""
 EXIT_INSUFFICIENT = 3
 """``--strict`` and a grader has too little data to tell."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT), as shells report it: never mistaken for "regressed"."""
+
+NO_RELEASE = "(none)"
+"""How tables show spans that carry no release (JSON keeps null)."""
 
 USER_ERRORS = (ConfigError, StoreError, GraderConfigError, NotEnoughReleases, FileNotFoundError,
                IsADirectoryError, PermissionError, RemoteError)
@@ -53,23 +63,67 @@ class AppContext:
     store_url: str | None
     console: Console
     err_console: Console
+    opened_store: str | None = None
+    """The URL of the store this command opened, named in errors about it."""
 
     def config(self) -> Config:
         """The validated config (defaults when there is no tracegrade.yaml)."""
         return load_config(self.config_path)
 
-    def open_store(self, config: Config | None = None) -> Store:
-        """The store named by --store, else by the config."""
+    def open_store(self, config: Config | None = None, *, existing: bool = False) -> Store:
+        """The store named by --store (or TRACEGRADE_STORE), else by the config.
+
+        Args:
+            config: the loaded config, when the command has it already.
+            existing: the command only makes sense on a store that holds data (it reads):
+                a SQLite file that does not exist is an error instead of a new, empty store.
+
+        Raises:
+            StoreError: an in-memory SQLite store (everything would be lost when the command
+                ends), a missing store with ``existing``, or a store that cannot be opened.
+        """
         config = config or self.config()
-        return open_store(self.store_url or config.store)
+        url = self.store_url or config.store
+        check_store_url(url, existing=existing)
+        self.opened_store = url
+        return open_store(url)
 
 
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def _sqlite_database(url: str) -> str | None:
+    """The database part of a SQLite URL ('' when in memory); None for any other URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # open_store says what is wrong with it
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database == ":memory:" or (database.startswith("file:") and "mode=memory" in url):
+        return ""
+    return database
+
+
+def check_store_url(url: str, *, existing: bool = False) -> None:
+    """Refuse a store URL the command line cannot use (see :meth:`AppContext.open_store`)."""
+    database = _sqlite_database(url)
+    if database is None:
+        return  # a server database (PostgreSQL) always exists once it answers
+    if not database:
+        raise StoreError(f"store {url!r} is an in-memory database: everything would be lost "
+                         "when the command ends; give a file instead, e.g. "
+                         "sqlite:///path/to/tracegrade.db")
+    if existing and not database.startswith("file:") \
+            and not Path(database).expanduser().exists():
+        raise StoreError(f"no store at {database}: run `tracegrade import` first "
+                         "(or pass --store / --config to use another store)")
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print a one-line error and exit."""
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -79,17 +133,101 @@ class TracegradeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
-            fail(_message(exc))
+        except KeyboardInterrupt:
+            # Commands that write leave what they committed (a grading run is recorded as
+            # interrupted); click alone would say "Aborted!" and exit 1, the "regressed" code.
+            fail("interrupted", EXIT_INTERRUPTED)
+        except Exception as exc:
+            app = ctx.obj if isinstance(ctx.obj, AppContext) else None
+            message = user_error(exc, app.opened_store if app else None)
+            if message is None:
+                raise
+            fail(message)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands)
+
+
+def user_error(exc: BaseException, store_url: str | None = None) -> str | None:
+    """The one-line message for an exception caused by the user's input; None for a bug.
+
+    Args:
+        exc: what a command raised.
+        store_url: the store the command opened, if any (named in store errors).
+    """
+    if isinstance(exc, GraderConfigError):
+        return _grader_config_message(exc)
+    if isinstance(exc, USER_ERRORS):
+        return _message(exc)
+    if isinstance(exc, DatabaseError):
+        return _database_message(exc, store_url)
+    if type(exc).__module__.startswith("alembic.") and "Can't locate revision" in str(exc):
+        revision = re.search(r"identified by '([^']*)'", str(exc))
+        return (f"store {_shown(store_url)} was migrated by a newer tracegrade (its schema "
+                f"revision {revision.group(1) if revision else '?'} is unknown to tracegrade "
+                f"{__version__}): upgrade tracegrade to use it")
+    judge_errors = sys.modules.get("tracegrade.llm._errors")  # loaded if a judge could raise
+    if judge_errors is not None and isinstance(exc, judge_errors.JudgeError):
+        return f"LLM judge: {exc}"
+    return None
 
 
 def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc)
+
+
+def _grader_config_message(exc: GraderConfigError) -> str:
+    text = str(exc)
+    where = re.match(r"^graders\[\d+\] \(([^)]*)\)", text)
+    if where is None:
+        return text
+    # The parameters' own error: name an unknown key (before the required key it misspells),
+    # and say what a pattern allows, as the config's other errors do.
+    cause = exc.__context__
+    if isinstance(cause, ValidationError) and any(
+            e["type"] in ("extra_forbidden", "string_pattern_mismatch") for e in cause.errors()):
+        return f"{where.group(0)}.{describe_validation_error(cause)}"
+    return text.replace(f"{where.group(0)}: grader {where.group(1)!r}: ", f"{where.group(0)}: ")
+
+
+def _database_message(exc: DatabaseError, store_url: str | None) -> str | None:
+    code = str(getattr(exc.orig, "sqlite_errorname", ""))
+    problem = " ".join(str(exc.orig).split())
+    if code == "SQLITE_NOTADB":
+        return (f"store {_shown(store_url)} is not a SQLite database ({problem}): point --store "
+                "or `store:` at a tracegrade store, e.g. sqlite:///.tracegrade/tracegrade.db")
+    if code.startswith("SQLITE_CORRUPT"):
+        return (f"store {_shown(store_url)} is damaged ({problem}): restore it from a backup, "
+                "or move it aside and import the traces again")
+    return None
+
+
+def _shown(store_url: str | None) -> str:
+    """A store as errors name it: a SQLite file by its path, a server without its password."""
+    if store_url is None:
+        return "(unknown)"
+    database = _sqlite_database(store_url)
+    if database:
+        return database
+    try:
+        return make_url(store_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return store_url
+
+
+_DIAGRAM_LINE = re.compile(r"^(->|\||\d+\s*\||\^)")
+
+
+def one_line(message: str) -> str:
+    """A message on one line: its lines joined, a parser's caret diagram left out."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    kept = lines[:1] + [line for line in lines[1:] if line and not _DIAGRAM_LINE.match(line)]
+    joined = kept[0] if kept else ""
+    for line in kept[1:]:
+        joined += (" " if joined.endswith((".", ":", ";", ",", "?", "!")) else ". ") + line
+    return joined
 
 
 def print_json(value: Any) -> None:

@@ -9,6 +9,7 @@ import click
 
 from tracegrade.cli._common import (
     EXIT_FINDINGS,
+    NO_RELEASE,
     AppContext,
     fail,
     format_option,
@@ -115,9 +116,10 @@ def stats_command(app: AppContext, output_format: str) -> None:
     """Spans in the store per release, kind and source, with time ranges."""
     from tracegrade.reports.terminal import stats_table  # imports the statistics stack
 
-    with app.open_store() as store:
+    with app.open_store(existing=True) as store:
         rows = store.span_counts()
     if output_format == "json":
         print_json(rows)
     else:
-        app.console.print(stats_table(rows))
+        app.console.print(stats_table(
+            [{**row, "release": NO_RELEASE} if row["release"] is None else row for row in rows]))

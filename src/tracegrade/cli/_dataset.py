@@ -74,7 +74,7 @@ def create_command(app: AppContext, name: str, description: str | None) -> None:
 @pass_app
 def list_command(app: AppContext, output_format: str) -> None:
     """Every golden dataset with its item counts."""
-    with app.open_store() as store:
+    with app.open_store(existing=True) as store:
         datasets = list_datasets(store)
     if output_format == "json":
         print_json([d.as_dict() for d in datasets])
@@ -154,7 +154,7 @@ def _print_counts(app: AppContext, counts: ItemCounts, output_format: str, what:
 @dataset_errors
 def export_command(app: AppContext, dataset: str, output: Path | None) -> None:
     """Write DATASET as JSONL, one item per line (the format `dataset import` reads)."""
-    with app.open_store() as store:
+    with app.open_store(existing=True) as store:
         count = export_dataset(store, dataset, output)
     if output:
         app.err_console.print(f"Wrote {count} items to {output}.", highlight=False)
@@ -196,7 +196,7 @@ def push_command(app: AppContext, dataset: str, destination: str, output_format:
     from tracegrade.sources._http import RemoteError
 
     config = app.config()
-    with app.open_store(config) as store:
+    with app.open_store(config, existing=True) as store:
         require_dataset(store, dataset)
         try:
             result: Any = push_dataset(store, dataset, destination, config=config)
@@ -232,7 +232,7 @@ def stale_command(app: AppContext, dataset: str, release: str | None, max_age_da
         max_age_days=max_age_days or config.datasets.max_age_days,
         time_sensitive_patterns=tuple(config.datasets.time_sensitive_patterns))
     span_filter = SpanFilter(kind, span_name) if kind or span_name else None
-    with app.open_store(config) as store:
+    with app.open_store(config, existing=True) as store:
         report = find_stale_items(store, dataset, settings, release=release,
                                   span_filter=span_filter)
     if output_format == "json":

@@ -42,7 +42,7 @@ def drift_command(app: AppContext, dataset: str, release: str | None, suggest: i
     """
     settings = DriftSettings(clusters=clusters, suggest=suggest)
     span_filter = SpanFilter(kind, span_name) if kind or span_name else None
-    with app.open_store() as store:
+    with app.open_store(existing=True) as store:
         try:
             report = dataset_drift(store, dataset, release=release, span_filter=span_filter,
                                    settings=settings, embedder=make_embedder(embedding))

@@ -36,7 +36,7 @@ def export_command(app: AppContext, destination: str | None, graders: tuple[str,
     Exit code 1 if a destination failed (what it accepted is kept).
     """
     config = app.config()
-    with app.open_store(config) as store, \
+    with app.open_store(config, existing=True) as store, \
             progress_bar(app.err_console, "Exporting verdicts", None) as advance:
         summary = export_verdicts(store, config, destination, graders=list(graders) or None,
                                   progress=advance)

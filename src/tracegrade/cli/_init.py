@@ -77,16 +77,24 @@ def init_command(app: AppContext, force: bool, code_path: Path | None, source: s
                                   model if with_llm else None, not no_dry_run, sample_size)
             _from_code(app, options, output_format)
         else:
-            _starter(app, path, force)
+            _starter(app, path, force, output_format)
     except SynthError as exc:
         fail(str(exc))
 
 
-def _starter(app: AppContext, path: Path, force: bool) -> None:
+NEXT_STEPS = ["tracegrade import FILE...", "tracegrade grade"]
+"""What to run after `init` writes a config."""
+
+
+def _starter(app: AppContext, path: Path, force: bool, output_format: str) -> None:
     if path.exists() and not force:
         fail(f"{path} already exists (use --force to overwrite it)")
     path.write_text(starter_config(), encoding="utf-8")
-    app.console.print(f"Wrote {path}. Next: `tracegrade import FILE...`, then `tracegrade grade`.")
+    if output_format == "json":
+        # "config" names the written file, as `init --from-code --format json` does.
+        print_json({"config": str(path), "next": NEXT_STEPS})
+        return
+    app.console.print(f"Wrote {path}. Next: `{NEXT_STEPS[0]}`, then `{NEXT_STEPS[1]}`.")
 
 
 def _from_code(app: AppContext, options: InitOptions, output_format: str) -> None:

@@ -108,7 +108,7 @@ def queue_command(app: AppContext, grader: str, size: int, release: str | None,
     """
     chosen_format = file_format or ("jsonl" if output and output.suffix.lower() in
                                     (".jsonl", ".ndjson") else "csv")
-    with app.open_store() as store:
+    with app.open_store(existing=True) as store:
         try:
             version = grader_version or latest_grader_version(store, grader)
         except CalibrationError as exc:

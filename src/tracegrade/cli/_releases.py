@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import click
 
-from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json
+from tracegrade.cli._common import (
+    NO_RELEASE,
+    AppContext,
+    fail,
+    format_option,
+    pass_app,
+    print_json,
+)
 from tracegrade.releases import DeployMarkerError, list_releases, mark_deploy
 from tracegrade.reports.terminal import releases_table
 
@@ -77,9 +85,13 @@ deploy_group = _deploy_group()
 def releases_command(app: AppContext, environment: str | None, output_format: str) -> None:
     """Releases with their span counts, graded spans, time ranges and deploy markers."""
     config = app.config()
-    with app.open_store(config) as store:
+    with app.open_store(config, existing=True) as store:
         summaries = list_releases(store, config.analysis.releases, environment)
     if output_format == "json":
         print_json([summary.as_dict() for summary in summaries])
-    else:
-        app.console.print(releases_table(summaries))
+        return
+    if not any(summary.deployed for summary in summaries):
+        # (With deploy markers the table calls them "before any deploy marker".)
+        summaries = [replace(summary, name=NO_RELEASE) if summary.name is None else summary
+                     for summary in summaries]
+    app.console.print(releases_table(summaries))

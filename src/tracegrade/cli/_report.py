@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -18,7 +19,13 @@ from tracegrade.analysis import (
     pass_rates,
 )
 from tracegrade.analysis.examples import FailingSpan, failing_spans
-from tracegrade.cli._common import EXIT_FINDINGS, EXIT_INSUFFICIENT, AppContext, pass_app
+from tracegrade.cli._common import (
+    EXIT_FINDINGS,
+    EXIT_INSUFFICIENT,
+    NO_RELEASE,
+    AppContext,
+    pass_app,
+)
 from tracegrade.reports import (
     rates_html,
     rates_markdown,
@@ -66,8 +73,11 @@ def report_command(app: AppContext, output_format: str, environment: str | None,
     """
     config = app.config()
     settings = RegressionSettings.from_config(config.analysis, environment=environment)
-    with app.open_store(config) as store:
+    with app.open_store(config, existing=True) as store:
         rates = pass_rates(store, settings.alpha, settings)
+    if output_format != "json":
+        rates = [replace(rate, release=NO_RELEASE) if rate.release is None else rate
+                 for rate in rates]
     if output_format == "table":
         _emit_rich(app, [rates_table(rates)], output)
     elif output_format == "json":
@@ -114,7 +124,7 @@ def regressions_command(app: AppContext, baseline: str | None, candidate: str | 
     config = app.config()
     settings = RegressionSettings.from_config(config.analysis, alpha=alpha, effect=effect,
                                               environment=environment)
-    with app.open_store(config) as store:
+    with app.open_store(config, existing=True) as store:
         report = find_regressions(store, baseline, candidate, settings)
         shown = failing_spans(store, report, examples) if output_format == "html" else None
     _print_report(app, report, output_format, output, strict, shown)

@@ -65,7 +65,10 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
         app.err_console.print(f"Receiving OTLP/HTTP traces on http://{shown}:"
                               f"{sock.getsockname()[1]}/v1/traces as source {name!r} "
                               "(Ctrl-C stops)", highlight=False)
-        serve(store, config.mapping(name), settings, sock=sock)
+        try:
+            serve(store, config.mapping(name), settings, sock=sock)
+        except KeyboardInterrupt:  # raised again once the server has shut down and flushed
+            app.err_console.print("Stopped.")  # Ctrl-C is how a receiver ends: exit 0
 
 
 def _receiver(config: Config, name: str | None) -> OtlpReceiverConfig | None:

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from tracegrade.cli._common import EXIT_FINDINGS, AppContext, pass_app, print_json
+from tracegrade.cli._common import EXIT_FINDINGS, AppContext, fail, pass_app, print_json
+from tracegrade.llm import JudgeError
 from tracegrade.watch import Tick, run_watch
 
 
@@ -49,8 +50,12 @@ def watch_command(app: AppContext, every_minutes: float | None, once: bool,
             run_watch(store, config, every_minutes=every_minutes or watch.every_minutes,
                       on_tick=on_tick, webhook=webhook or watch.webhook or None,
                       iterations=1 if once else None)
+        except JudgeError as exc:
+            fail(f"LLM judge: {exc} (verdicts graded so far are kept)")
         except KeyboardInterrupt:
-            app.err_console.print("Stopped.")
+            if once:
+                raise  # an interrupted round: exit 130, as any interrupted command
+            app.err_console.print("Stopped.")  # Ctrl-C is how a watch ends
     if once and found:
         sys.exit(EXIT_FINDINGS)
 

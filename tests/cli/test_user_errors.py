@@ -1,0 +1,250 @@
+"""User mistakes at the command line: one line that says what to fix, an exit code CI can use.
+
+Each test here reproduces a defect a review found: a traceback, a silent wrong result, or a
+message that did not say what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select, text
+
+from tests.cli.test_cli import otlp_line, write_traces
+from tests.conftest import make_span, slow_grader_command
+from tracegrade.cli import cli
+from tracegrade.store import _schema as t
+from tracegrade.store import open_store
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def assert_one_line_error(result: Result, *fragments: str, code: int = 2) -> str:
+    """The command failed with ``code`` and one ``Error:`` line holding every fragment."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"raised {result.exception!r} instead of a one-line error")
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def a_store(path: Path, spans: int = 3) -> str:
+    url = f"sqlite:///{path}"
+    with open_store(url) as store:
+        store.upsert_spans(make_span(i) for i in range(spans))
+    return url
+
+
+# -- 1a. a store file that is not a database, or is damaged ---------------------------------------
+
+
+def test_store_file_that_is_not_a_database(workspace: Path) -> None:
+    (workspace / "some.jsonl").write_text(otlp_line("00f067aa0ba902b7") + "\n")
+    result = invoke("--store", "sqlite:///some.jsonl", "import", "some.jsonl")
+    assert_one_line_error(result, "some.jsonl", "not a SQLite database")
+
+
+def test_damaged_store(workspace: Path) -> None:
+    a_store(workspace / "good.db", spans=300)
+    (workspace / "trunc.db").write_bytes((workspace / "good.db").read_bytes()[:5000])
+    result = invoke("--store", "sqlite:///trunc.db", "report")
+    assert_one_line_error(result, "trunc.db", "damaged", "malformed")
+
+
+# -- 1b. a store migrated by a newer tracegrade ----------------------------------------------------
+
+
+def test_store_from_a_newer_tracegrade(workspace: Path) -> None:
+    url = a_store(workspace / "newer.db")
+    with open_store(url) as store, store.engine.begin() as conn:
+        conn.execute(text("update alembic_version set version_num = 'ffffffffffff'"))
+    result = invoke("--store", url, "report")
+    assert_one_line_error(result, "newer.db", "newer tracegrade", "upgrade")
+
+
+# -- 2. a relative SQLite path in a config file is relative to that file --------------------------
+
+
+def test_relative_sqlite_store_in_a_config_file_follows_the_file(workspace: Path) -> None:
+    (workspace / "v").mkdir()
+    (workspace / "v" / "tracegrade.yaml").write_text("store: sqlite:///t.db\n")
+    a_store(workspace / "v" / "t.db")
+    stats = invoke("--config", "v/tracegrade.yaml", "stats", "--format", "json")
+    assert stats.exit_code == 0, stats.output
+    assert sum(row["spans"] for row in orjson.loads(stats.stdout)) == 3
+    assert not (workspace / "t.db").exists()
+
+
+def test_store_option_and_environment_stay_relative_to_the_current_directory(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workspace / "v").mkdir()
+    (workspace / "v" / "tracegrade.yaml").write_text("store: sqlite:///t.db\n")
+    traces = write_traces(workspace / "t.jsonl", [otlp_line("00f067aa0ba902b7")])
+    invoke("--config", "v/tracegrade.yaml", "--store", "sqlite:///cwd.db", "import", str(traces))
+    assert (workspace / "cwd.db").exists()
+    monkeypatch.setenv("TRACEGRADE_STORE", "sqlite:///env.db")
+    invoke("--config", "v/tracegrade.yaml", "import", str(traces))
+    assert (workspace / "env.db").exists()
+    assert not (workspace / "v" / "t.db").exists()
+
+
+# -- 3. read-only commands never create an empty store --------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["report"], ["regressions"], ["stats"], ["releases"], ["calibrate"], ["drift", "golden"],
+    ["labels", "queue", "g"], ["dataset", "list"], ["dataset", "export", "golden"],
+    ["dataset", "stale", "golden"], ["export"],
+])
+def test_read_only_command_without_a_store(workspace: Path, command: list[str]) -> None:
+    result = invoke(*command)
+    assert_one_line_error(result, "no store at .tracegrade/tracegrade.db", "tracegrade import")
+    assert not (workspace / ".tracegrade").exists()
+
+
+def test_read_only_command_names_the_missing_store_of_the_config(workspace: Path) -> None:
+    Path("tracegrade.yaml").write_text("store: sqlite:///data/x.db\n")
+    assert_one_line_error(invoke("stats"), "no store at data/x.db")
+    assert not (workspace / "data").exists()
+
+
+# -- 4. in-memory stores are refused at the command line -----------------------------------------
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_in_memory_store_is_refused(workspace: Path, url: str) -> None:
+    traces = write_traces(workspace / "t.jsonl", [otlp_line("00f067aa0ba902b7")])
+    result = invoke("--store", url, "import", str(traces))
+    assert_one_line_error(result, "in-memory", "sqlite:///path")
+
+
+# -- 5. init --format json -----------------------------------------------------------------------
+
+
+def test_init_json_output(workspace: Path) -> None:
+    result = invoke("init", "--format", "json")
+    assert result.exit_code == 0, result.output
+    written = json.loads(result.stdout)
+    assert written["config"] == "tracegrade.yaml"
+    assert written["next"] == ["tracegrade import FILE...", "tracegrade grade"]
+    assert Path("tracegrade.yaml").exists()
+
+
+# -- 6. Ctrl-C -----------------------------------------------------------------------------------
+
+
+def test_interrupt_exits_130_with_one_line(workspace: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    import tracegrade.cli._data as data
+
+    monkeypatch.setattr(data, "import_files", interrupted)
+    traces = write_traces(workspace / "t.jsonl", [otlp_line("00f067aa0ba902b7")])
+    assert_one_line_error(invoke("import", str(traces)), "interrupted", code=130)
+
+
+def test_ctrl_c_during_grade_exits_130_and_records_the_run(tmp_path: Path) -> None:
+    url = a_store(tmp_path / "kill.db", spans=6000)
+    command, env = slow_grader_command(tmp_path, url, "grade")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    with open_store(url) as store:
+        deadline = time.monotonic() + 60
+        while store.count_verdicts() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        with store.engine.connect() as conn:
+            statuses = conn.execute(select(t.runs.c.status)).scalars().all()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert stderr.strip().splitlines()[-1] == "Error: interrupted"
+    assert statuses == ["interrupted"]
+
+
+# -- 7. spans without a release ------------------------------------------------------------------
+
+
+def test_spans_without_a_release_show_as_none_in_tables(workspace: Path) -> None:
+    Path("tracegrade.yaml").write_text(
+        "graders:\n  - {name: ok, type: status_ok}\n")
+    line = json.loads(otlp_line("00f067aa0ba902b7"))
+    line["resourceSpans"][0]["resource"]["attributes"] = []
+    traces = write_traces(workspace / "t.jsonl", [json.dumps(line)])
+    assert invoke("import", "--grade", str(traces)).exit_code == 0
+    for command in (["report"], ["releases"], ["stats"], ["report", "--format", "markdown"]):
+        shown = invoke(*command)
+        assert shown.exit_code == 0, shown.output
+        assert "None" not in shown.stdout and "(none)" in shown.stdout, shown.stdout
+    assert orjson.loads(invoke("report", "--format", "json").stdout)[0]["release"] is None
+    assert orjson.loads(invoke("releases", "--format", "json").stdout)[0]["release"] is None
+
+
+# -- 8. an unknown grader parameter is named ------------------------------------------------------
+
+
+def test_unknown_grader_parameter_is_named(workspace: Path) -> None:
+    Path("tracegrade.yaml").write_text(
+        "graders:\n  - {name: lat, type: max_latency_ms, max_mss: 5}\n")
+    line = assert_one_line_error(invoke("grade"), "max_mss")
+    assert line == "Error: graders[0] (lat).max_mss: unknown key (did you mean max_ms?)"
+
+
+# -- 9. messages that were several lines, or a raw regex ------------------------------------------
+
+
+def test_invalid_jsonpath_is_one_line(workspace: Path) -> None:
+    Path("tracegrade.yaml").write_text(
+        "graders:\n  - {name: p, type: field_present, path: '$.[foo'}\n")
+    assert_one_line_error(invoke("grade"), "graders[0] (p)", "invalid JSONPath '$.[foo'")
+
+
+def test_non_ascii_grader_name_says_what_is_allowed(workspace: Path) -> None:
+    Path("tracegrade.yaml").write_text("graders:\n  - {name: café, type: status_ok}\n",
+                                       encoding="utf-8")
+    line = assert_one_line_error(invoke("grade"), "graders[0] (café).name", "letters")
+    assert "[A-Za-z" not in line
+
+
+def test_refused_postgresql_connection_is_one_line(workspace: Path) -> None:
+    result = invoke("--store", "postgresql+psycopg://u@127.0.0.1:1/db", "report")
+    assert_one_line_error(result, "cannot open store", "Connection refused")
+
+
+def test_no_traceback_in_a_real_process(workspace: Path) -> None:
+    (workspace / "bad.db").write_text("not a database\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "tracegrade", "--store", "sqlite:///bad.db", "stats"],
+        capture_output=True, text=True, check=False)
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+
+
+
+def test_ctrl_c_stops_serve_with_exit_0(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt  # what uvicorn raises again after its graceful shutdown
+
+    import tracegrade.cli._serve as serve_cli
+
+    monkeypatch.setattr(serve_cli, "serve", interrupted)
+    result = invoke("serve", "--port", "0", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines()[-1] == "Stopped."

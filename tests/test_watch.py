@@ -68,7 +68,7 @@ def webhook() -> Iterator[Webhook]:
 
 
 def seed(store: Store, release: str, passed: int, failed: int, offset: int,
-         environment: str = "prod") -> None:
+         environment: str = "prod", fail_probability: float = 1.0) -> None:
     spans, verdicts = [], []
     for n, outcome in enumerate(["pass"] * passed + ["fail"] * failed):
         i = offset + n
@@ -76,7 +76,8 @@ def seed(store: Store, release: str, passed: int, failed: int, offset: int,
         spans.append(make_span(i, release=release, start_time=start, environment=environment))
         verdicts.append(VerdictRow(source="test", span_id=f"span-{i:06d}", grader="g",
                                    grader_version="v", outcome=outcome, reason="",
-                                   inclusion_probability=1.0, run_id="r"))
+                                   inclusion_probability=fail_probability
+                                   if outcome == "fail" else 1.0, run_id="r"))
     store.upsert_spans(spans)
     store.insert_verdicts(verdicts)
 
@@ -115,6 +116,17 @@ def test_no_change_raises_nothing(store: Store, store_url: str, webhook: Webhook
     tick = watch_once(store, config(store_url), webhook=webhook.url, sleep=no_sleep)
     assert tick.detection.watched == 1 and tick.detection.findings == []
     assert webhook.received == [] and alert_rows(store) == 0
+
+
+def test_the_watch_bets_on_verdicts_as_sampled_not_on_reweighted_counts(
+        store: Store, store_url: str, webhook: Webhook) -> None:
+    # The same sampled verdicts in both releases; the candidate's failures were sampled at 1%
+    # (a stratum floor), so reweighted they would read as an 84% failure rate. Recomputing
+    # weighted counts at each look is no stream of outcomes and voids the anytime guarantee.
+    seed(store, "r1", 950, 50, 0)
+    seed(store, "r2", 950, 50, 10_000, fail_probability=0.01)
+    tick = watch_once(store, config(store_url), webhook=webhook.url, sleep=no_sleep)
+    assert tick.detection.watched == 1 and tick.detection.findings == []
 
 
 def test_a_failed_delivery_is_retried_next_round(store: Store, store_url: str,

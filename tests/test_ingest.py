@@ -263,3 +263,58 @@ def test_a_compressed_file_imports_with_workers_as_in_one_process(tmp_path: Path
             results.append((stored(store), [str(p) for p in summary.problems], summary.spans))
     assert results[0] == results[1]
     assert results[0][2] > 10_000 and len(results[0][1]) == 1
+
+
+# --- review fixes: directories, truncated gzip, NUL in ids ---------------------------------------
+
+
+def test_a_directory_is_refused_as_a_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    with open_store(f"sqlite:///{tmp_path / 'dir.db'}") as store, \
+            pytest.raises(IsADirectoryError, match="traces: is a directory$"):
+        import_files(store, [folder], MappingOptions(source="demo"))
+
+
+def test_importing_a_directory_is_a_one_line_error(workspace: Path) -> None:
+    Path("traces").mkdir()
+    result = CliRunner().invoke(cli, ["import", "traces"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: traces: is a directory"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("name", ["traces.gz", "traces.jsonl.gz", "traces.pb.gz"])
+def test_a_gzip_of_only_its_magic_bytes_is_a_bad_record(tmp_path: Path, workers: int,
+                                                        name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\x1f\x8b")
+    with open_store(f"sqlite:///{tmp_path / 'magic.db'}") as store:
+        summary = import_files(store, [path], MappingOptions(source="demo"), workers=workers)
+    assert (summary.spans, summary.problem_count) == (0, 1)
+    [problem] = summary.problems
+    assert problem.location in (f"{path}:1", f"{path}@0")
+    assert problem.reason.startswith("cannot read the file: ")
+
+
+def test_strict_import_of_a_truncated_gzip_fails(workspace: Path) -> None:
+    Path("magic.gz").write_bytes(b"\x1f\x8b")
+    result = CliRunner().invoke(cli, ["import", "--strict", "magic.gz"])
+    assert result.exit_code == 1, result.output
+    assert "magic.gz:1: cannot read the file" in result.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_nul_in_an_id_is_a_bad_record_on_every_backend(tmp_path: Path, store: Store,
+                                                         workers: int) -> None:
+    good = [make_span(i).model_dump(mode="json") for i in range(4)]
+    bad = [good[0] | {"span_id": "nul\u0000span"}, good[1] | {"trace_id": "t\u0000"},
+           good[2] | {"span_id": "x1", "parent_id": "p\u0000"}]
+    path = tmp_path / "spans.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in [*bad, *good]))
+    summary = import_files(store, [path], MappingOptions(source="demo"), workers=workers)
+    assert (summary.spans, summary.counts.inserted, summary.problem_count) == (4, 4, 3)
+    assert [p.location for p in summary.problems] == [f"{path}:{n}" for n in (1, 2, 3)]
+    assert [p.reason.rpartition(", ")[2] for p in summary.problems] == [
+        f"{field} contains a NUL character" for field in ("span_id", "trace_id", "parent_id")]
+    assert store.count_spans() == 4

@@ -70,11 +70,16 @@ def import_files(
     its own, with its verdicts.
 
     Raises:
-        FileNotFoundError: a path does not exist (checked before anything is written).
+        FileNotFoundError: a path does not exist, or is not a regular file (checked, as the
+            next, before anything is written).
+        IsADirectoryError: a path is a directory.
     """
     for path in paths:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path}: is a directory")
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
+            raise FileNotFoundError(f"{path}: no such file" if not path.exists()
+                                    else f"{path}: not a regular file")
     summary = ImportSummary()
     with bulk_allocation():
         for path in paths:

@@ -98,7 +98,14 @@ class Span(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _fill_total_tokens(self) -> Span:
+    def _check_ids_and_fill_total_tokens(self) -> Span:
+        # PostgreSQL refuses NUL in text. Other text is stored with U+FFFD in its place, but an
+        # id cannot be: it could become another span's. (One validator for both jobs: each
+        # validator is a Python call per span.)
+        if "\x00" in self.source + self.span_id + self.trace_id + (self.parent_id or ""):
+            for field in ("source", "span_id", "trace_id", "parent_id"):
+                if "\x00" in (getattr(self, field) or ""):
+                    raise ValueError(f"{field} contains a NUL character")
         if self.total_tokens is None and (
             self.input_tokens is not None or self.output_tokens is not None
         ):

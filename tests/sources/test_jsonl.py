@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import ConventionError
-from tracegrade.sources.files import TraceFileFormat, detect_format, read_file
+from tracegrade.sources.files import TraceFileFormat, detect_format, line_mapper, read_file
 from tracegrade.sources.jsonl import span_from_record
 from tracegrade.spans import Span, SpanKind, StatusCode
 
@@ -209,3 +210,44 @@ def test_arbitrary_records_become_spans_or_mapping_errors(
         return
     assert {key: getattr(span, key) for key in expected or {}} == (expected or {})
     assert orjson.loads(orjson.dumps(span.model_dump(mode="json")))["span_id"] == span.span_id
+
+
+@pytest.mark.parametrize("name", ["spans.ndjson", "spans.json", "spans.log", "spans.jsonl",
+                                  "spans.ndjson.gz"])
+def test_a_first_line_longer_than_the_head_is_still_told_apart(tmp_path: Path, name: str) -> None:
+    # A long input ahead of span_id puts every key but the first past the first 64 KiB.
+    first = {"input": "q" * 300_000} | MINIMAL
+    content = b"".join(orjson.dumps(line) + b"\n" for line in
+                       [first, MINIMAL | {"span_id": "s2"}, MINIMAL | {"span_id": "s3"}])
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    assert detect_format(path) is TraceFileFormat.SPANS_JSONL
+    results = list(read_file(path, OPTIONS))
+    assert [r.span_id for r in results if isinstance(r, Span)] == ["s1", "s2", "s3"]
+    assert line_mapper(path) is not None
+
+
+def test_a_long_invalid_first_line_is_still_told_apart_by_its_keys(tmp_path: Path) -> None:
+    first = orjson.dumps({"input": "q" * 300_000} | MINIMAL).replace(b'"s1"', b'"s1", "c": NaN')
+    path = tmp_path / "spans.log"
+    path.write_bytes(first + b"\n" + orjson.dumps(MINIMAL | {"span_id": "s2"}) + b"\n")
+    assert detect_format(path) is TraceFileFormat.SPANS_JSONL
+    results = list(read_file(path, OPTIONS))
+    assert [r.span_id for r in results if isinstance(r, Span)] == ["s2"]
+    assert [r.location for r in results if isinstance(r, IngestProblem)] == [f"{path}:1"]
+
+
+@pytest.mark.parametrize("field", ["span_id", "trace_id", "parent_id", "source"])
+def test_a_nul_character_in_an_id_is_a_problem(tmp_path: Path, field: str) -> None:
+    path = write_lines(tmp_path, MINIMAL, MINIMAL | {"span_id": "s2", field: "a\u0000b"},
+                       MINIMAL | {"span_id": "s3"})
+    results = list(read_file(path, OPTIONS))
+    assert [r.span_id for r in results if isinstance(r, Span)] == ["s1", "s3"]
+    [problem] = [r for r in results if isinstance(r, IngestProblem)]
+    assert problem.location == f"{path}:2"
+    assert f"{field} contains a NUL character" in problem.reason
+
+
+def test_nul_characters_elsewhere_are_kept() -> None:
+    span = span_from_record(MINIMAL | {"name": "a\u0000b", "output": "x\u0000"}, OPTIONS)
+    assert (span.name, span.output) == ("a\u0000b", "x\u0000")

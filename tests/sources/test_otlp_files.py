@@ -15,8 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.sources import collector_json, request, span
 from tracegrade.sources._base import IngestProblem, MappingOptions
-from tracegrade.sources.files import TraceFileFormat, detect_format, read_file
-from tracegrade.sources.otlp import map_proto_request
+from tracegrade.sources.files import TraceFileFormat, detect_format, line_mapper, read_file
+from tracegrade.sources.otlp import map_json_line, map_proto_request
 from tracegrade.spans import Span
 
 OPTIONS = MappingOptions(source="prod")
@@ -110,6 +110,30 @@ def test_malformed_lines_are_problems_between_good_lines(tmp_path: Path, bad_lin
     assert [problem.location for problem in problems(results)] == [f"{path}:2"]
 
 
+def test_nan_on_a_line_rejects_its_span_and_keeps_its_siblings(tmp_path: Path) -> None:
+    document = collector_json(batch(1))
+    attributes = document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"]
+    attributes.append({"key": "score", "value": {"doubleValue": float("nan")}})
+    path = tmp_path / "traces.json"
+    path.write_bytes(json_line(batch(10, count=1)) + json.dumps(document).encode() + b"\n")
+    results = read(path)
+    assert span_ids(results) == [10, 1, 3]
+    assert problems(results) == [IngestProblem(
+        f"{path}:2", "resourceSpans[0].scopeSpans[0].spans[1]: invalid JSON: NaN is not a JSON "
+        "value")]
+
+
+def test_nan_outside_the_resources_of_a_line_is_still_a_problem(tmp_path: Path) -> None:
+    line = json.dumps(collector_json(batch(1)) | {"note": float("nan")}).encode()
+    path = tmp_path / "traces.json"
+    path.write_bytes(line + b"\n" + json_line(batch(10, count=1)))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 10]
+    [problem] = problems(results)
+    assert problem.location == f"{path}:1"
+    assert problem.reason.startswith("invalid JSON: ")
+
+
 def test_attribute_of_20_mib_rejects_its_span_only(tmp_path: Path) -> None:
     big = request(
         [
@@ -177,15 +201,27 @@ def test_document_cut_short_yields_what_came_before_and_a_problem(tmp_path: Path
     assert problem.reason.startswith("invalid JSON: ")
 
 
-def test_invalid_utf8_in_a_document_stops_it_with_a_problem(tmp_path: Path) -> None:
-    text = json.dumps(pretty_document([batch(1), batch(10)]), indent=2).encode()
+def test_invalid_utf8_in_a_document_rejects_its_resource_and_the_rest_reads(
+        tmp_path: Path) -> None:
+    text = json.dumps(pretty_document([batch(1), batch(10), batch(20)]), indent=2).encode()
     second = text.index(b'"resource"', text.index(b"scopeSpans"))
     path = tmp_path / "export.json"
     path.write_bytes(text[:second] + b'"\xff\xfe": 1, ' + text[second:])
     results = read(path)
-    assert span_ids(results) == [1, 2, 3]
+    assert span_ids(results) == [1, 2, 3, 20, 21, 22]
     [problem] = problems(results)
-    assert problem.reason.startswith("invalid JSON: lexical error: invalid bytes in UTF8 string")
+    assert problem.reason == "resourceSpans[1]: invalid JSON: a string is not valid UTF-8"
+
+
+def test_invalid_utf8_in_a_span_of_a_document_rejects_that_span(tmp_path: Path) -> None:
+    text = json.dumps(pretty_document([batch(1), batch(10, name="BAD!")]), indent=2).encode()
+    path = tmp_path / "export.json"
+    path.write_bytes(text.replace(b'"BAD!"', b'"\xff!"', 1))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 11, 12]
+    [problem] = problems(results)
+    assert problem.reason == ("resourceSpans[1].scopeSpans[0].spans[0]: invalid JSON: "
+                              "a string is not valid UTF-8")
 
 
 def test_deep_nesting_inside_a_document_is_a_problem_not_a_crash(tmp_path: Path) -> None:
@@ -395,3 +431,215 @@ def test_a_well_formed_request_maps_as_it_does_span_by_span() -> None:
     assert len(whole) == 5 and all(isinstance(r, Span) for r in whole)
     [problem] = [r for r in by_span if isinstance(r, IngestProblem)]
     assert re.fullmatch(r"body@\d+", problem.location)
+
+
+# --- review fixes: detection, recovery, truncated gzip -------------------------------------------
+
+
+@pytest.mark.parametrize("bad_lines", [1, 19, 20, 21, 40])
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        pytest.param(b'{"resourceSpans": [{"resource": {}, "scopeSpans": [], "x": NaN}]}',
+                     id="nan"),
+        pytest.param(b'{"resourceSpans": [{"x": "\xff\xfe"}]}', id="non-utf8"),
+        pytest.param(b'{"resourceSpans": 5}', id="wrong-type"),
+        pytest.param(b'{"resourceSpans": [{"resource": Infinity}]}', id="infinity"),
+        pytest.param(b'{"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": []}], '
+                     b'"x": NaN}', id="nan-cut-short"),
+        pytest.param(b'{"resourceSpans": [{"resource": {}}, {"resource": {}},', id="comma-cut"),
+    ],
+)
+def test_json_lines_whose_first_lines_are_all_malformed_are_read_line_by_line(
+        tmp_path: Path, bad_lines: int, bad_line: bytes) -> None:
+    path = tmp_path / "traces.json"
+    path.write_bytes(bad_line + b"\n" * 2 + (bad_line + b"\n") * (bad_lines - 1)
+                     + json_line(batch(1)) + bad_line + b"\n" + json_line(batch(7, count=1)))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 7]
+    lines = [1, *range(3, bad_lines + 2), bad_lines + 3]
+    assert [problem.location for problem in problems(results)] == [f"{path}:{n}" for n in lines]
+    assert line_mapper(path) is map_json_line  # the worker path reads it line by line too
+
+
+def test_json_lines_after_a_first_line_cut_short_are_read_line_by_line(tmp_path: Path) -> None:
+    nan = b'{"resourceSpans": [{"resource": NaN}]}\n'
+    path = tmp_path / "traces.json"
+    path.write_bytes(b'{"resourceSpans": [{"resource": \n' + nan * 30 + json_line(batch(1)))
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    assert [problem.location for problem in problems(results)] == [
+        f"{path}:{n}" for n in range(1, 32)]
+
+
+@pytest.mark.parametrize("items", [1, 2, 30])
+def test_a_document_with_one_resource_per_line_is_one_document(tmp_path: Path,
+                                                              items: int) -> None:
+    rows = [orjson.dumps(collector_json(batch(10 * n, count=1))["resourceSpans"][0])
+            for n in range(1, items + 1)]
+    path = tmp_path / "export.json"
+    path.write_bytes(b'{"resourceSpans": [\n' + b",\n".join(rows) + b"\n]}\n")
+    results = read(path)
+    assert span_ids(results) == [10 * n for n in range(1, items + 1)]
+    assert line_mapper(path) is None
+
+
+def test_pretty_printed_document_with_a_long_first_key_is_one_document(tmp_path: Path) -> None:
+    document = {"note": "n" * 100_000} | pretty_document([batch(1), batch(10)])
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document, indent=2))
+    assert span_ids(read(path)) == [1, 2, 3, 10, 11, 12]
+    assert line_mapper(path) is None
+
+
+def nan_document(tmp_path: Path, indent: int | None = 2) -> tuple[Path, dict[str, Any]]:
+    """Five resources of three spans; the second span of resourceSpans[3] holds a NaN, as
+    Python's json.dumps writes a float('nan')."""
+    document = pretty_document([batch(10 * n) for n in range(1, 6)])
+    bad = document["resourceSpans"][3]["scopeSpans"][0]["spans"][1]
+    bad["attributes"].append({"key": "score", "value": {"doubleValue": float("nan")}})
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document, indent=indent))
+    return path, document
+
+
+@pytest.mark.parametrize("indent", [2, None])
+def test_nan_in_a_document_rejects_its_span_only(tmp_path: Path, indent: int | None) -> None:
+    path, _ = nan_document(tmp_path, indent)
+    results = read(path)
+    assert span_ids(results) == [10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 42, 50, 51, 52]
+    [problem] = problems(results)
+    assert problem.reason == ("resourceSpans[3].scopeSpans[0].spans[1]: invalid JSON: "
+                              "NaN is not a JSON value")
+    if indent is None:  # one line: read as JSON lines
+        assert problem.location == f"{path}:1"
+        return
+    offset = int(problem.location.rpartition("@")[2])
+    text = path.read_bytes()
+    assert text[offset:].startswith(b"{") and text.count(b'"resource"', 0, offset) == 3
+    assert problem.location == f"{path}@{offset}"  # where that resource starts
+
+
+def test_nan_in_a_resource_rejects_that_resource_and_the_rest_still_reads(tmp_path: Path) -> None:
+    document = pretty_document([batch(10 * n) for n in range(1, 4)])
+    document["resourceSpans"][1]["resource"]["attributes"].append(
+        {"key": "load", "value": {"doubleValue": float("inf")}})
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document, indent=2))
+    results = read(path)
+    assert span_ids(results) == [10, 11, 12, 30, 31, 32]
+    [problem] = problems(results)
+    assert problem.reason == "resourceSpans[1]: invalid JSON: Infinity is not a JSON value"
+
+
+def test_garbage_inside_a_document_rejects_that_resource_only(tmp_path: Path) -> None:
+    text = json.dumps(pretty_document([batch(10 * n) for n in range(1, 5)]), indent=2).encode()
+    third = text.index(b'"scopeSpans"', text.index(b'"scopeSpans"', text.index(b'"scopeSpans"')
+                                                                    + 1) + 1)
+    path = tmp_path / "export.json"
+    path.write_bytes(text[:third] + b'"oops": @@, ' + text[third:])
+    results = read(path)
+    assert span_ids(results) == [10, 11, 12, 20, 21, 22, 40, 41, 42]
+    [problem] = problems(results)
+    assert problem.reason.startswith("resourceSpans[2]: invalid JSON: ")
+
+
+def test_document_cut_short_says_the_rest_was_not_read(tmp_path: Path) -> None:
+    text = json.dumps(pretty_document([batch(1), batch(10), batch(20)]), indent=2)
+    path = tmp_path / "export.json"
+    path.write_text(text[: text.index('"resource"', text.index("scopeSpans")) + 40])
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    [problem] = problems(results)
+    assert problem.reason == (
+        "invalid JSON: the document ends inside resourceSpans[1]; the rest of the document "
+        "could not be read (3 spans read before it)")
+    offset = int(problem.location.rpartition("@")[2])
+    written = path.read_text()
+    assert written[offset:].startswith("{") and '"scopeSpans"' not in written[offset:]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param("", ', "note": NaN}', id="nan-after-the-resources"),
+        pytest.param('{"note": NaN, ', "}", id="nan-before-the-resources"),
+        pytest.param("", "} garbage", id="garbage-after-the-document"),
+    ],
+)
+def test_invalid_json_outside_the_resources_of_a_document_is_a_problem(
+        tmp_path: Path, before: str, after: str) -> None:
+    text = json.dumps(pretty_document([batch(1), batch(10)]), indent=2)
+    path = tmp_path / "export.json"
+    path.write_text(before + text[1:-1].strip() + after if before else text[:-1] + after)
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3, 10, 11, 12]
+    [problem] = problems(results)
+    assert problem.reason.startswith("invalid JSON: ")
+
+
+@pytest.mark.parametrize("size", [2, 3, 10, 15])
+@pytest.mark.parametrize("name", ["traces.gz", "traces.jsonl.gz", "traces.pb.gz",
+                                  "traces.json.gz"])
+def test_gzip_cut_inside_its_header_is_a_problem(tmp_path: Path, size: int, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(json_line(batch(1)))[:size])
+    [problem] = read(path)
+    assert isinstance(problem, IngestProblem)
+    assert re.fullmatch(rf"{re.escape(str(path))}(:1|@0)", problem.location)
+    assert problem.reason.startswith("cannot read the file: ")
+    assert line_mapper(path) is None  # the sequential reader reports it
+
+
+@pytest.mark.parametrize("lines", [8, 12, 30])
+def test_gzip_cut_within_the_first_lines_keeps_them(tmp_path: Path, lines: int) -> None:
+    nan = b'{"resourceSpans": [{"resource": NaN}]}\n'
+    content = nan * 6 + b"".join(json_line(batch(10 * n, count=1)) for n in range(1, lines + 1))
+    compressed = gzip.compress(content)
+    path = tmp_path / "traces.json.gz"
+    path.write_bytes(compressed[:-40])  # cut inside the deflate data
+    results = read(path)
+    read_ids = span_ids(results)
+    assert 0 < len(read_ids) < lines and read_ids == [10 * n for n in range(1, len(read_ids) + 1)]
+    *bad, cut = problems(results)
+    assert [problem.location for problem in bad] == [f"{path}:{n}" for n in range(1, 7)]
+    assert cut.location == f"{path}:{len(read_ids) + 7}"
+    assert cut.reason.startswith("cannot read the file: ")
+
+
+def test_gzip_cut_among_malformed_first_lines_reports_each_line(tmp_path: Path) -> None:
+    content = b"".join(b'{"resourceSpans": [{"resource": NaN, "n": %d}]}\n' % n
+                       for n in range(15))
+    compressed = gzip.compress(content)
+    path = tmp_path / "traces.json.gz"
+    path.write_bytes(compressed[:-20])
+    *bad, cut = read(path)
+    assert len(bad) > 5 and [problem.location for problem in bad] == [
+        f"{path}:{n}" for n in range(1, len(bad) + 1)]
+    assert all(problem.reason == "resourceSpans[0]: invalid JSON: NaN is not a JSON value"
+               for problem in bad)
+    assert cut == IngestProblem(f"{path}:{len(bad) + 1}", "cannot read the file: Compressed "
+                                "file ended before the end-of-stream marker was reached")
+
+
+def test_large_document_read_past_a_nan_still_streams_with_flat_memory(tmp_path: Path) -> None:
+    one = collector_json(batch(1, count=5, payload="p" * 2000))["resourceSpans"][0]
+    bad = json.loads(json.dumps(one))
+    bad["scopeSpans"][0]["spans"][0]["attributes"].append(
+        {"key": "score", "value": {"doubleValue": float("nan")}})
+    path = tmp_path / "big.json"
+    with path.open("w") as out:
+        out.write('{\n  "resourceSpans": [\n' + json.dumps(bad, indent=2) + ",\n")
+        out.write(",\n".join(json.dumps(one, indent=2) for _ in range(2000)))
+        out.write("\n  ]\n}\n")
+    tracemalloc.start()
+    try:
+        results = [None if isinstance(r, Span) else r for r in read_file(path, OPTIONS)]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(results) == 10_005
+    assert [r for r in results if r is not None] == [IngestProblem(
+        f"{path}@23", "resourceSpans[0].scopeSpans[0].spans[0]: invalid JSON: NaN is not a "
+        "JSON value")]
+    assert peak < 4 * 1024 * 1024  # the whole file would be over 25 MiB

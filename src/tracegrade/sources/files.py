@@ -40,6 +40,9 @@ class TraceFileFormat(StrEnum):
 READ_ERRORS = (OSError, EOFError, zlib.error)
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_BYTES = 64 * 1024
+_FIRST_LINE_BYTES = 64 * 1024 * 1024
+"""How much of a JSON first line longer than the head is read to tell its format."""
+_BLANK = b"\xef\xbb\xbf \t\r\n"
 _PROTO_SUFFIXES = {".pb", ".proto", ".binpb", ".protobuf"}
 _READERS = {
     TraceFileFormat.OTLP_JSON: read_otlp_json,
@@ -81,7 +84,7 @@ def detect_format(path: Path) -> TraceFileFormat:
         FileNotFoundError: the file does not exist.
     """
     with _open(path) as stream:
-        return _format_of(_head(stream), path)
+        return _format_of(_head(stream)[0], path)
 
 
 LineMapper = Callable[[bytes, str, MappingOptions, int], Iterable[Span | IngestProblem]]
@@ -97,7 +100,10 @@ def line_mapper(path: Path) -> LineMapper | None:
     """
     try:
         with _open(path) as stream:
-            file_format = _format_of(_head(stream), path)
+            head, damaged = _head(stream)
+            if damaged:
+                return None  # the sequential reader reports where the file is damaged
+            file_format = _format_of(head, path)
             stream.seek(0)
             if file_format is TraceFileFormat.SPANS_JSONL:
                 return _span_line
@@ -132,14 +138,17 @@ def _span_line(line: bytes, location: str, options: MappingOptions, max_value_by
 def _read(
     path: Path, options: MappingOptions, max_attribute_bytes: int
 ) -> Iterator[Span | IngestProblem]:
-    with _open(path) as stream:
-        head = _head(stream)
-        try:
-            stream.seek(0)
-        except READ_ERRORS as error:
-            yield IngestProblem(f"{path}@0", f"cannot read the file: {error}")
-            return
-        reader = _READERS[_format_of(head, path)]
+    # The reader gets the file afresh: a gzip stream that broke off in its header cannot be
+    # rewound (it would read as empty), and the reader must meet the damage to report it.
+    try:
+        with _open(path) as stream:
+            head = _head(stream)[0]
+        stream = _open(path)
+    except READ_ERRORS as error:
+        yield IngestProblem(f"{path}@0", f"cannot read the file: {error}")
+        return
+    reader = _READERS[_format_of(head, path)]
+    with stream:
         yield from reader(stream, str(path), options, max_attribute_bytes=max_attribute_bytes)
 
 
@@ -151,31 +160,38 @@ def _open(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb")
 
 
-def _head(stream: io.BufferedIOBase) -> bytes:
-    """The first bytes of the file, or as many as could be read before it broke off.
+def _head(stream: io.BufferedIOBase) -> tuple[bytes, bool]:
+    """The first bytes of the file, or as many as could be read before it broke off; and
+    whether it broke off.
 
-    A damaged file is still read by its reader, which reports the damage where it is.
+    A JSON first line longer than the head is read to its end (up to ``_FIRST_LINE_BYTES``),
+    so that its keys tell the format. A damaged file is still read by its reader, which
+    reports the damage where it is.
     """
     head = b""
     try:
         while len(head) < _HEAD_BYTES:
             chunk = stream.read(min(8192, _HEAD_BYTES - len(head)))
             if not chunk:
-                break
+                return head, False
             head += chunk
+        text = head.lstrip(_BLANK)
+        if text[:1] == b"{" and b"\n" not in text:
+            head += stream.readline(_FIRST_LINE_BYTES - len(head))
     except READ_ERRORS:
-        pass
-    return head
+        return head, True
+    return head, False
 
 
 def _format_of(head: bytes, path: Path) -> TraceFileFormat:
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    text = head.lstrip(_BLANK)
     if not text:
         return _format_by_name(path)
     if text[:1] not in (b"{", b"["):
         return TraceFileFormat.OTLP_PROTO
+    first_line = text.split(b"\n", 1)[0]
     try:
-        first_record = orjson.loads(text.split(b"\n", 1)[0])
+        first_record = orjson.loads(first_line)
     except orjson.JSONDecodeError:
         first_record = None
     if isinstance(first_record, dict):
@@ -183,10 +199,13 @@ def _format_of(head: bytes, path: Path) -> TraceFileFormat:
             return TraceFileFormat.OTLP_JSON
         if "span_id" in first_record:
             return TraceFileFormat.SPANS_JSONL
-    if b'"resourceSpans"' in text:
-        return TraceFileFormat.OTLP_JSON
-    if b'"span_id"' in text or b'"trace_id"' in text:
-        return TraceFileFormat.SPANS_JSONL
+    # A first line that is not valid JSON (NaN, say), or a document spanning lines: the
+    # first line's keys first, then the rest of the head's.
+    for part in (first_line, text):
+        if b'"resourceSpans"' in part:
+            return TraceFileFormat.OTLP_JSON
+        if b'"span_id"' in part or b'"trace_id"' in part:
+            return TraceFileFormat.SPANS_JSONL
     return _format_by_name(path)
 
 

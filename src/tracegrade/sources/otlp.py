@@ -2,17 +2,21 @@
 
 JSON comes as one ``ExportTraceServiceRequest`` per line (the exporter's default), or as one
 request per file, possibly pretty-printed and large, which is streamed with ijson one
-``ResourceSpans`` at a time. Protobuf comes as the exporter's ``format: proto`` stream (each
-request preceded by its length as a 4-byte big-endian unsigned integer) or as a single raw
-request. Both decode to the OTLP JSON dict shape, so :mod:`tracegrade.sources.conventions` maps
-them the same way. Problems are located as ``FILE:LINE`` for JSON lines and ``FILE@OFFSET`` (bytes
-into the decompressed stream) otherwise.
+``ResourceSpans`` at a time. A line or document that is not valid JSON is still read one
+``ResourceSpans`` at a time when its strings and brackets match up, so that ``NaN`` or a byte
+that is not UTF-8 costs only the span (or resource) holding it. Protobuf comes as the
+exporter's ``format: proto`` stream (each request preceded by its length as a 4-byte big-endian
+unsigned integer) or as a single raw request. Both decode to the OTLP JSON dict shape, so
+:mod:`tracegrade.sources.conventions` maps them the same way. Problems are located as
+``FILE:LINE`` for JSON lines and ``FILE@OFFSET`` (bytes into the decompressed stream) otherwise.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +45,7 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 _PROBE_LINES = 20
 _PROBE_LINE_BYTES = 64 * 1024 * 1024
+_SCAN_CHUNK = 1024 * 1024
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _RAW_REQUEST_FIRST_BYTE = 0x0A
 """A raw request opens with field 1 (resource_spans), length-delimited: tag byte 0x0A."""
@@ -65,10 +70,15 @@ def read_otlp_json(
         Each span, and a problem for each record that could not be read or mapped.
     """
     try:
-        lines = _holds_json_lines(stream)
+        lines, lines_read = _probe_json_lines(stream)
+    except _READ_ERRORS as error:
+        # Nothing came out before the damage: there is nothing to rewind to, or read.
+        yield IngestProblem(f"{name}:1", f"cannot read the file: {error}")
+        return
+    try:
         stream.seek(0)
     except _READ_ERRORS as error:
-        yield IngestProblem(f"{name}:1", f"cannot read the file: {error}")
+        yield IngestProblem(f"{name}:{lines_read + 1}", f"cannot read the file: {error}")
         return
     read = _read_json_lines if lines else _read_json_document
     yield from read(stream, name, options, max_attribute_bytes)
@@ -136,21 +146,76 @@ def map_proto_request(
 # --- JSON ----------------------------------------------------------------------------------------
 
 
-def _holds_json_lines(stream: io.BufferedIOBase) -> bool:
-    """Whether one of the first lines is a whole request on its own (else: one document)."""
-    for _ in range(_PROBE_LINES):
-        line = stream.readline(_PROBE_LINE_BYTES)
-        if not line:
-            return True
-        if not line.endswith(b"\n") and len(line) >= _PROBE_LINE_BYTES:
-            return False
+def _probe_json_lines(stream: io.BufferedIOBase) -> tuple[bool, int]:
+    """Whether the file holds one request per line (else one document spanning lines).
+
+    Told from the first non-blank lines without needing any of them to be valid JSON, so that
+    malformed lines (``NaN``, invalid UTF-8, cut short) do not make a file of lines look like
+    one document. JSON lines when the file has one non-blank line at most, one of the lines
+    is a whole request, the first line is a whole object (valid or not), or two lines open
+    with a ``resourceSpans`` key; else when every line opens with ``{``, unless every line
+    after the first ends with a comma (a document holding one resource a line). A document
+    spanning lines fails all of these: its first line does not close (``{``,
+    ``{"resourceSpans": [``), and the lines after it open with ``"``, ``}`` or ``]``
+    (pretty-printed), or are resources ending with ``,``.
+
+    Returns:
+        The answer, and how many lines were read to find it. A read error after some lines
+        (a truncated gzip stream) ends the probe; the reader meets it again where it is.
+
+    Raises:
+        OSError, EOFError, zlib.error: the file could not be read from its start.
+    """
+    non_blank = lines_read = requests = 0
+    all_open_objects = all_end_in_commas = True
+    while non_blank < _PROBE_LINES:
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            line = stream.readline(_PROBE_LINE_BYTES)
+        except _READ_ERRORS:
+            if lines_read == 0:
+                raise
+            break
+        if not line:
+            break
+        lines_read += 1
+        if not line.endswith(b"\n") and len(line) >= _PROBE_LINE_BYTES:
+            return False, lines_read  # too long to tell: stream it as a document
+        text = line.strip()
+        if not text:
             continue
-        if isinstance(record, dict) and "resourceSpans" in record:
-            return True
-    return False
+        non_blank += 1
+        if _is_request(text) or (non_blank == 1 and _whole_object(text)):
+            return True, lines_read
+        requests += _REQUEST_START.match(text) is not None
+        if requests > 1:
+            return True, lines_read
+        all_open_objects = all_open_objects and text.startswith(b"{")
+        if non_blank > 1:
+            all_end_in_commas = all_end_in_commas and text.endswith(b",")
+    return non_blank <= 1 or (all_open_objects and not all_end_in_commas), lines_read
+
+
+def _is_request(line: bytes) -> bool:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and "resourceSpans" in record
+
+
+_REQUEST_START = re.compile(rb'\{\s*"resourceSpans"\s*:')
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _whole_object(text: bytes) -> bool:
+    """Whether the (stripped) line holds a JSON object that opens and closes on it (valid or
+    not)."""
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        return False
+    bare = _JSON_STRING.sub(b"", text)
+    if b'"' in bare:
+        return False  # a string left open
+    return bare.count(b"{") + bare.count(b"[") == bare.count(b"}") + bare.count(b"]")
 
 
 def _read_json_lines(
@@ -169,15 +234,36 @@ def _read_json_lines(
 def map_json_line(
     line: bytes, location: str, options: MappingOptions, max_attribute_bytes: int
 ) -> Iterator[Span | IngestProblem]:
-    """Map one line of OTLP JSON lines: one ``ExportTraceServiceRequest``."""
+    """Map one line of OTLP JSON lines: one ``ExportTraceServiceRequest``.
+
+    A line that is not valid JSON but whose strings and brackets match up is read one
+    ``ResourceSpans`` at a time, as a document ijson gave up on is (see
+    :func:`_recover_document`): ``NaN`` or invalid UTF-8 costs the span or resource holding
+    it, not the whole request. Any other invalid line is one problem.
+    """
     try:
         request = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        yield IngestProblem(location, f"invalid JSON: {error}")
+        yield from _recover_line(line, location, f"invalid JSON: {error}", options,
+                                 max_attribute_bytes)
         return
     yield from map_export_request(
         request, options, location=location, max_attribute_bytes=max_attribute_bytes
     )
+
+
+def _recover_line(line: bytes, location: str, invalid: str, options: MappingOptions,
+                  max_attribute_bytes: int) -> list[Span | IngestProblem]:
+    records: list[Span | IngestProblem] = []
+    try:
+        for index, (_, item) in enumerate(_DocumentScanner(io.BytesIO(line)).resource_spans()):
+            records.extend(_recovered_items(item, location, f"resourceSpans[{index}]", options,
+                                            max_attribute_bytes))
+    except _ScanError:
+        return [IngestProblem(location, invalid)]
+    if not any(isinstance(record, IngestProblem) for record in records):
+        records.append(IngestProblem(location, invalid))  # what is invalid lies elsewhere
+    return records
 
 
 def holds_json_lines(stream: io.BufferedIOBase) -> bool:
@@ -187,7 +273,7 @@ def holds_json_lines(stream: io.BufferedIOBase) -> bool:
         OSError, EOFError, zlib.error: the file cannot be read.
     """
     try:
-        return _holds_json_lines(stream)
+        return _probe_json_lines(stream)[0]
     finally:
         stream.seek(0)
 
@@ -199,19 +285,337 @@ def _read_json_document(
     # ijson's buffer; the problem's reason names the span's path inside the request.
     counting = _CountingReader(stream)
     items = ijson.items(counting, "resourceSpans.item", use_float=True, multiple_values=True)
+    index = spans_read = 0
+    while True:
+        try:
+            resource_spans = next(items)
+        except StopIteration:
+            return
+        except (ijson.JSONError, ValueError) as error:
+            failure: Exception = error
+            break
+        except _READ_ERRORS as error:
+            yield IngestProblem(f"{name}@{counting.offset}", f"cannot read the file: {error}")
+            return
+        for record in map_resource_spans(
+            resource_spans,
+            options,
+            location=f"{name}@{counting.offset}",
+            path=f"resourceSpans[{index}]",
+            max_attribute_bytes=max_attribute_bytes,
+        ):
+            spans_read += isinstance(record, Span)
+            yield record
+        index += 1
+    # ijson stops at the first byte that is not JSON; the resources after it are still worth
+    # reading: see _recover_document.
+    failed_at = f"{name}@{counting.offset}"
+    reported = False
     try:
-        for index, resource_spans in enumerate(items):
-            yield from map_resource_spans(
-                resource_spans,
-                options,
-                location=f"{name}@{counting.offset}",
-                path=f"resourceSpans[{index}]",
-                max_attribute_bytes=max_attribute_bytes,
-            )
-    except ijson.JSONError as error:
-        yield IngestProblem(f"{name}@{counting.offset}", f"invalid JSON: {_first_line(error)}")
+        stream.seek(0)
     except _READ_ERRORS as error:
-        yield IngestProblem(f"{name}@{counting.offset}", f"cannot read the file: {error}")
+        yield IngestProblem(failed_at, f"cannot read the file: {error}")
+        return
+    for record in _recover_document(stream, name, options, max_attribute_bytes, index,
+                                    spans_read):
+        reported = reported or isinstance(record, IngestProblem)
+        yield record
+    if not reported:  # what ijson tripped on lies outside every resource
+        yield IngestProblem(failed_at, f"invalid JSON: {_first_line(failure)}")
+
+
+def _recover_document(
+    stream: io.BufferedIOBase, name: str, options: MappingOptions, max_attribute_bytes: int,
+    done: int, spans_read: int,
+) -> Iterator[Span | IngestProblem]:
+    """Read a document ijson gave up on, one ``ResourceSpans`` at a time, after the first
+    ``done`` (which were read already).
+
+    A scanner that only follows strings and brackets cuts the ``resourceSpans`` array into its
+    items, located by their exact byte offset, without judging their content; each item is
+    then parsed on its own (:func:`_recovered_items`), so ``NaN``, invalid UTF-8 or a stray
+    character costs the resource or span that holds it, not the rest of the document. Only a
+    document whose brackets no longer match (cut short, above all) stops the scan, with a
+    problem saying the rest could not be read.
+    """
+    scanner = _DocumentScanner(stream)
+    index = 0
+    try:
+        for offset, item in scanner.resource_spans():
+            if index >= done:
+                for record in _recovered_items(item, f"{name}@{offset}",
+                                               f"resourceSpans[{index}]", options,
+                                               max_attribute_bytes):
+                    spans_read += isinstance(record, Span)
+                    yield record
+            index += 1
+    except _ScanError as error:
+        where = f"{error.reason} inside resourceSpans[{index}]" if error.item else error.reason
+        yield IngestProblem(f"{name}@{error.offset}",
+                            f"invalid JSON: {where}; the rest of the document could not be "
+                            f"read ({spans_read} spans read before it)")
+    except _READ_ERRORS as error:
+        yield IngestProblem(f"{name}@{scanner.offset}", f"cannot read the file: {error}")
+
+
+def _recovered_items(
+    item: bytes, location: str, path: str, options: MappingOptions, max_attribute_bytes: int
+) -> Iterator[Span | IngestProblem]:
+    """The spans of one ``ResourceSpans`` cut out of a document, however malformed.
+
+    Parsed by orjson, else by ijson (which takes any depth), else by Python's json module with
+    the bytes that are not UTF-8 kept as lone surrogates and ``NaN``/``Infinity`` as markers:
+    a span holding either is a problem of its own (its siblings are read), and one outside the
+    spans makes the whole resource a problem. Anything none of them parses is one problem.
+    """
+    try:
+        value: Any = orjson.loads(item)
+    except orjson.JSONDecodeError as error:
+        reason = error.msg
+    else:
+        yield from map_resource_spans(value, options, location=location, path=path,
+                                      max_attribute_bytes=max_attribute_bytes)
+        return
+    try:
+        value = next(iter(ijson.items(item, "", use_float=True)))
+    except (ijson.JSONError, ValueError, StopIteration, RecursionError):
+        pass
+    else:
+        yield from map_resource_spans(value, options, location=location, path=path,
+                                      max_attribute_bytes=max_attribute_bytes)
+        return
+    try:
+        value = json.loads(item.decode("utf-8", "surrogateescape"), parse_constant=_NotJSON)
+    except (ValueError, RecursionError):
+        yield IngestProblem(location, f"{path}: invalid JSON: {reason}")
+        return
+    yield from _map_lenient(value, location, path, options, max_attribute_bytes)
+
+
+def _map_lenient(
+    value: Any, location: str, path: str, options: MappingOptions, max_attribute_bytes: int
+) -> Iterator[Span | IngestProblem]:
+    bad_spans: dict[str, str] = {}
+    scopes = value.get("scopeSpans", value.get("instrumentationLibrarySpans")) \
+        if isinstance(value, dict) else None
+    for scope_index, scope in enumerate(scopes if isinstance(scopes, list) else []):
+        spans = scope.get("spans") if isinstance(scope, dict) else None
+        if not isinstance(spans, list):
+            continue
+        for span_index, span in enumerate(spans):
+            reason = _not_json(span)
+            if reason is not None:
+                bad_spans[f"{path}.scopeSpans[{scope_index}].spans[{span_index}]"] = reason
+                spans[span_index] = "not JSON"  # mapped to a problem, reworded below
+    outside = _not_json(value)
+    if outside is not None:
+        yield IngestProblem(location, f"{path}: invalid JSON: {outside}")
+        return
+    for record in map_resource_spans(value, options, location=location, path=path,
+                                     max_attribute_bytes=max_attribute_bytes):
+        if isinstance(record, IngestProblem):
+            label = record.reason.partition(": ")[0]
+            reason = bad_spans.pop(label, None)
+            if reason is not None:
+                yield IngestProblem(location, f"{label}: invalid JSON: {reason}")
+                continue
+        yield record
+    for label, reason in bad_spans.items():  # spans of a resource rejected as a whole
+        yield IngestProblem(location, f"{label}: invalid JSON: {reason}")
+
+
+class _NotJSON:
+    """What ``NaN``, ``Infinity`` or ``-Infinity`` parses to in a lenient parse."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _not_json(value: Any) -> str | None:
+    """Why a leniently parsed value is not JSON (a non-finite number, a string that is not
+    UTF-8), or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _SURROGATE.search(key):
+                    return "a string is not valid UTF-8"
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if _SURROGATE.search(item):
+                return "a string is not valid UTF-8"
+        elif isinstance(item, _NotJSON):
+            return f"{item.name} is not a JSON value"
+    return None
+
+
+class _ScanError(Exception):
+    """The document's brackets or strings do not match up: where and why."""
+
+    def __init__(self, offset: int, reason: str, item: bool) -> None:
+        super().__init__(reason)
+        self.offset, self.reason, self.item = offset, reason, item
+
+
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_STRUCTURE = re.compile(rb'["\[\]{},]')
+_BOM = b"\xef\xbb\xbf"
+
+
+class _DocumentScanner:
+    """Cuts the ``resourceSpans`` arrays of JSON documents into their items' bytes.
+
+    Follows strings, brackets and commas only, so malformed values inside an item do not
+    matter; reads the stream a chunk at a time and keeps only the item being cut.
+    """
+
+    def __init__(self, stream: io.BufferedIOBase) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+        self._base = 0
+        self._pos = 0
+        self._eof = False
+        self._item_start = -1
+
+    @property
+    def offset(self) -> int:
+        """Where the scan is, in bytes into the stream."""
+        return self._base + self._pos
+
+    def resource_spans(self) -> Iterator[tuple[int, bytes]]:
+        """Each item of each top-level ``resourceSpans`` array: (offset, bytes)."""
+        if self._peek() is not None and self._buffer.startswith(_BOM):
+            self._pos = len(_BOM)
+        while True:
+            char = self._peek()
+            if char is None:
+                return
+            if char == ord("{"):
+                yield from self._object()
+            elif char == ord("["):
+                self._pos += 1
+                self._skip_value()
+                self._expect(b"]")
+            else:
+                raise self._error(f"unexpected {chr(char)!r}")
+
+    def _object(self) -> Iterator[tuple[int, bytes]]:
+        self._pos += 1
+        if self._peek() == ord("}"):
+            self._pos += 1
+            return
+        while True:
+            if self._peek() != ord('"'):
+                raise self._error("expected a key")
+            end = self._string_end(self._pos)
+            key = bytes(self._buffer[self._pos:end])
+            self._pos = end
+            self._expect(b":")
+            if key == b'"resourceSpans"' and self._peek() == ord("["):
+                yield from self._items()
+            else:
+                self._skip_value()
+            if self._expect(b",}") == ord("}"):
+                return
+
+    def _items(self) -> Iterator[tuple[int, bytes]]:
+        self._pos += 1
+        if self._peek() == ord("]"):
+            self._pos += 1
+            return
+        while True:
+            self._peek()
+            del self._buffer[:self._pos]  # keep only the item being cut
+            self._base += self._pos
+            self._pos = 0
+            self._item_start = 0
+            self._skip_value()
+            item = bytes(self._buffer[:self._pos]).rstrip()
+            self._item_start = -1
+            yield self._base, item
+            if self._expect(b",]") == ord("]"):
+                return
+
+    def _skip_value(self) -> None:
+        """Move to the ``,`` or closing bracket that ends the value here (not past it)."""
+        depth = 0
+        while True:
+            found = _STRUCTURE.search(self._buffer, self._pos)
+            if found is None:
+                self._pos = len(self._buffer)
+                if not self._more():
+                    raise self._error("the document ends")
+                continue
+            at = found.start()
+            char = self._buffer[at]
+            if char == ord('"'):
+                self._pos = self._string_end(at)
+                continue
+            if char in b"{[":
+                depth += 1
+            elif depth == 0:  # the comma or closing bracket after the value
+                self._pos = at
+                return
+            elif char != ord(","):
+                depth -= 1
+            self._pos = at + 1
+
+    def _string_end(self, start: int) -> int:
+        """The end of the string opening at ``start``; the scan stays at its start."""
+        self._pos = start  # reading more keeps the bytes from here on
+        while True:
+            found = _JSON_STRING.match(self._buffer, self._pos)
+            if found is not None:
+                return found.end()
+            if not self._more():
+                raise self._error("the document ends")
+
+    def _expect(self, chars: bytes) -> int:
+        char = self._peek()
+        if char is None:
+            raise self._error("the document ends")
+        if char not in chars:
+            wanted = " or ".join(repr(chr(c)) for c in chars)
+            raise self._error(f"expected {wanted}, found {chr(char)!r}")
+        self._pos += 1
+        return char
+
+    def _peek(self) -> int | None:
+        """The next byte that is not whitespace (moving to it), or None at the end."""
+        while True:
+            blank = _WHITESPACE.match(self._buffer, self._pos)
+            if blank is not None:
+                self._pos = blank.end()
+            if self._pos < len(self._buffer):
+                return self._buffer[self._pos]
+            if not self._more():
+                return None
+
+    def _more(self) -> bool:
+        """Read another chunk; outside an item, the bytes before the scan are let go."""
+        if self._eof:
+            return False
+        if self._item_start < 0 and self._pos > 0:
+            del self._buffer[:self._pos]
+            self._base += self._pos
+            self._pos = 0
+        chunk = self._stream.read(max(_SCAN_CHUNK, len(self._buffer)))
+        if not chunk:
+            self._eof = True
+            return False
+        self._buffer += chunk
+        return True
+
+    def _error(self, reason: str) -> _ScanError:
+        inside = self._item_start >= 0
+        return _ScanError(self._base + (self._item_start if inside else self._pos), reason,
+                          inside)
 
 
 class _CountingReader:

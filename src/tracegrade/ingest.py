@@ -41,6 +41,7 @@ class ImportSummary:
             "inserted": self.counts.inserted,
             "updated": self.counts.updated,
             "unchanged": self.counts.unchanged,
+            "regraded": self.counts.regraded,
             "verdicts": self.counts.verdicts,
             "bad_records": self.problem_count,
             "problems": [{"location": p.location, "reason": p.reason} for p in self.problems],

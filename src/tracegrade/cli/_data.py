@@ -93,6 +93,9 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
             f"{counts.inserted:,} new, {counts.updated:,} updated, "
             f"{counts.unchanged:,} unchanged; {summary.problem_count:,} malformed records skipped."
         )
+        if counts.regraded:
+            app.console.print(f"{counts.regraded:,} updated spans changed content: their "
+                              "verdicts were dropped and they are graded again.")
         for run in runs:
             print_grade_summary(app, run)
     if strict and summary.problem_count:

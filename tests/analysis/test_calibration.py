@@ -19,6 +19,12 @@ from tracegrade.analysis.calibration import (
     calibration_status,
     verdict_on_trust,
 )
+from tracegrade.analysis.correction import (
+    LabeledSample,
+    ProductionSample,
+    error_rates,
+    prediction_powered,
+)
 from tracegrade.cli import cli
 from tracegrade.labels import Split, split_for
 from tracegrade.store import Store
@@ -79,9 +85,13 @@ def test_calibrate_uses_the_test_split_and_stores_the_result(store: Store) -> No
     test_pairs = [(h, j) for i, (h, j) in enumerate(zip(human, judged, strict=True))
                   if split_for("test", f"span-{i:06d}", GRADER) is Split.TEST]
     assert calibration.n == len(test_pairs) and 120 < calibration.n < 200
+    # Random labels: the raw figures are scikit-learn's, the population's (what the verdict
+    # rests on) nearly the same.
+    assert calibration.unweighted is not None and calibration.unweighted.kappa is not None
+    kappa = cohen_kappa_score(*zip(*test_pairs, strict=True))
+    assert calibration.unweighted.kappa.value == pytest.approx(kappa)
     assert calibration.agreement.kappa is not None
-    assert calibration.agreement.kappa.value == pytest.approx(
-        cohen_kappa_score(*zip(*test_pairs, strict=True)))
+    assert calibration.agreement.kappa.value == pytest.approx(kappa, abs=0.02)
     assert calibration.grader_version == VERSION and calibration.release == "r1"
     rg, ppi = calibration.corrected
     assert rg.estimate is not None and ppi.estimate is not None
@@ -120,3 +130,123 @@ def test_calibrate_cli_shows_kappa_and_the_corrected_rate(store: Store, store_ur
     table = CliRunner().invoke(cli, ["--store", store_url, "calibrate", GRADER])
     assert table.exit_code == 0, table.output
     assert "Rogan-Gladen" in table.stdout and "kappa" in table.stdout
+
+
+def test_population_figures_match_the_raw_ones_for_random_labels() -> None:
+    # Labels drawn at random: weighting each judge verdict to its production share changes
+    # next to nothing.
+    rng = np.random.default_rng(8)
+    human = rng.random(20_000) < 0.8
+    judge = np.where(human, rng.random(human.size) < 0.9, rng.random(human.size) >= 0.85)
+    chosen = rng.choice(human.size, 400, replace=False)
+    production = ProductionSample.unweighted(judge)
+    labeled = LabeledSample(human[chosen], judge[chosen], production.pass_share)
+    weighted = Agreement.from_labels(labeled, production.pass_share_variance)
+    raw = Agreement.from_pairs([("pass" if h else "fail", "pass" if j else "fail")
+                                for h, j in zip(human[chosen], judge[chosen], strict=True)])
+    assert weighted.weighted and not raw.weighted and weighted.confusion == raw.confusion
+    for name in ("tpr", "tnr", "kappa"):
+        # (The population's TPR interval is narrower: production, not the labels, gives the
+        # judge's pass share.)
+        ours, theirs = getattr(weighted, name), getattr(raw, name)
+        assert ours.value == pytest.approx(theirs.value, abs=0.03), name
+        assert (ours.low, ours.high) == pytest.approx((theirs.low, theirs.high), abs=0.05), name
+    assert weighted.tpr is not None and weighted.tnr is not None
+    assert (weighted.tpr.value, weighted.tnr.value) == pytest.approx(error_rates(labeled))
+
+
+def queue_store(store: Store, seed: int = 4, n: int = 4000, per_verdict: int = 120
+                ) -> tuple[float, float]:
+    """n spans, all graded, people pass 90%; the judge's TPR is 0.97 and TNR 0.6. Labels on
+    test-split spans as `labels queue` picks them: as many judge-fails as judge-passes.
+    Returns the population's TPR and TNR."""
+    rng = np.random.default_rng(seed)
+    human = rng.random(n) < 0.9
+    judge = np.where(human, rng.random(n) < 0.97, rng.random(n) >= 0.6)
+    made = spans(n)
+    add_verdicts(store, made, ["pass" if j else "fail" for j in judge])
+    test = np.array([split_for(s.source, s.span_id, GRADER) is Split.TEST for s in made])
+    chosen = np.concatenate([rng.choice(np.flatnonzero(test & verdict), per_verdict,
+                                        replace=False) for verdict in (judge, ~judge)])
+    add_labels(store, [made[i] for i in chosen],
+               ["pass" if human[i] else "fail" for i in chosen])
+    return float(np.mean(judge[human])), float(np.mean(~judge[~human]))
+
+
+def test_trust_rests_on_the_population_rates_not_the_queue_mix(store: Store) -> None:
+    # Half the labels are judge-fails, though the judge fails 9% of spans: counted raw, the
+    # labels put TPR at ~0.76 and TNR at ~0.94 and blame TPR; the population's are 0.97 / 0.6.
+    tpr, tnr = queue_store(store)
+    calibration = calibrate(store, GRADER, resamples=200)
+    agreement = calibration.agreement
+    assert agreement.tpr is not None and agreement.tnr is not None
+    assert agreement.tpr.value == pytest.approx(tpr, abs=0.02)
+    assert agreement.tpr.low < tpr < agreement.tpr.high
+    assert agreement.tnr.low < tnr < agreement.tnr.high and agreement.tnr.value < 0.8
+    assert calibration.status == "not trusted"
+    assert any(r.startswith("TNR") for r in calibration.reasons)
+    assert not any(r.startswith("TPR") for r in calibration.reasons)
+    assert (calibration.population_tpr, calibration.population_tnr) == pytest.approx(
+        (agreement.tpr.value, agreement.tnr.value))
+    # The raw figures are kept, and so are the raw counts.
+    raw = calibration.unweighted
+    assert agreement.weighted and raw is not None and calibration.n == 240
+    assert raw.tpr is not None and raw.tpr.value < 0.8 and "TPR" in " ".join(
+        verdict_on_trust(raw, CalibrationSettings())[1])
+    record = calibration.as_dict()
+    assert record["weighted"] and record["unweighted"]["tpr"]["value"] == raw.tpr.value
+    assert record["confusion"]["human_pass"]["grader_pass"] == raw.confusion.both_pass
+    status = calibration_status(store, GRADER, VERSION)
+    assert status is not None and status.tpr == pytest.approx(agreement.tpr.value)
+
+
+def test_calibrate_weights_labels_by_their_inclusion_probability(store: Store) -> None:
+    # Spans 0-599 were graded at π = 0.1 (each stands for 10), 600-999 at π = 1; people pass
+    # 90% of the first and 50% of the second, and every span is labeled.
+    rng = np.random.default_rng(6)
+    rare = np.arange(1000) >= 600
+    human = rng.random(1000) < np.where(rare, 0.5, 0.9)
+    judge = np.where(human, rng.random(1000) < 0.9, rng.random(1000) >= 0.85)
+    made = spans(1000)
+    for chosen, pi in ((~rare, 0.1), (rare, 1.0)):
+        add_verdicts(store, [made[i] for i in np.flatnonzero(chosen)],
+                     ["pass" if j else "fail" for j in judge[chosen]], inclusion_probability=pi)
+    add_labels(store, made, ["pass" if h else "fail" for h in human])
+    calibration = calibrate(store, GRADER, resamples=200)
+    weight = np.where(rare, 1.0, 10.0)
+    truth = float(np.average(human, weights=weight))
+    for rate in calibration.corrected:
+        assert rate.estimate == pytest.approx(truth, abs=0.03), rate.method
+        assert rate.low is not None and rate.high is not None and rate.low < truth < rate.high
+    test = np.array([split_for(s.source, s.span_id, GRADER) is Split.TEST for s in made])
+    assert abs(float(np.mean(human[test])) - truth) > 0.05  # unweighted labels would be off
+    production = ProductionSample(judge, weight)
+    labeled = LabeledSample(human[test], judge[test], production.pass_share, weight[test])
+    assert (calibration.population_tpr, calibration.population_tnr) == pytest.approx(
+        error_rates(labeled))
+    ppi = next(rate for rate in calibration.corrected if rate.method == "ppi")
+    expected = prediction_powered(labeled, production)
+    assert (ppi.estimate, ppi.low, ppi.high) == pytest.approx(
+        (expected.estimate, expected.low, expected.high))
+
+
+def test_calibrate_completes_with_a_single_labeled_judge_fail(store: Store,
+                                                              store_url: str) -> None:
+    # A near-perfect judge and random labels: 39 labeled judge-passes, 1 judge-fail. The
+    # corrected rates have no interval, but calibration completes and is stored.
+    made = [span for span in spans(400)
+            if split_for(span.source, span.span_id, GRADER) is Split.TEST][:40]
+    add_verdicts(store, made, ["pass"] * 39 + ["fail"])
+    add_labels(store, made, ["pass"] * 36 + ["fail"] * 4)
+    calibration = calibrate(store, GRADER, resamples=200)
+    assert [rate.method for rate in calibration.corrected] == ["rogan-gladen", "ppi"]
+    for rate in calibration.corrected:
+        assert rate.estimate is not None and rate.low is None
+        assert rate.note is not None and "1 labeled span the grader judged fail" in rate.note
+    assert calibration_status(store, GRADER, VERSION) is not None
+    result = CliRunner().invoke(cli, ["--store", store_url, "calibrate", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (record,) = orjson.loads(result.stdout)
+    assert all(c["ci_low"] is None and c["note"] for c in record["corrected_pass_rate"])
+    table = CliRunner().invoke(cli, ["--store", store_url, "calibrate", GRADER])
+    assert table.exit_code == 0, table.output

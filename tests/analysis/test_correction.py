@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from tracegrade.analysis.correction import (
     LabeledSample,
@@ -89,3 +90,127 @@ def test_no_correction_without_labels_on_both_verdicts() -> None:
     production = ProductionSample.unweighted(np.array([True, False, True]))
     for rate in (rogan_gladen(labeled, production), prediction_powered(labeled, production)):
         assert rate.estimate is None and rate.note == "no labeled span the grader judged fail"
+
+
+def test_one_label_in_a_verdict_gives_an_estimate_without_an_interval() -> None:
+    # A near-perfect judge with random labels: 39 judge-pass labels and a single judge-fail.
+    # scipy's bootstrap needs two observations per sample, so there is no interval, but there
+    # is an estimate (and no exception).
+    human = np.array([True] * 30 + [False] * 10)
+    judge = np.array([True] * 39 + [False])
+    production = ProductionSample.unweighted(np.r_[np.ones(950, bool), np.zeros(50, bool)])
+    labeled = LabeledSample(human, judge, 0.95)
+    for rate in (rogan_gladen(labeled, production, resamples=200),
+                 prediction_powered(labeled, production)):
+        assert rate.estimate == pytest.approx(0.95 * 30 / 39)
+        assert rate.low is None and rate.high is None
+        assert rate.note is not None and "1 labeled span the grader judged fail" in rate.note
+
+
+def test_a_single_production_verdict_gives_no_interval() -> None:
+    labeled = LabeledSample(np.array([True, True, False, True, False, False]),
+                            np.array([True, True, True, False, False, False]), 0.5)
+    production = ProductionSample.unweighted(np.array([True]))
+    for rate in (rogan_gladen(labeled, production, resamples=200),
+                 prediction_powered(labeled, production)):
+        assert rate.estimate is not None and rate.low is None
+        assert rate.note == "no interval: 1 production verdict (need 2)"
+
+
+def floor_design(rng: np.random.Generator, spans: int, per_verdict: int
+                 ) -> tuple[float, LabeledSample, ProductionSample]:
+    """A `stratify_by` floor: 90% of traffic graded at π = 0.1 (people pass 90%), 10% at π = 1
+    (people pass 60%); the judge has TPR 0.9, TNR 0.85. Labels are queued from the graded spans,
+    ``per_verdict`` judge-passes and as many judge-fails, each carrying its span's 1/π."""
+    rare = rng.random(spans) < 0.1
+    pi = np.where(rare, 1.0, 0.1)
+    human = rng.random(spans) < np.where(rare, 0.6, 0.9)
+    judge = np.where(human, rng.random(spans) < TPR, rng.random(spans) >= TNR)
+    graded = rng.random(spans) < pi
+    production = ProductionSample(judge[graded], 1 / pi[graded])
+    chosen = np.concatenate([rng.choice(np.flatnonzero(graded & verdict), per_verdict,
+                                        replace=False) for verdict in (judge, ~judge)])
+    labeled = LabeledSample(human[chosen], judge[chosen], production.pass_share,
+                            weight=1 / pi[chosen])
+    return float(human.mean()), labeled, production
+
+
+def test_labels_are_weighted_by_their_inclusion_probability() -> None:
+    truth, labeled, production = floor_design(np.random.default_rng(3), 400_000, 3000)
+    assert truth == pytest.approx(0.87, abs=0.01)
+    tpr, tnr = error_rates(labeled)
+    assert tpr == pytest.approx(TPR, abs=0.02) and tnr == pytest.approx(TNR, abs=0.02)
+    rg = rogan_gladen(labeled, production, resamples=200)
+    ppi = prediction_powered(labeled, production)
+    for rate in (rg, ppi):
+        assert rate.estimate == pytest.approx(truth, abs=0.01)
+    # Ignoring the labels' weights (the within-verdict rates of the graded, not of all, spans)
+    # is 6 points off.
+    unweighted = LabeledSample(labeled.human, labeled.judge, labeled.population_pass_share)
+    assert prediction_powered(unweighted, production).estimate == pytest.approx(truth - 0.06,
+                                                                               abs=0.015)
+
+
+def test_equal_inclusion_probabilities_change_nothing() -> None:
+    rng = np.random.default_rng(5)
+    production = ProductionSample.unweighted(judged(rng, 1500)[1])
+    human, judge = balanced_labels(rng, 200)
+    plain = LabeledSample(human, judge, production.pass_share)
+    weighted = LabeledSample(human, judge, production.pass_share, weight=np.full(200, 4.0))
+    assert error_rates(plain) == pytest.approx(error_rates(weighted), abs=1e-12)
+    for method in (rogan_gladen, prediction_powered):
+        a, b = method(plain, production), method(weighted, production)
+        assert (a.estimate, a.low, a.high) == pytest.approx((b.estimate, b.low, b.high),
+                                                            abs=1e-12)
+
+
+def test_intervals_cover_the_true_rate_under_unequal_inclusion_probabilities() -> None:
+    rng = np.random.default_rng(20261102)
+    simulations, covered = 80, {"rogan-gladen": 0, "ppi": 0}
+    for index in range(simulations):
+        truth, labeled, production = floor_design(rng, 20_000, 100)
+        for rate in (rogan_gladen(labeled, production, resamples=300, seed=index),
+                     prediction_powered(labeled, production)):
+            assert rate.low is not None and rate.high is not None
+            covered[rate.method] += rate.low <= truth <= rate.high
+    assert covered["rogan-gladen"] / simulations >= 0.88
+    assert covered["ppi"] / simulations >= 0.88
+
+
+@pytest.mark.parametrize(("shares", "judge_pass", "pi"), [
+    ((0.9, 0.1), (0.95, 0.4), (0.1, 1.0)),
+    ((0.9, 0.1), (0.95, 0.4), (1.0, 0.1)),
+    ((0.5, 0.5), (0.99, 0.5), (0.02, 1.0)),
+], ids=["rare stratum in full", "rare stratum sampled", "half the traffic at 2%"])
+def test_ppi_interval_matches_its_spread_under_unequal_weights(
+        shares: tuple[float, float], judge_pass: tuple[float, float],
+        pi: tuple[float, float]) -> None:
+    # Production verdicts sampled with unequal π; labels from a fully graded earlier release
+    # (so the production share's variance dominates). The interval's half-width / z must match
+    # the estimates' spread around the rate they estimate: ppi-python's weighted formula was 3
+    # times too wide in the first two designs and too narrow in the third.
+    rng = np.random.default_rng(9)
+    # P(human pass | judge verdict): 0.95 when the judge passes, 0.2 when it fails.
+    precision, miss = 0.95, 0.2
+    truth = sum(share * (p * precision + (1 - p) * miss)
+                for share, p in zip(shares, judge_pass, strict=True))
+    errors, half_widths, covered = [], [], 0
+    z = float(norm.ppf(0.975))
+    for _ in range(300):
+        stratum = rng.random(20_000) < shares[1]
+        judge = rng.random(stratum.size) < np.where(stratum, judge_pass[1], judge_pass[0])
+        inclusion = np.where(stratum, pi[1], pi[0])
+        graded = rng.random(stratum.size) < inclusion
+        production = ProductionSample(judge[graded], 1 / inclusion[graded])
+        label_share = float(np.dot(shares, judge_pass))
+        label_judge = rng.random(2000) < label_share
+        label_human = rng.random(2000) < np.where(label_judge, precision, miss)
+        rate = prediction_powered(LabeledSample(label_human, label_judge, label_share),
+                                  production)
+        assert rate.estimate is not None and rate.low is not None and rate.high is not None
+        errors.append(rate.estimate - truth)
+        half_widths.append((rate.high - rate.low) / 2 / z)
+        covered += rate.low <= truth <= rate.high
+    assert abs(np.mean(errors)) < 0.005
+    assert np.mean(half_widths) / np.std(errors) == pytest.approx(1.0, abs=0.2)
+    assert 0.9 <= covered / 300 <= 0.99

@@ -2,11 +2,19 @@
 
 For one grader version, the human labels of its criterion (the grader's name) on the ``test``
 split are paired with the grader's verdicts on the same spans. From the pairs come the
-confusion matrix, TPR and TNR with Wilson intervals, and Cohen's kappa with its interval
-(``statsmodels.stats.inter_rater.cohens_kappa``). A grader is **trusted** when kappa and both
-rates clear configurable thresholds. Every calibration is stored in the ``calibrations`` table
-under its grader version, so a changed grader (a new model or prompt is a new version) is
-uncalibrated until it is checked again.
+confusion matrix, TPR, TNR and Cohen's kappa with their intervals. A grader is **trusted** when
+kappa and both rates clear configurable thresholds. Every calibration is stored in the
+``calibrations`` table under its grader version, so a changed grader (a new model or prompt is
+a new version) is uncalibrated until it is checked again.
+
+Labels are not a random sample of the grader's population: ``tracegrade labels queue`` takes as
+many judge-fails as judge-passes, and only graded spans (each graded with inclusion probability
+π) can be labeled. So ``calibrate`` reports, and judges trust on, TPR, TNR and kappa *of the
+population*: P(human pass | judge verdict) is estimated per verdict from the labels (weighted
+1/π) and combined with the judge's Hajek pass share in the production verdicts of the labels'
+releases (:meth:`Agreement.from_labels`). The raw label counts stay in the confusion matrix, and
+the labels' own figures (Wilson intervals for TPR and TNR, statsmodels' ``cohens_kappa``) in
+``Calibration.unweighted``.
 
 "pass" is the positive class: TPR is how often the grader passes what people pass, TNR how often
 it fails what people fail.
@@ -26,8 +34,10 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from tracegrade.analysis.correction import (
+    DRAWS,
     CannotCorrect,
     CorrectedRate,
+    FloatArray,
     LabeledSample,
     ProductionSample,
     error_rates,
@@ -111,14 +121,22 @@ class Agreement:
     """A grader's agreement with human labels on one set of pairs."""
 
     confusion: ConfusionMatrix
+    """The raw counts of the labeled pairs."""
     tpr: Interval | None
     tnr: Interval | None
     kappa: Interval | None
     accuracy: float | None
+    weighted: bool = False
+    """True when TPR, TNR, kappa and accuracy are the population's (:meth:`from_labels`), not
+    the raw pairs'."""
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[str, str]], alpha: float = 0.05) -> Agreement:
-        """Confusion matrix, TPR and TNR (Wilson), Cohen's kappa (statsmodels) of the pairs."""
+        """Confusion matrix, TPR and TNR (Wilson), Cohen's kappa (statsmodels) of the pairs.
+
+        These are the labels' own figures: the population's only when the labels are a simple
+        random sample of it (see :meth:`from_labels`).
+        """
         confusion = ConfusionMatrix.from_pairs(pairs)
         tpr = _rate(confusion.both_pass, confusion.both_pass +
                     confusion.grader_failed_human_passed, alpha)
@@ -127,6 +145,105 @@ class Agreement:
         accuracy = (confusion.both_pass + confusion.both_fail) / confusion.n \
             if confusion.n else None
         return cls(confusion, tpr, tnr, kappa_interval(confusion, alpha), accuracy)
+
+    @classmethod
+    def from_labels(cls, labeled: LabeledSample, share_variance: float = 0.0,
+                    alpha: float = 0.05) -> Agreement:
+        """The population's TPR, TNR, kappa and accuracy, whatever the labels' design.
+
+        The population's confusion matrix (as shares) is ``P(judge verdict) × P(human | judge
+        verdict)``: the first is ``labeled.population_pass_share`` (the judge's Hajek pass share
+        in production, with variance ``share_variance``), the second a Hajek mean over the
+        labels of each verdict (:meth:`LabeledSample.stratum`), which is right when the labels
+        are random within each verdict — the ``labels queue`` design — and when they are a
+        random sample of all graded spans (the weights are then close to one). TPR and TNR are
+        :func:`~tracegrade.analysis.correction.error_rates`.
+
+        Intervals propagate the uncertainty of those three estimates by simulation: each
+        verdict's P(human pass) is drawn from its Jeffreys distribution ``Beta(x + ½, n − x + ½)``
+        at its effective size ``n = p(1 − p)/V``, at most Kish's
+        (:meth:`~tracegrade.analysis.correction.Stratum.draws`), the production share from a
+        normal with its linearisation variance, and each figure's
+        interval is the central ``1 − alpha`` of its values over the draws. (TPR and TNR are
+        ratios that can sit at 1 while the labels of the *other* verdict leave them quite
+        uncertain, so a Wilson interval on some count would not do.)
+
+        Raises:
+            CannotCorrect: the labels lack a judge verdict (the population's rates are then
+                unknown).
+        """
+        for verdict, present in (("pass", labeled.judge.any()),
+                                 ("fail", (~labeled.judge).any())):
+            if not present:
+                raise CannotCorrect(f"no labeled span the grader judged {verdict}")
+        confusion = ConfusionMatrix.from_pairs(
+            [("pass" if h else "fail", "pass" if j else "fail")
+             for h, j in zip(labeled.human.tolist(), labeled.judge.tolist(), strict=True)])
+        when_pass, when_fail = labeled.stratum(True), labeled.stratum(False)
+        share = labeled.population_pass_share
+        point = _PopulationFigures(np.array([when_pass.human_pass]),
+                                   np.array([when_fail.human_pass]), np.array([share]))
+        rng = np.random.default_rng(_DRAW_SEED)
+        spread = math.sqrt(max(share_variance, 0.0))
+        draws = _PopulationFigures(when_pass.draws(rng), when_fail.draws(rng),
+                                   np.clip(rng.normal(share, spread, DRAWS), 0.0, 1.0))
+        tpr, tnr, kappa = (_quantile_interval(figure(point), figure(draws), alpha)
+                           for figure in (_PopulationFigures.tpr, _PopulationFigures.tnr,
+                                          _PopulationFigures.kappa))
+        return cls(confusion, tpr, tnr, kappa, float(point.accuracy()[0]), weighted=True)
+
+
+_DRAW_SEED = 20261101
+
+
+@dataclass(frozen=True)
+class _PopulationFigures:
+    """Agreement figures from P(human pass | judge pass), P(… | judge fail), P(judge pass)."""
+
+    precision: FloatArray
+    miss: FloatArray
+    share: FloatArray
+
+    def cells(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Population shares of (TP, FN, FP, TN)."""
+        share = self.share
+        return (share * self.precision, (1 - share) * self.miss, share * (1 - self.precision),
+                (1 - share) * (1 - self.miss))
+
+    def tpr(self) -> FloatArray:
+        both_pass, missed, _, _ = self.cells()
+        return _ratio(both_pass, both_pass + missed)
+
+    def tnr(self) -> FloatArray:
+        _, _, false_pass, both_fail = self.cells()
+        return _ratio(both_fail, both_fail + false_pass)
+
+    def accuracy(self) -> FloatArray:
+        both_pass, _, _, both_fail = self.cells()
+        return both_pass + both_fail
+
+    def kappa(self) -> FloatArray:
+        both_pass, missed, false_pass, both_fail = self.cells()
+        judge_pass, human_pass = both_pass + false_pass, both_pass + missed
+        chance = judge_pass * human_pass + (1 - judge_pass) * (1 - human_pass)
+        # An empty margin (one answer throughout) leaves no chance agreement to correct for.
+        defined = (judge_pass > 0) & (judge_pass < 1) & (human_pass > 0) & (human_pass < 1)
+        return np.where(defined, _ratio(both_pass + both_fail - chance, 1 - chance), np.nan)
+
+
+def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result: FloatArray = np.where(denominator > 0, numerator / denominator, np.nan)
+    return result
+
+
+def _quantile_interval(value: FloatArray, draws: FloatArray, alpha: float) -> Interval | None:
+    point = float(value[0])
+    finite = draws[np.isfinite(draws)]
+    if not math.isfinite(point) or finite.size < draws.size / 2:
+        return None
+    low, high = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    return Interval(point, min(float(low), point), max(float(high), point))
 
 
 def _rate(successes: int, n: int, alpha: float) -> Interval | None:
@@ -174,6 +291,8 @@ class Calibration:
     population_tpr: float | None = None
     population_tnr: float | None = None
     computed_at: datetime = field(default_factory=utc_now)
+    unweighted: Agreement | None = None
+    """The raw labels' TPR, TNR and kappa when ``agreement`` is the population's (weighted)."""
 
     @property
     def n(self) -> int:
@@ -197,6 +316,8 @@ class Calibration:
             "tnr": agreement.tnr.as_dict() if agreement.tnr else None,
             "kappa": agreement.kappa.as_dict() if agreement.kappa else None,
             "accuracy": agreement.accuracy,
+            "weighted": agreement.weighted,
+            "unweighted": _figures(self.unweighted) if self.unweighted else None,
             "thresholds": {"min_kappa": self.settings.min_kappa,
                            "min_tpr": self.settings.min_tpr, "min_tnr": self.settings.min_tnr,
                            "min_labels": self.settings.min_labels},
@@ -208,9 +329,20 @@ class Calibration:
         }
 
 
+def _figures(agreement: Agreement) -> dict[str, Any]:
+    return {"tpr": agreement.tpr.as_dict() if agreement.tpr else None,
+            "tnr": agreement.tnr.as_dict() if agreement.tnr else None,
+            "kappa": agreement.kappa.as_dict() if agreement.kappa else None,
+            "accuracy": agreement.accuracy}
+
+
 def verdict_on_trust(agreement: Agreement, settings: CalibrationSettings
                      ) -> tuple[str, list[str]]:
-    """``trusted`` / ``not trusted`` / ``insufficient labels``, with the reasons for it."""
+    """``trusted`` / ``not trusted`` / ``insufficient labels``, with the reasons for it.
+
+    On whatever figures ``agreement`` holds: :func:`calibrate` passes the population's
+    (:meth:`Agreement.from_labels`); the label count is the raw one.
+    """
     confusion = agreement.confusion
     if confusion.n < settings.min_labels:
         return "insufficient labels", [f"{confusion.n} labeled pairs; need "
@@ -276,13 +408,25 @@ def calibrate(store: Store, grader: str, grader_version: str | None = None, *,
     pairs = labeled_pairs(store, grader, version, settings.splits)
     if not pairs:
         raise CalibrationError(_no_pairs_message(store, grader, version, settings))
-    agreement = Agreement.from_pairs([(h, g) for _, _, h, g in pairs], settings.alpha)
+    raw = Agreement.from_pairs([(h, g) for _, _, h, g in pairs], settings.alpha)
+    keys = [(s, i) for s, i, _, _ in pairs]
+    population = _production(store, grader, version, _releases_of(store, keys))
+    labeled = None if population is None else LabeledSample(
+        np.array([h == "pass" for _, _, h, _ in pairs]),
+        np.array([g == "pass" for _, _, _, g in pairs]), population.pass_share,
+        _label_weights(store, grader, version, keys))
+    agreement = raw
+    if labeled is not None and population is not None:
+        try:
+            agreement = Agreement.from_labels(labeled, population.pass_share_variance,
+                                              settings.alpha)
+        except CannotCorrect:
+            pass  # the labels lack a verdict: the raw figures say "insufficient labels"
     status, reasons = verdict_on_trust(agreement, settings)
     calibration = Calibration(grader, version, settings.splits, agreement,
-                              status == "trusted", status, reasons, settings)
-    _correct(store, calibration, [(s, i) for s, i, _, _ in pairs],
-             np.array([h == "pass" for _, _, h, _ in pairs]),
-             np.array([g == "pass" for _, _, _, g in pairs]), release, resamples)
+                              status == "trusted", status, reasons, settings,
+                              unweighted=raw if agreement is not raw else None)
+    _correct(store, calibration, labeled, release, resamples)
     if save:
         save_calibration(store, calibration)
     return calibration
@@ -303,22 +447,21 @@ def _no_pairs_message(store: Store, grader: str, version: str,
             f"(`tracegrade grade --grader {grader} --all`)")
 
 
-def _correct(store: Store, calibration: Calibration, keys: list[tuple[str, str]],
-             human: np.ndarray[Any, Any], judge: np.ndarray[Any, Any], release: str | None,
-             resamples: int) -> None:
-    """Fill in the release's observed and corrected pass rates."""
-    label_releases = _releases_of(store, keys)
-    population = _production(store, calibration.grader, calibration.grader_version,
-                             label_releases)
+def _correct(store: Store, calibration: Calibration, labeled: LabeledSample | None,
+             release: str | None, resamples: int) -> None:
+    """Fill in the release's observed and corrected pass rates.
+
+    ``labeled`` carries the labels' population pass share and inclusion weights (None when the
+    labels' releases have no verdicts of this grader version).
+    """
     release = release if release is not None else _latest_release(
         store, calibration.grader, calibration.grader_version)
     production = _production(store, calibration.grader, calibration.grader_version, [release])
     calibration.release = release
-    if population is None or production is None:
+    if labeled is None or production is None:
         return
     calibration.observed_pass_rate = production.pass_share
     calibration.observed_n = int(production.judge.size)
-    labeled = LabeledSample(human, judge, population.pass_share)
     alpha = calibration.settings.alpha
     try:
         calibration.population_tpr, calibration.population_tnr = error_rates(labeled)
@@ -326,6 +469,21 @@ def _correct(store: Store, calibration: Calibration, keys: list[tuple[str, str]]
         pass
     calibration.corrected = [rogan_gladen(labeled, production, alpha=alpha, resamples=resamples),
                              prediction_powered(labeled, production, alpha=alpha)]
+
+
+def _label_weights(store: Store, grader: str, version: str, keys: list[tuple[str, str]]
+                   ) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """1 / inclusion probability of this grader version's verdict on each labeled span."""
+    v = t.verdicts.c
+    found: dict[tuple[str, str], float] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(keys), 400):
+            chunk = keys[start:start + 400]
+            query = select(v.source, v.span_id, v.inclusion_probability).where(
+                v.grader == grader, v.grader_version == version,
+                tuple_(v.source, v.span_id).in_(chunk))
+            found.update({(row[0], row[1]): float(row[2]) for row in conn.execute(query)})
+    return np.array([1.0 / found[key] for key in keys], dtype=np.float64)
 
 
 def _releases_of(store: Store, keys: list[tuple[str, str]]) -> list[str | None]:

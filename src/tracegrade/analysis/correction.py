@@ -6,17 +6,23 @@ correct the production rate:
 
 - **Rogan-Gladen**: ``(observed + TNR - 1) / (TPR + TNR - 1)``, the classic correction for an
   imperfect test, with a percentile bootstrap interval (``scipy.stats.bootstrap``) that resamples
-  the labels and the production verdicts independently.
-- **Prediction-powered inference** (``ppi_py.ppi_mean_ci`` with ``lam=1``, the original PPI): the
-  judge's mean on production plus a rectifier estimated on the labeled spans. (PPI++'s power
-  tuning is left off: with sample weights, ppi-python's tuned ``lam`` can fall to 0 and the
-  interval to the classical one from the labels alone.)
+  the labels within each judge verdict and the production verdicts, independently.
+- **Prediction-powered inference** (PPI with ``lam=1``, the original PPI): the judge's
+  (Hajek-weighted) pass share in production plus a rectifier, the mean of ``human - judge``,
+  estimated on the labeled spans judge verdict by judge verdict. Its interval carries the
+  linearised variance of the production share and the variance of the rectifier.
 
-Labels need not be a simple random sample: ``tracegrade labels queue`` deliberately takes as many
-judge-fails as judge-passes. Each labeled span is therefore weighted by how over- or
-under-represented its judge verdict is in the labels compared with the population it was drawn
-from, so the judge's error rates are estimated for that population (inverse-probability
-weighting by stratum). Within each verdict the labeled spans must be a random sample.
+The labels' design. Labels can only be on graded spans, and graded spans are a sample: span
+``i`` was graded with inclusion probability ``π_i`` (Poisson sampling; weight ``1/π_i``). On top
+of that, ``tracegrade labels queue`` deliberately takes as many judge-fails as judge-passes, so
+labels are stratified by the judge's verdict. The estimators therefore use:
+
+- ``P(human pass | judge verdict)`` as a Hajek mean (``Σ h/π / Σ 1/π``) over the labeled spans of
+  that verdict: within a verdict the labeled spans must be a random sample of the graded spans
+  (``labels queue --random``, a deterministic grader, or a random sample of all spans);
+- ``P(judge pass)`` from the production verdicts, Hajek-weighted, never from the labels.
+
+With every ``π`` equal the weights cancel and the estimators are the unweighted ones.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from scipy.stats import bootstrap
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
 
+MIN_PER_VERDICT = 2
+"""Labeled spans each judge verdict needs for an interval (a resampled single span is no spread)."""
+DRAWS = 20_000
+"""Simulation draws behind the PPI interval (and the agreement figures' intervals)."""
+
 
 @dataclass(frozen=True)
 class LabeledSample:
@@ -40,11 +51,81 @@ class LabeledSample:
     judge: BoolArray
     population_pass_share: float
     """The grader's pass share in the population the labeled spans were drawn from."""
+    weight: FloatArray | None = None
+    """1 / inclusion probability of each labeled span's verdict; None when all are equal."""
 
     @property
     def size(self) -> int:
         """How many labeled spans."""
         return int(self.human.size)
+
+    @property
+    def weights(self) -> FloatArray:
+        """``weight``, or all ones."""
+        if self.weight is None:
+            return np.ones(self.human.shape, dtype=np.float64)
+        return np.asarray(self.weight, dtype=np.float64)
+
+    def stratum(self, verdict: bool) -> Stratum:
+        """The labeled spans the grader judged ``verdict`` (True = pass)."""
+        chosen = self.judge == verdict
+        return Stratum.of(self.human[chosen], self.weights[chosen])
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """The labeled spans of one judge verdict: how often people passed them (Hajek-weighted)."""
+
+    size: int
+    human_pass: float
+    """``Σ w·h / Σ w``: P(human pass | this verdict); NaN when the stratum is empty."""
+    variance: float
+    """Its linearised variance ``Σ w²(h − p̂)² / (Σ w)²`` (0 when every label agrees)."""
+    effective_size: float
+    """Kish's ``(Σ w)² / Σ w²``."""
+
+    @classmethod
+    def of(cls, human: BoolArray, weight: FloatArray) -> Stratum:
+        """The Hajek mean and variance of these labels."""
+        if human.size == 0:
+            return cls(0, float("nan"), float("nan"), 0.0)
+        mean, variance = hajek(human.astype(np.float64), weight)
+        return cls(int(human.size), mean, variance,
+                   float(np.sum(weight) ** 2 / np.sum(weight ** 2)))
+
+    @property
+    def draw_size(self) -> float:
+        """The sample size the labels are worth for an interval: ``p(1 − p)/V``, but at most
+        Kish's effective size, and Kish's size when the labels all agree.
+
+        A linearisation variance below ``p(1 − p)/n_Kish`` (the variance were the labels
+        unrelated to their weights) comes from a rare outcome that the few heavily weighted
+        labels happen not to show, so it is not to be trusted. With equal weights this is the
+        number of labels.
+        """
+        p = self.human_pass
+        if 0 < p < 1 and self.variance > 0:
+            return min(p * (1 - p) / self.variance, self.effective_size)
+        return self.effective_size
+
+    def draws(self, rng: np.random.Generator, count: int = DRAWS) -> FloatArray:
+        """Draws of P(human pass | this verdict) from Jeffreys' ``Beta(x + ½, n − x + ½)`` at
+        ``n = draw_size``, ``x = p·n``: its uncertainty, including when every label agrees."""
+        p, size = self.human_pass, self.draw_size
+        return rng.beta(p * size + 0.5, (1 - p) * size + 0.5, count)
+
+
+def hajek(values: FloatArray, weight: FloatArray) -> tuple[float, float]:
+    """The Hajek mean ``Σ w·y / Σ w`` and its linearisation variance ``Σ w²(y − ȳ)² / (Σ w)²``.
+
+    The with-replacement (sandwich) form, as in
+    :func:`tracegrade.analysis.comparison.weighted_rate`: at equal weights it is
+    ``ȳ(1 − ȳ)/n`` for 0/1 values.
+    """
+    total = float(np.sum(weight))
+    mean = float(np.sum(weight * values) / total)
+    variance = float(np.sum((weight * (values - mean)) ** 2) / total ** 2)
+    return mean, variance
 
 
 @dataclass(frozen=True)
@@ -64,6 +145,11 @@ class ProductionSample:
     def pass_share(self) -> float:
         """The grader's (Hajek-weighted) pass rate."""
         return float(np.sum(self.weight * self.judge) / np.sum(self.weight))
+
+    @property
+    def pass_share_variance(self) -> float:
+        """The linearised variance of ``pass_share``: ``Σ w²(y − p̂)² / (Σ w)²``."""
+        return hajek(self.judge.astype(np.float64), self.weight)[1]
 
     @property
     def effective_n(self) -> float:
@@ -109,14 +195,17 @@ def stratum_weights(judge: BoolArray, target_pass_share: float) -> FloatArray:
 
 
 def error_rates(labeled: LabeledSample) -> tuple[float, float]:
-    """The grader's TPR and TNR on the labels' population (stratum-weighted).
+    """The grader's TPR and TNR on the labels' population.
+
+    From P(human pass | judge verdict), a Hajek mean over the labels of each verdict, and the
+    population's judge pass share, so the rates are the population's whatever the share of
+    each verdict among the labels.
 
     Raises:
         CannotCorrect: the labels lack a verdict, or every label agrees on one class.
     """
     _require_both_verdicts(labeled)
-    return _error_rates(float(np.mean(labeled.human[labeled.judge])),
-                        float(np.mean(labeled.human[~labeled.judge])),
+    return _error_rates(labeled.stratum(True).human_pass, labeled.stratum(False).human_pass,
                         labeled.population_pass_share)
 
 
@@ -137,6 +226,20 @@ def _error_rates(pass_precision: float, fail_miss: float, share: float) -> tuple
     return both_pass / human_pass, both_fail / human_fail
 
 
+def _too_few(labeled: LabeledSample, production: ProductionSample,
+             verdicts: tuple[bool, ...] = (True, False)) -> str | None:
+    """Why there can be no interval (too few labels in a verdict, or production verdicts)."""
+    for verdict in verdicts:
+        count = int(np.sum(labeled.judge == verdict))
+        if count < MIN_PER_VERDICT:
+            name = "pass" if verdict else "fail"
+            return (f"no interval: {count} labeled span the grader judged {name} "
+                    f"(need {MIN_PER_VERDICT})")
+    if production.judge.size < 2:
+        return f"no interval: {production.judge.size} production verdict (need 2)"
+    return None
+
+
 def rogan_gladen_point(observed: float, tpr: float, tnr: float) -> float | None:
     """The Rogan-Gladen estimate clipped to [0, 1]; None when the grader is no better than chance.
     """
@@ -150,8 +253,11 @@ def rogan_gladen(labeled: LabeledSample, production: ProductionSample, *, alpha:
                  resamples: int = 2000, seed: int = 0) -> CorrectedRate:
     """The Rogan-Gladen corrected pass rate with a percentile bootstrap interval.
 
-    The bootstrap resamples the labeled spans within each judge verdict (the labels' design)
-    and the production verdicts, independently, through ``scipy.stats.bootstrap``.
+    TPR and TNR come from :func:`error_rates` (inclusion-probability weighted within each judge
+    verdict). The bootstrap resamples the labeled spans within each judge verdict (the labels'
+    design), with their weights, and the production verdicts, independently, through
+    ``scipy.stats.bootstrap``; the population's judge pass share is held fixed. With fewer than
+    two labeled spans in a verdict there is an estimate but no interval.
     """
     method = "rogan-gladen"
     try:
@@ -163,9 +269,11 @@ def rogan_gladen(labeled: LabeledSample, production: ProductionSample, *, alpha:
         return CorrectedRate(method, None, None, None,
                              f"the grader is no better than chance (TPR {tpr:.2f}, "
                              f"TNR {tnr:.2f})")
-    statistic = _RoganGladenStatistic(labeled.population_pass_share, production)
-    data = (labeled.human[labeled.judge].astype(np.float64),
-            labeled.human[~labeled.judge].astype(np.float64),
+    short = _too_few(labeled, production)
+    if short:
+        return CorrectedRate(method, estimate, None, None, short)
+    statistic = _RoganGladenStatistic(labeled, production)
+    data = (np.flatnonzero(labeled.judge), np.flatnonzero(~labeled.judge),
             np.arange(production.judge.size))
     result = bootstrap(data, statistic, n_resamples=resamples, confidence_level=1 - alpha,
                        method="percentile", vectorized=True,
@@ -175,20 +283,31 @@ def rogan_gladen(labeled: LabeledSample, production: ProductionSample, *, alpha:
 
 
 class _RoganGladenStatistic:
-    """The Rogan-Gladen estimate of one bootstrap resample (vectorized over resamples)."""
+    """The Rogan-Gladen estimate of one bootstrap resample (vectorized over resamples).
 
-    def __init__(self, share: float, production: ProductionSample) -> None:
-        self.share = share
+    Its arguments are resampled row numbers: of the judge-pass labels, the judge-fail labels
+    and the production verdicts.
+    """
+
+    def __init__(self, labeled: LabeledSample, production: ProductionSample) -> None:
+        self.share = labeled.population_pass_share
+        self.label_weight = labeled.weights
+        self.label_weighted_pass = labeled.weights * labeled.human
         self.weight = production.weight
         self.weighted_pass = production.weight * production.judge
 
-    def __call__(self, when_pass: FloatArray, when_fail: FloatArray, rows: NDArray[np.intp],
-                 axis: int = -1) -> FloatArray:
+    def _labels_mean(self, rows: NDArray[np.intp], axis: int) -> FloatArray:
+        result: FloatArray = np.sum(self.label_weighted_pass[rows], axis=axis) / \
+            np.sum(self.label_weight[rows], axis=axis)
+        return result
+
+    def __call__(self, when_pass: NDArray[np.intp], when_fail: NDArray[np.intp],
+                 rows: NDArray[np.intp], axis: int = -1) -> FloatArray:
         share = self.share
         observed = np.sum(self.weighted_pass[rows], axis=axis) / np.sum(self.weight[rows],
                                                                          axis=axis)
-        precision = np.mean(when_pass, axis=axis)
-        miss = np.mean(when_fail, axis=axis)
+        precision = self._labels_mean(when_pass, axis)
+        miss = self._labels_mean(when_fail, axis)
         both_pass, both_fail = share * precision, (1 - share) * (1 - miss)
         with np.errstate(divide="ignore", invalid="ignore"):
             tpr = both_pass / (both_pass + (1 - share) * miss)
@@ -206,30 +325,49 @@ def _batch(production_size: int) -> int:
 
 
 def prediction_powered(labeled: LabeledSample, production: ProductionSample, *,
-                       alpha: float = 0.05) -> CorrectedRate:
-    """The prediction-powered corrected pass rate (``ppi_py.ppi_mean_ci``, original PPI).
+                       alpha: float = 0.05, seed: int = 0) -> CorrectedRate:
+    """The prediction-powered corrected pass rate (original PPI, ``lam = 1``).
 
-    Labeled spans are weighted so their judge pass share matches production's: with labels
-    sampled at random within each judge verdict, the rectifier then estimates production's.
+    ``p̂ + Δ̂``: ``p̂`` is the judge's Hajek pass share in production and the rectifier
+    ``Δ̂ = p̂·(a − 1) + (1 − p̂)·b`` is the mean of ``human − judge`` over production, from
+    ``a``, ``b`` = P(human pass | judge pass / fail), Hajek means over the labeled spans of each
+    verdict (valid whether the labels were drawn at random or stratified by verdict, as long as
+    they are random within each verdict). The estimate is ``p̂·a + (1 − p̂)·b``.
+
+    Its variance is, by linearisation, ``(a − b)²·V(p̂) + p̂²·V(a) + (1 − p̂)²·V(b)``, with
+    ``V(p̂)`` the Hajek variance of the production share and ``V(a)``, ``V(b)`` those of the
+    labels' means. The interval carries exactly those three uncertainties, by simulation rather
+    than a normal approximation: ``p̂`` is drawn from a normal with variance ``V(p̂)``, ``a``
+    and ``b`` from Jeffreys' Beta at their effective sizes (:meth:`Stratum.draws`), and the
+    interval is the central ``1 − alpha`` of ``p̂·a + (1 − p̂)·b``. With many labels this is the
+    normal interval; when a verdict's labels all agree (``a = 1`` from 15 labels, say) it still
+    allows for the errors they may have missed, on the side they would lie. With fewer than two
+    labeled spans in a verdict there is an estimate but no interval.
     """
     method = "ppi"
-    try:
-        weights = stratum_weights(labeled.judge, production.pass_share)
-    except CannotCorrect as exc:
-        return CorrectedRate(method, None, None, None, str(exc))
-    # ppi_py is slow to import and needed only here.
-    from ppi_py import ppi_mean_ci, ppi_mean_pointestimate  # type: ignore[import-untyped]
-
-    human = labeled.human.astype(np.float64)
-    judge = labeled.judge.astype(np.float64)
-    unlabeled = production.judge.astype(np.float64)
-    estimate = float(np.ravel(ppi_mean_pointestimate(
-        human, judge, unlabeled, lam=1.0, w=weights, w_unlabeled=production.weight))[0])
-    low, high = ppi_mean_ci(human, judge, unlabeled, alpha=alpha, lam=1.0, w=weights,
-                            w_unlabeled=production.weight)
-    clip = _clip01
-    return CorrectedRate(method, clip(estimate), clip(float(np.ravel(low)[0])),
-                         clip(float(np.ravel(high)[0])))
+    share = production.pass_share
+    needed = tuple(verdict for verdict, weight in ((True, share), (False, 1 - share))
+                   if weight > 0)
+    for verdict in needed:
+        if not (labeled.judge == verdict).any():
+            return CorrectedRate(method, None, None, None,
+                                 f"no labeled span the grader judged "
+                                 f"{'pass' if verdict else 'fail'}")
+    when_pass, when_fail = labeled.stratum(True), labeled.stratum(False)
+    a = when_pass.human_pass if True in needed else 0.0
+    b = when_fail.human_pass if False in needed else 0.0
+    rectifier = share * (a - 1) + (1 - share) * b
+    estimate = _clip01(share + rectifier)
+    short = _too_few(labeled, production, needed)
+    if short:
+        return CorrectedRate(method, estimate, None, None, short)
+    rng = np.random.default_rng(seed)
+    absent = np.zeros(DRAWS)
+    shares = np.clip(rng.normal(share, production.pass_share_variance ** 0.5, DRAWS), 0.0, 1.0)
+    values = shares * (when_pass.draws(rng) if True in needed else absent) + \
+        (1 - shares) * (when_fail.draws(rng) if False in needed else absent)
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return CorrectedRate(method, estimate, min(float(low), estimate), max(float(high), estimate))
 
 
 def _clip01(value: float) -> float:

@@ -32,8 +32,10 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
     """Check graders against human labels: kappa, TPR, TNR, and corrected pass rates.
 
     For GRADER (default: every grader with labels), on the test split: the
-    confusion matrix, TPR and TNR with Wilson intervals, Cohen's kappa with its
-    interval, and a verdict — trusted when kappa >= 0.6 and TPR, TNR >= 0.8
+    confusion matrix, TPR, TNR and Cohen's kappa for production (labels weighted
+    by how the grader's verdicts split there, so a balanced labeling queue does
+    not skew them) with their intervals, and a verdict — trusted when kappa >= 0.6
+    and TPR, TNR >= 0.8
     (`calibration:` in tracegrade.yaml). The release's pass rate is corrected
     for the grader's errors (Rogan-Gladen with a bootstrap interval, and
     prediction-powered inference). Results are stored per grader version: a

@@ -123,7 +123,7 @@ def test_pattern_errors_say_what_is_allowed(text: str, message: str) -> None:
 def test_unknown_key_is_named_before_a_missing_one() -> None:
     from pydantic import BaseModel, ConfigDict, ValidationError
 
-    from tracegrade.config import describe_validation_error
+    from tracegrade._validation import describe_validation_error
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")

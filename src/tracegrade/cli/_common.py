@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 
 import click
 import orjson
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError
 
 from tracegrade import __version__
 from tracegrade.analysis.errors import NotEnoughReleases
-from tracegrade.config import Config, ConfigError, describe_validation_error, load_config
+from tracegrade.config import Config, ConfigError, load_config
 from tracegrade.graders import GraderConfigError
 from tracegrade.sources import RemoteError
 from tracegrade.store import Store, StoreError, open_store
@@ -183,12 +182,6 @@ def _grader_config_message(exc: GraderConfigError) -> str:
     where = re.match(r"^graders\[\d+\] \(([^)]*)\)", text)
     if where is None:
         return text
-    # The parameters' own error: name an unknown key (before the required key it misspells),
-    # and say what a pattern allows, as the config's other errors do.
-    cause = exc.__context__
-    if isinstance(cause, ValidationError) and any(
-            e["type"] in ("extra_forbidden", "string_pattern_mismatch") for e in cause.errors()):
-        return f"{where.group(0)}.{describe_validation_error(cause)}"
     return text.replace(f"{where.group(0)}: grader {where.group(1)!r}: ", f"{where.group(0)}: ")
 
 

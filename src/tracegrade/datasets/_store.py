@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import case, func, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tracegrade.config import describe_validation_error
+from tracegrade._validation import describe_validation_error
 from tracegrade.datasets._items import GoldenItem, SourceSpan
 from tracegrade.spans import utc_now
 from tracegrade.store import Store

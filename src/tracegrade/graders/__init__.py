@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from tracegrade._validation import describe_validation_error
 from tracegrade.graders._async import AsyncGrader, GradingRun
 from tracegrade.graders._base import (
     AppliesTo,
@@ -53,10 +54,8 @@ def _build(index: int, config: GraderConfig) -> Grader:
     try:
         return build_grader(config)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"]) or "params"
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise GraderConfigError(f"{where}.{key}: {message}") from None
+        raise GraderConfigError(f"{where}.{describe_validation_error(exc, root='params')}"
+                                ) from None
     except ValueError as exc:
         raise GraderConfigError(f"{where}: {exc}") from None
 

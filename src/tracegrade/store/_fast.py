@@ -139,10 +139,7 @@ def stored_hashes(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]
                   ) -> dict[tuple[str, str], str]:
     """The content hash of every given (source, span_id) already stored."""
     found: dict[tuple[str, str], str] = {}
-    by_source: dict[str, list[str]] = {}
-    for source, span_id in keys:
-        by_source.setdefault(source, []).append(span_id)
-    for source, span_ids in by_source.items():
+    for source, span_ids in by_source(keys).items():
         for chunk in chunks(span_ids, 500):
             sql = (f"SELECT span_id, content_hash FROM spans WHERE source = {_ph(dialect)} "
                    f"AND span_id IN ({', '.join([_ph(dialect)] * len(chunk))})")
@@ -155,10 +152,7 @@ def graded(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
            grader_versions: set[tuple[str, str]]) -> set[tuple[str, str, str, str]]:
     """Which (source, span_id, grader, version) among these spans already hold a verdict."""
     found: set[tuple[str, str, str, str]] = set()
-    by_source: dict[str, list[str]] = {}
-    for source, span_id in keys:
-        by_source.setdefault(source, []).append(span_id)
-    for source, span_ids in by_source.items():
+    for source, span_ids in by_source(keys).items():
         for chunk in chunks(span_ids, 500):
             sql = (f"SELECT span_id, grader, grader_version FROM verdicts WHERE source = "
                    f"{_ph(dialect)} AND span_id IN ({', '.join([_ph(dialect)] * len(chunk))})")
@@ -231,6 +225,14 @@ def verdict_values(row: Any, created_at: Any) -> tuple[Any, ...]:
     values["created_at"] = created_at
     values["details"] = dump_json(values.get("details"))
     return tuple(values[c] for c in VERDICT_COLUMNS)
+
+
+def by_source(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Span ids grouped by their source."""
+    grouped: dict[str, list[str]] = {}
+    for source, span_id in keys:
+        grouped.setdefault(source, []).append(span_id)
+    return grouped
 
 
 def _ph(dialect: str) -> str:

@@ -126,7 +126,7 @@ def _graded_content_changed(conn: Any, dialect: str, keys: list[tuple[str, str]]
                             ) -> list[tuple[str, str]]:
     """The updated spans whose content, bookkeeping aside, differs from the stored copy."""
     stale = []
-    for source, span_ids in _by_source(keys).items():
+    for source, span_ids in _fast.by_source(keys).items():
         for chunk in _fast.chunks(span_ids, 500):
             sql = (f"SELECT {', '.join(_fast.SPAN_COLUMNS)} FROM spans WHERE source = "
                    f"{_fast._ph(dialect)} AND span_id IN "
@@ -157,18 +157,11 @@ def _graded_content(values: Sequence[Any], dialect: str, *, stored: bool) -> dic
 
 def _forget_verdicts(conn: Any, keys: list[tuple[str, str]]) -> None:
     """Drop the verdicts (and their export records) of spans whose content changed."""
-    for source, span_ids in _by_source(keys).items():
+    for source, span_ids in _fast.by_source(keys).items():
         for chunk in _fast.chunks(span_ids, 500):
             for table in (t.verdicts, t.exports):
                 conn.execute(table.delete().where(table.c.source == source,
                                                   table.c.span_id.in_(list(chunk))))
-
-
-def _by_source(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for source, span_id in keys:
-        grouped.setdefault(source, []).append(span_id)
-    return grouped
 
 
 @dataclass

@@ -42,8 +42,6 @@ EXIT_INSUFFICIENT = 3
 EXIT_INTERRUPTED = 130
 """Ctrl-C (SIGINT), as shells report it: never mistaken for "regressed"."""
 
-NO_RELEASE = "(none)"
-"""How tables show spans that carry no release (JSON keeps null)."""
 
 USER_ERRORS = (ConfigError, StoreError, GraderConfigError, NotEnoughReleases, FileNotFoundError,
                IsADirectoryError, PermissionError, RemoteError)

@@ -9,7 +9,6 @@ import click
 
 from tracegrade.cli._common import (
     EXIT_FINDINGS,
-    NO_RELEASE,
     AppContext,
     fail,
     format_option,
@@ -124,5 +123,4 @@ def stats_command(app: AppContext, output_format: str) -> None:
     if output_format == "json":
         print_json(rows)
     else:
-        app.console.print(stats_table(
-            [{**row, "release": NO_RELEASE} if row["release"] is None else row for row in rows]))
+        app.console.print(stats_table(rows))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import click
 
 from tracegrade.cli._common import (
-    NO_RELEASE,
     AppContext,
     fail,
     format_option,
@@ -90,8 +88,4 @@ def releases_command(app: AppContext, environment: str | None, output_format: st
     if output_format == "json":
         print_json([summary.as_dict() for summary in summaries])
         return
-    if not any(summary.deployed for summary in summaries):
-        # (With deploy markers the table calls them "before any deploy marker".)
-        summaries = [replace(summary, name=NO_RELEASE) if summary.name is None else summary
-                     for summary in summaries]
     app.console.print(releases_table(summaries))

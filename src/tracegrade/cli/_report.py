@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,7 +21,6 @@ from tracegrade.analysis.examples import FailingSpan, failing_spans
 from tracegrade.cli._common import (
     EXIT_FINDINGS,
     EXIT_INSUFFICIENT,
-    NO_RELEASE,
     AppContext,
     pass_app,
 )
@@ -75,9 +73,6 @@ def report_command(app: AppContext, output_format: str, environment: str | None,
     settings = RegressionSettings.from_config(config.analysis, environment=environment)
     with app.open_store(config, existing=True) as store:
         rates = pass_rates(store, settings.alpha, settings)
-    if output_format != "json":
-        rates = [replace(rate, release=NO_RELEASE) if rate.release is None else rate
-                 for rate in rates]
     if output_format == "table":
         _emit_rich(app, [rates_table(rates)], output)
     elif output_format == "json":

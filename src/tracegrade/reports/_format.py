@@ -45,6 +45,15 @@ def rate_cell(rate: PassRate) -> str:
     return f"{percent(rate.rate)} (n={rate.decided:,})"
 
 
+NO_RELEASE = "(none)"
+"""How tables and charts show spans that carry no release (JSON keeps null)."""
+
+
+def release_name(release: str | None) -> str:
+    """A release as tables and charts show it."""
+    return NO_RELEASE if release is None else release
+
+
 def status_text(finding: Finding) -> str:
     """The status, with what is missing when the data cannot tell yet, and whether an LLM
     judge behind it was checked against human labels."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from html import escape
 
 from tracegrade.analysis import PassRate
+from tracegrade.reports._format import release_name
 
 WIDTH, HEIGHT = 520, 230
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 18, 58
@@ -36,7 +37,7 @@ def rate_chart(rates: Sequence[PassRate], *, title: str, highlight: dict[str, st
         x = LEFT + step * (i + 0.5)
         colour = (highlight or {}).get(str(rate.release), "#3b6ea8")
         parts += _point(rate, x, low, high, colour)
-        parts.append(_x_label(str(rate.release), x))
+        parts.append(_x_label(release_name(rate.release), x))
     if not points:
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
                      'class="muted">no decided verdicts</text>')

@@ -17,6 +17,7 @@ from tracegrade.reports._format import (
     points,
     points_interval,
     rate_cell,
+    release_name,
     status_text,
 )
 
@@ -85,7 +86,8 @@ def rates_markdown(rates: Iterable[PassRate]) -> str:
     lines = ["| release | grader | version | pass rate | 95% CI | pass | fail | error | skip |",
              "|---|---|---|--:|--:|--:|--:|--:|--:|"]
     for r in rates:
-        lines.append(f"| {cell(r.release)} | `{cell(r.grader)}` | {cell(r.grader_version)} | "
+        lines.append(f"| {cell(release_name(r.release))} | `{cell(r.grader)}` | "
+                     f"{cell(r.grader_version)} | "
                      f"{percent(r.rate)} | {interval(r.low, r.high)} | {r.passed:,} | "
                      f"{r.failed:,} | {r.errors:,} | {r.skipped:,} |")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from tracegrade.reports._format import (
     points,
     points_interval,
     rate_cell,
+    release_name,
     status_text,
 )
 
@@ -37,7 +38,7 @@ def rates_table(rates: Iterable[PassRate]) -> Table:
         table.add_column(column, justify="right")
     for rate in rates:
         table.add_row(
-            str(rate.release), rate.grader, rate.grader_version, percent(rate.rate),
+            release_name(rate.release), rate.grader, rate.grader_version, percent(rate.rate),
             interval(rate.low, rate.high), str(rate.passed), str(rate.failed),
             Text(str(rate.errors), style="bold red" if rate.errors else ""),
             str(rate.skipped),
@@ -54,7 +55,7 @@ def stats_table(rows: Sequence[dict[str, Any]]) -> Table:
     table.add_column("first span")
     table.add_column("last span")
     for row in rows:
-        table.add_row(str(row["release"]), row["kind"], row["source"], f"{row['spans']:,}",
+        table.add_row(release_name(row["release"]), row["kind"], row["source"], f"{row['spans']:,}",
                       _time(row["first"]), _time(row["last"]))
     return table
 
@@ -73,7 +74,7 @@ def releases_table(rows: Sequence[Any]) -> Table:
             f"{_time(m.deployed_at)}" + (f" ({m.environment})" if m.environment else "")
             for m in row.deployed) or "—"
         name = "(before any deploy marker)" if row.name is None and row.deployed == () \
-            and any(r.deployed for r in rows) else str(row.name)
+            and any(r.deployed for r in rows) else release_name(row.name)
         table.add_row(name, deployed, f"{row.spans:,}", f"{row.graded_spans:,}",
                       _time(row.first_span), _time(row.last_span))
     return table

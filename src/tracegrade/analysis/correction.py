@@ -34,6 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import bootstrap
 
+from tracegrade.analysis.comparison import weighted_rate
+
 BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
 
@@ -116,16 +118,13 @@ class Stratum:
 
 
 def hajek(values: FloatArray, weight: FloatArray) -> tuple[float, float]:
-    """The Hajek mean ``Σ w·y / Σ w`` and its linearisation variance ``Σ w²(y − ȳ)² / (Σ w)²``.
-
-    The with-replacement (sandwich) form, as in
-    :func:`tracegrade.analysis.comparison.weighted_rate`: at equal weights it is
-    ``ȳ(1 − ȳ)/n`` for 0/1 values.
-    """
-    total = float(np.sum(weight))
-    mean = float(np.sum(weight * values) / total)
-    variance = float(np.sum((weight * (values - mean)) ** 2) / total ** 2)
-    return mean, variance
+    """The Hajek mean of 0/1 ``values`` and its linearisation variance, as
+    :func:`tracegrade.analysis.comparison.weighted_rate` computes them (at equal weights
+    ``ȳ(1 − ȳ)/n``)."""
+    passed = values > 0.5
+    rates = weighted_rate(np.sum(weight[passed]), np.sum(weight[~passed]),
+                          np.sum(weight[passed] ** 2), np.sum(weight[~passed] ** 2))
+    return float(rates.rate), float(rates.variance)
 
 
 @dataclass(frozen=True)

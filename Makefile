@@ -13,6 +13,7 @@ PG_DEFAULT := postgresql+psycopg://postgres@127.0.0.1:5432/test
 # The hot paths setup.py compiles with mypyc: an edit to one rebuilds them (else Python would
 # keep importing the last build).
 COMPILED_SOURCES := setup.py $(addprefix src/tracegrade/,sources/conventions.py sources/otlp.py \
+	sources/_langfuse_map.py \
 	store/_fast.py grading.py)
 
 $(STAMP): pyproject.toml $(COMPILED_SOURCES)

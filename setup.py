@@ -21,6 +21,7 @@ from setuptools.command.build_ext import build_ext
 # Keep in step with tracegrade._compiled.COMPILED (a test checks).
 COMPILED = [
     "src/tracegrade/sources/conventions.py",
+    "src/tracegrade/sources/_langfuse_map.py",
     "src/tracegrade/sources/otlp.py",
     "src/tracegrade/store/_fast.py",
     "src/tracegrade/grading.py",

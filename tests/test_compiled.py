@@ -18,14 +18,18 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from pydantic import ValidationError
 
+from tests.fakes.langfuse import observation
 from tracegrade import _compiled
 from tracegrade.config import parse_config
 from tracegrade.demo.generate import DEMO_CONFIG
 from tracegrade.graders import build_graders
 from tracegrade.grading import BatchGrader, _inline_capable
 from tracegrade.sources._base import IngestProblem
+from tracegrade.sources._langfuse_map import observation_to_span
 from tracegrade.sources.otlp import map_json_line, map_proto_request
+from tracegrade.spans import Span
 from tracegrade.store import _fast
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +68,7 @@ def digest(lines: int = 12) -> str:
     for number, line in enumerate(requests[:4]):
         message = json_format.Parse(line, trace_service_pb2.ExportTraceServiceRequest())
         records += map_proto_request(message.SerializeToString(), options, name=f"proto {number}")
+    records += langfuse_records()
     spans = [r for r in records if not isinstance(r, IngestProblem)]
     assert len(spans) > 500 and len(records) - len(spans) >= len(BAD_LINES)
     stamp = _fast.db_time(datetime(2026, 1, 1, tzinfo=UTC), "sqlite")
@@ -79,6 +84,32 @@ def digest(lines: int = 12) -> str:
         hasher.update(repr({**asdict(verdict), "latency_ms": None}).encode())
     hasher.update(repr(graders.summary).encode())
     return hasher.hexdigest()
+
+
+def langfuse_records() -> list[Span | IngestProblem]:
+    """Langfuse observations of every type and odd shape, mapped (or refused, with why)."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [observation(i, start, kind=kind, level="ERROR" if i % 3 == 0 else "DEFAULT",
+                        status_message="boom" if i % 3 == 0 else None, payload_chars=i)
+            for i, kind in enumerate(("GENERATION", "TOOL", "SPAN", "EVENT", "AGENT", "chain",
+                                      "RETRIEVER", "EMBEDDING", "GUARDRAIL", "EVALUATOR", "NEW"))]
+    legacy = {**rows[0], "id": "legacy", "usageDetails": {}, "costDetails": None,
+              "usage": {"input": 3, "output": -1, "total": 4.0}, "totalCost": None,
+              "calculatedTotalCost": 0.5, "metadata": '{"a": [1, 2]}', "release": None,
+              "endTime": "", "startTime": "2026-11-01T01:00:00+02:00", "tags": None,
+              "output": [{"role": "assistant", "content": [
+                  {"type": "tool_use", "id": "t1", "name": "f", "input": {"x": 1}}]}]}
+    trace = {"name": "agent", "release": "r9", "tags": ["a", 2], "userId": "u", "sessionId": "s"}
+    bad = [{**rows[0], "id": ""}, {**rows[0], "startTime": "yesterday"},
+           {**rows[0], "id": "n", "startTime": None}, {**rows[0], "id": "t", "traceId": 7},
+           {**rows[0], "id": "c", "totalCost": float("inf"), "costDetails": {"total": True}}]
+    records: list[Span | IngestProblem] = []
+    for row in [*rows, legacy, *bad]:
+        try:
+            records.append(observation_to_span(row, "lf", trace if row is legacy else None))
+        except (ValueError, TypeError, ValidationError) as error:
+            records.append(IngestProblem(str(row.get("id")), f"{type(error).__name__}: {error}"))
+    return records
 
 
 def test_setup_compiles_the_modules_the_package_lists() -> None:

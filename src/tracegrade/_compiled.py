@@ -19,6 +19,7 @@ from types import ModuleType
 
 COMPILED = (
     "tracegrade.sources.conventions",
+    "tracegrade.sources._langfuse_map",
     "tracegrade.sources.otlp",
     "tracegrade.store._fast",
     "tracegrade.grading",

@@ -25,16 +25,16 @@ from tracegrade.sources._http import (
     RemoteUnavailable,
     UnexpectedResponse,
 )
+from tracegrade.sources._langfuse_map import observation_to_span
 from tracegrade.sources._remote import (
     Page,
     RemoteSourceConfig,
     Window,
     newest_per_key,
     optional_timestamp,
-    parse_timestamp,
 )
 from tracegrade.sources.conventions import describe_error
-from tracegrade.spans import JSONValue, Span, SpanKind, Status, StatusCode, parse_json_string
+from tracegrade.spans import JSONValue
 
 CLOUD_HOSTS = {
     "eu": "https://cloud.langfuse.com",
@@ -50,19 +50,6 @@ JUDGE_ENVIRONMENT = "langfuse-llm-as-a-judge"
 _TRACE_LOOKUP_CHUNK = 50
 _TRACE_CACHE_LIMIT = 20_000
 
-OBSERVATION_KINDS = {
-    "GENERATION": SpanKind.LLM,
-    "TOOL": SpanKind.TOOL,
-    "RETRIEVER": SpanKind.RETRIEVER,
-    "AGENT": SpanKind.AGENT,
-    "CHAIN": SpanKind.CHAIN,
-    "EMBEDDING": SpanKind.EMBEDDING,
-    "GUARDRAIL": SpanKind.GUARDRAIL,
-    "EVALUATOR": SpanKind.OTHER,
-    "SPAN": SpanKind.OTHER,
-    "EVENT": SpanKind.OTHER,
-}
-"""Langfuse observation types to span kinds (EVALUATOR has no kind of its own)."""
 
 
 class LangfuseSourceConfig(RemoteSourceConfig):
@@ -306,154 +293,6 @@ class LangfuseReader:
                 page.problems.append(IngestProblem(
                     f"langfuse {self.name}: observation {row.get('id')!r}", describe_error(error)))
         return page
-
-
-def observation_to_span(
-    observation: dict[str, Any], source: str, trace: dict[str, Any] | None = None
-) -> Span:
-    """Map one Langfuse observation (v2 or legacy shape) to a span.
-
-    Args:
-        observation: The observation as the API returned it.
-        source: The tracegrade source name the span is stored under.
-        trace: The observation's trace (legacy API only: release, tags, user, session).
-
-    Returns:
-        The span: ``GENERATION`` becomes ``llm``; ``level: ERROR`` with its ``statusMessage``
-        an error status; ``input``/``output`` strings holding JSON are parsed.
-
-    Raises:
-        ValueError: the observation lacks an id or a start time, or a field is malformed.
-        pydantic.ValidationError: the mapped values do not make a valid span.
-    """
-    observation_id = observation.get("id")
-    if not isinstance(observation_id, str) or not observation_id:
-        raise ValueError("observation has no id")
-    trace = trace or {}
-    kind = OBSERVATION_KINDS.get(str(observation.get("type") or "").upper(), SpanKind.OTHER)
-    output = parse_json_string(observation.get("output"))
-    usage = _usage(observation)
-    attributes = _attributes(observation, trace)
-    if kind is SpanKind.LLM and (calls := _tool_calls(output)) is not None:
-        attributes["tool_calls"] = calls
-    return Span(
-        source=source,
-        span_id=observation_id,
-        trace_id=observation.get("traceId") or observation_id,
-        parent_id=observation.get("parentObservationId") or None,
-        name=observation.get("name") or "",
-        kind=kind,
-        start_time=parse_timestamp(observation.get("startTime"), "startTime"),
-        end_time=optional_timestamp(observation.get("endTime"), "endTime"),
-        status=_status(observation),
-        input=parse_json_string(observation.get("input")),
-        output=output,
-        model=observation.get("providedModelName") or observation.get("model") or None,
-        input_tokens=usage[0],
-        output_tokens=usage[1],
-        total_tokens=usage[2],
-        cost=_cost(observation),
-        release=(observation.get("release") or trace.get("release")
-                 or observation.get("version") or None),
-        environment=observation.get("environment") or trace.get("environment") or None,
-        session_id=observation.get("sessionId") or trace.get("sessionId") or None,
-        user_id=observation.get("userId") or trace.get("userId") or None,
-        tags=[str(tag) for tag in (observation.get("tags") or trace.get("tags") or [])],
-        attributes=attributes,
-    )
-
-
-def _status(observation: dict[str, Any]) -> Status:
-    if observation.get("level") == "ERROR":
-        return Status(code=StatusCode.ERROR, message=observation.get("statusMessage") or None)
-    return Status()
-
-
-def _usage(observation: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
-    details = observation.get("usageDetails")
-    if isinstance(details, dict) and details:
-        return (_count(details, "input", "prompt_tokens", "input_tokens"),
-                _count(details, "output", "completion_tokens", "output_tokens"),
-                _count(details, "total", "total_tokens"))
-    usage = observation.get("usage")
-    if isinstance(usage, dict):
-        return _count(usage, "input"), _count(usage, "output"), _count(usage, "total")
-    return None, None, None
-
-
-def _count(mapping: dict[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        value = mapping.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return int(value)
-    return None
-
-
-def _cost(observation: dict[str, Any]) -> float | None:
-    details = observation.get("costDetails")
-    for value in (observation.get("totalCost"),
-                  details.get("total") if isinstance(details, dict) else None,
-                  observation.get("calculatedTotalCost")):
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-    return None
-
-
-_ATTRIBUTE_FIELDS = {
-    "type": "langfuse.type",
-    "level": "langfuse.level",
-    "statusMessage": "langfuse.status_message",
-    "version": "langfuse.version",
-    "projectId": "langfuse.project_id",
-    "traceName": "langfuse.trace_name",
-    "completionStartTime": "langfuse.completion_start_time",
-    "createdAt": "langfuse.created_at",
-    "updatedAt": "langfuse.updated_at",
-    "modelParameters": "langfuse.model_parameters",
-    "internalModelId": "langfuse.internal_model_id",
-    "usageDetails": "langfuse.usage_details",
-    "costDetails": "langfuse.cost_details",
-    "promptId": "langfuse.prompt_id",
-    "promptName": "langfuse.prompt_name",
-    "promptVersion": "langfuse.prompt_version",
-    "timeToFirstToken": "langfuse.time_to_first_token",
-    "isRootObservation": "langfuse.is_root",
-}
-
-
-def _attributes(observation: dict[str, Any], trace: dict[str, Any]) -> dict[str, JSONValue]:
-    attributes: dict[str, JSONValue] = {
-        key: observation[field] for field, key in _ATTRIBUTE_FIELDS.items()
-        if observation.get(field) not in (None, "", {}, [])
-    }
-    metadata = parse_json_string(observation.get("metadata"))
-    if metadata not in (None, "", {}):
-        attributes["metadata"] = metadata
-    if trace.get("name") and "langfuse.trace_name" not in attributes:
-        attributes["langfuse.trace_name"] = trace["name"]
-    return attributes
-
-
-def _tool_calls(output: Any) -> list[dict[str, JSONValue]] | None:
-    """The tool calls in an LLM's output messages (``[]``: it called none), if it has messages."""
-    messages = output if isinstance(output, list) else [output]
-    messages = [m for m in messages if isinstance(m, dict) and "role" in m]
-    if not messages:
-        return None
-    calls: list[dict[str, JSONValue]] = []
-    for message in messages:
-        for call in message.get("tool_calls") or []:
-            if isinstance(call, dict):
-                function: dict[str, Any] = call["function"] \
-                    if isinstance(call.get("function"), dict) else call
-                calls.append({"id": call.get("id"), "name": function.get("name"),
-                              "arguments": parse_json_string(function.get("arguments"))})
-        content = message.get("content")
-        for block in content if isinstance(content, list) else []:
-            if isinstance(block, dict) and block.get("type") == "tool_use":
-                calls.append({"id": block.get("id"), "name": block.get("name"),
-                              "arguments": block.get("input")})
-    return calls
 
 
 def _updated_at(row: dict[str, Any]) -> str:

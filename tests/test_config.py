@@ -34,6 +34,49 @@ def test_unset_env_names_the_key_and_variable() -> None:
         load_config(write("store: ${NOPE_NOT_SET}\n"))
 
 
+TWO_JUDGES_AND_A_SOURCE = """
+sources:
+  - {name: lf, type: langfuse, public_key: pk, secret_key: "${TG_UNSET_LF_SECRET}"}
+  - {name: files, type: jsonl, paths: [traces.jsonl]}
+graders:
+  - {name: short, type: length, max_chars: 10}
+  - {name: tone, type: llm_judge, judge: claude, rubric: polite}
+  - {name: fact, type: llm_judge, judge: gpt, rubric: factual}
+judges:
+  claude: {model: claude-sonnet-4-5, api_key: "${TG_UNSET_ANTHROPIC}"}
+  gpt: {model: gpt-4.1-mini, api_key: "${TG_SET_OPENAI}"}
+"""
+
+
+def test_unset_env_under_sources_graders_judges_fails_only_where_used(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TG_SET_OPENAI", "sk-test")
+    config = load_config(write(TWO_JUDGES_AND_A_SOURCE))  # loads: nothing is used yet
+    config.require("store", "sampling", "analysis")
+    config.require_sources(["files"])
+    config.require_graders(["short", "fact"])
+    with pytest.raises(ConfigError, match=r"^tracegrade\.yaml: judges\.claude\.api_key: "
+                                          r"environment variable TG_UNSET_ANTHROPIC is not set$"):
+        config.require_graders(["tone"])
+    with pytest.raises(ConfigError, match="judges.claude.api_key: .* TG_UNSET_ANTHROPIC"):
+        config.require_graders()  # all graders
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.secret_key: .* TG_UNSET_LF_SECRET"):
+        config.require_sources(["lf", "files"])
+
+
+def test_unset_env_where_a_value_must_validate_names_the_variable() -> None:
+    text = "sources:\n  - {name: lf, type: langfuse, public_key: pk, secret_key: s,\n" \
+           "     page_size: \"${TG_UNSET_PAGE_SIZE}\"}\n"
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.page_size: environment variable "
+                                          r"TG_UNSET_PAGE_SIZE is not set"):
+        load_config(write(text))
+
+
+def test_unset_env_outside_the_deferred_sections_fails_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"sampling\.seed: environment variable TG_UNSET_SEED"):
+        load_config(write("sampling: {seed: \"${TG_UNSET_SEED}\"}\n"))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from tracegrade._validation import describe_validation_error
 from tracegrade.analysis.settings import AnalysisConfig
 from tracegrade.graders._base import GraderConfig
-from tracegrade.llm._config import JudgesField
+from tracegrade.llm._config import JudgesField, judge_name_of
 from tracegrade.sources._base import MappingOptions
 from tracegrade.sources.braintrust import BraintrustSourceConfig
 from tracegrade.sources.langfuse import LangfuseSourceConfig
@@ -105,25 +107,79 @@ class Config(BaseModel):
             seen.add(grader.name)
         return graders
 
+    _unset: tuple[UnsetVariable, ...] = PrivateAttr(default=())
+    _origin: str = PrivateAttr(default=CONFIG_FILE)
+
     def mapping(self, source: str) -> MappingOptions:
         """How spans from ``source`` are mapped, per this config."""
         return MappingOptions(source=source, release_from=self.release_from,
                               environment_from=tuple(self.environment_from))
 
+    def require(self, *paths: str) -> None:
+        """Fail if a value under one of ``paths`` names an unset environment variable.
+
+        A variable that is unset under ``sources``, ``graders`` or ``judges`` is only an error
+        for the commands that use that entry (see :data:`DEFERRED_SECTIONS`): a missing
+        Anthropic key must not stop a report that calls no judge.
+
+        Raises:
+            ConfigError: naming the first such key and its variable.
+        """
+        for unset in self._unset:
+            if any(unset.where == path or unset.where.startswith((f"{path}.", f"{path}["))
+                   for path in paths):
+                raise ConfigError(f"{self._origin}: {unset.where}: environment variable "
+                                  f"{unset.name} is not set")
+
+    def require_sources(self, names: Iterable[str]) -> None:
+        """:meth:`require` for the sources called ``names``."""
+        wanted = set(names)
+        self.require(*(f"sources[{index}]" for index, source in enumerate(self.sources)
+                       if source.name in wanted))
+
+    def require_graders(self, only: Iterable[str] | None = None) -> None:
+        """:meth:`require` for the graders a command runs (all, or ``only``) and their judges."""
+        wanted = set(only or ())
+        paths = []
+        for index, grader in enumerate(self.graders):
+            if wanted and grader.name not in wanted:
+                continue
+            paths.append(f"graders[{index}]")
+            judge = judge_name_of(grader)
+            if judge is not None:
+                paths.append(f"judges.{judge}")
+        self.require(*paths)
+
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def interpolate(value: Any, where: str = "") -> Any:
+DEFERRED_SECTIONS = ("sources", "graders", "judges")
+"""Top-level keys whose unset variables fail only the commands that use the entry."""
+
+
+@dataclass(frozen=True)
+class UnsetVariable:
+    """A ``${NAME}`` without a value or default, and the key it was found under."""
+
+    where: str
+    name: str
+
+
+def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None = None) -> Any:
     """Replace ``${NAME}`` (or ``${NAME:-default}``) in every string with the environment's value.
 
+    With ``unset``, a variable that is unset and has no default is left as written and recorded
+    there; without it, it is an error.
+
     Raises:
-        ConfigError: a variable is unset and has no default.
+        ConfigError: a variable is unset and has no default (and ``unset`` is None).
     """
     if isinstance(value, dict):
-        return {k: interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k), unset)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, f"{where}[{i}]", unset) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -133,7 +189,10 @@ def interpolate(value: Any, where: str = "") -> Any:
             return os.environ[name]
         if default is not None:
             return default
-        raise ConfigError(f"{where}: environment variable {name} is not set")
+        if unset is None:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        unset.append(UnsetVariable(where, name))
+        return match.group(0)
 
     return _ENV_PATTERN.sub(substitute, value)
 
@@ -192,7 +251,43 @@ def _yaml_problem(exc: Exception) -> str:
 
 def parse_config(raw: dict[str, Any], origin: str = CONFIG_FILE) -> Config:
     """Validate an already-parsed config mapping."""
+    unset: list[UnsetVariable] = []
+    values = interpolate(raw, unset=unset)
+    # Unset variables outside the deferred sections fail every command, as does one whose
+    # entry cannot even be validated with the variable left unresolved.
+    for variable in unset:
+        if not variable.where.startswith(tuple(f"{section}." for section in DEFERRED_SECTIONS)
+                                         + tuple(f"{section}[" for section in DEFERRED_SECTIONS)):
+            raise ConfigError(f"{origin}: {variable.where}: environment variable "
+                              f"{variable.name} is not set")
     try:
-        return Config.model_validate(interpolate(raw))
+        config = Config.model_validate(values)
     except ValidationError as exc:
+        for error in exc.errors():
+            location = _location(error["loc"])
+            for variable in unset:
+                if _related(variable.where, location):
+                    raise ConfigError(f"{origin}: {variable.where}: environment variable "
+                                      f"{variable.name} is not set") from None
         raise ConfigError(f"{origin}: {describe_validation_error(exc, raw)}") from None
+    config._unset = tuple(unset)
+    config._origin = origin
+    return config
+
+
+def _location(parts: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _related(where: str, location: str) -> bool:
+    """Whether a validation error at ``location`` may come from the value at ``where``.
+
+    True when one is the other or lies inside it; pydantic may also name a union member (the
+    source type) inside the location, so the entry's index is what counts.
+    """
+    entry = re.match(r"^\w+(\[\d+\]|\.[^.\[]+)?", where)
+    prefix = entry.group(0) if entry else where
+    return location == prefix or location.startswith((f"{prefix}.", f"{prefix}["))

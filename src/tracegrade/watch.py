@@ -270,6 +270,7 @@ def watch_once(store: Store, config: Config, *, webhook: str | None = None,
         from tracegrade.sources.pull import pull_sources
 
         tick.pulled = pull_sources(store, config).as_dict()
+    config.require_graders()
     graders = build_graders(config.graders)
     if graders:
         tick.graded = grade(store, graders, config.sampling)

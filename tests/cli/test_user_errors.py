@@ -248,3 +248,30 @@ def test_ctrl_c_stops_serve_with_exit_0(workspace: Path, monkeypatch: pytest.Mon
     result = invoke("serve", "--port", "0", "--workers", "0")
     assert result.exit_code == 0, result.output
     assert result.stderr.strip().splitlines()[-1] == "Stopped."
+
+
+# -- an unset ${VAR} fails only the commands that use its entry -----------------------------------
+
+
+def test_unset_judge_key_blocks_only_the_judge(workspace: Path) -> None:
+    """A team's config names two judges; CI has only one provider's key."""
+    (workspace / "tracegrade.yaml").write_text(
+        "sources:\n"
+        "  - {name: lf, type: langfuse, public_key: pk, secret_key: \"${TG_UNSET_LF_KEY}\"}\n"
+        "graders:\n"
+        "  - {name: has_status, type: field_present, target: output, path: $.order_status}\n"
+        "  - {name: tone, type: llm_judge, judge: claude, rubric: polite}\n"
+        "judges:\n"
+        "  claude: {provider: anthropic, model: claude-haiku-4-5,"
+        " api_key: \"${TG_UNSET_ANTHROPIC_KEY}\"}\n", encoding="utf-8")
+    traces = write_traces(workspace / "t.jsonl", [otlp_line("00f067aa0ba902b7")])
+    assert invoke("import", str(traces)).exit_code == 0
+    assert invoke("stats").exit_code == 0
+    graded = invoke("grade", "--grader", "has_status", "--format", "json")
+    assert graded.exit_code == 0, graded.output
+    assert json.loads(graded.stdout)["outcomes"] == {"has_status": {"pass": 1}}
+    assert invoke("report").exit_code == 0
+    assert_one_line_error(invoke("grade"), "judges.claude.api_key",
+                          "environment variable TG_UNSET_ANTHROPIC_KEY is not set")
+    assert_one_line_error(invoke("pull", "lf"), "sources[0].secret_key", "TG_UNSET_LF_KEY")
+    assert_one_line_error(invoke("export"), "sources[0].secret_key", "TG_UNSET_LF_KEY")

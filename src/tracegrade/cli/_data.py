@@ -61,6 +61,8 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
     if (only or grade_all) and not grade_too:
         fail("--grader and --all only apply with --grade")
     config = app.config()
+    if grade_too:
+        config.require_graders(only)
     graders = build_graders(config.graders, list(only) or None) if grade_too else []
     if grade_too and not graders:
         fail("no graders configured: add some under `graders:` in tracegrade.yaml "

@@ -45,6 +45,7 @@ def grade_command(app: AppContext, only: tuple[str, ...], grade_all: bool,
     grades everything again, keeping the old verdicts.
     """
     config = app.config()
+    config.require_graders(only)
     graders = build_graders(config.graders, list(only) or None)
     if not graders:
         fail("no graders configured: add some under `graders:` in tracegrade.yaml "

@@ -48,6 +48,7 @@ def replay_command(app: AppContext, dataset: str, target: str | None, target_url
     if (target is None) == (target_url is None):
         fail("give --target MODULE:FUNCTION or --target-url URL (one of them)")
     config = app.config()
+    config.require_graders(only)
     graders = build_graders(config.graders, list(only) or None)
     call = function_target(target) if target else url_target(str(target_url))
     with app.open_store(config) as store:

@@ -73,6 +73,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
 
 def _receiver(config: Config, name: str | None) -> OtlpReceiverConfig | None:
     receivers = [s for s in config.sources if isinstance(s, OtlpReceiverConfig)]
-    if name:
-        return next((r for r in receivers if r.name == name), None)
-    return receivers[0] if receivers else None
+    chosen = next((r for r in receivers if r.name == name), None) if name else \
+        (receivers[0] if receivers else None)
+    if chosen is not None:
+        config.require_sources([chosen.name])
+    return chosen

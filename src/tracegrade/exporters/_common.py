@@ -28,6 +28,7 @@ def remote_source(config: Config | None, name: str) -> RemoteConfig:
     for source in config.sources:
         if source.name == name:
             if isinstance(source, LangfuseSourceConfig | BraintrustSourceConfig):
+                config.require_sources([name])
                 return source
             raise ExportError(f"source {name!r} is a {source.type} source: only langfuse and "
                               "braintrust sources take verdicts, datasets or labels")
@@ -38,9 +39,15 @@ def remote_source(config: Config | None, name: str) -> RemoteConfig:
 
 
 def remote_sources(config: Config) -> list[RemoteConfig]:
-    """Every configured Langfuse and Braintrust source."""
-    return [s for s in config.sources
-            if isinstance(s, LangfuseSourceConfig | BraintrustSourceConfig)]
+    """Every configured Langfuse and Braintrust source.
+
+    Raises:
+        ConfigError: one of them names an unset environment variable.
+    """
+    sources = [s for s in config.sources
+               if isinstance(s, LangfuseSourceConfig | BraintrustSourceConfig)]
+    config.require_sources(s.name for s in sources)
+    return sources
 
 
 def stable_id(*parts: str) -> str:

@@ -177,6 +177,12 @@ def make_reader(source: LangfuseSourceConfig | BraintrustSourceConfig) -> Remote
 
 
 def _selected(config: Config, names: Sequence[str] | None) -> list[Any]:
+    chosen = _chosen(config, names)
+    config.require_sources(s.name for s in chosen)
+    return chosen
+
+
+def _chosen(config: Config, names: Sequence[str] | None) -> list[Any]:
     configured = {source.name: source for source in config.sources}
     if not names:
         return [s for s in config.sources if isinstance(s, (*PULLED_TYPES, FileSourceConfig))]

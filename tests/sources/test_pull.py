@@ -119,3 +119,23 @@ def test_relative_times_count_back_from_now() -> None:
     assert before - timedelta(hours=6) <= moment <= after - timedelta(hours=6)
     with pytest.raises(click.BadParameter, match="not a time"):
         Moment().convert("yesterday-ish", None, None)
+
+
+def test_the_pull_command_prints_each_skipped_observation_on_one_line(
+        store: Store, store_url: str, fake_langfuse: FakeLangfuse) -> None:
+    bad = {**observation(7, NOW - timedelta(minutes=3)), "id": "obs-" + "x" * 120,
+           "endTime": "2026-11-01T25:61:00Z"}
+    fake_langfuse.add(observation(1, NOW - timedelta(minutes=3)), bad)
+    Path("tracegrade.yaml").write_text(yaml.safe_dump({"sources": [
+        langfuse_source(fake_langfuse)]}), encoding="utf-8")
+
+    result = CliRunner().invoke(cli, ["--store", store_url, "pull"])
+
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 1, result.stderr
+    assert "x" * 120 in skipped[0]
+    assert "endTime '2026-11-01T25:61:00Z' is not a timestamp" in skipped[0]
+    # The bad row is off-spec on purpose (a malformed record); the fixture checks the rest.
+    assert [v for v in fake_langfuse.violations if "25:61" not in v] == []
+    fake_langfuse.violations.clear()

@@ -60,7 +60,7 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
             except CalibrationError as exc:
                 if grader:
                     fail(str(exc))
-                app.err_console.print(f"[yellow]skipped[/] {exc}", highlight=False)
+                app.err_console.print(f"[yellow]skipped[/] {exc}", highlight=False, soft_wrap=True)
     if output_format == "json":
         print_json([result.as_dict() for result in results])
         return

@@ -140,7 +140,7 @@ def _print_counts(app: AppContext, counts: ItemCounts, output_format: str, what:
         print_json(counts.as_dict())
         return
     for problem in counts.problems:
-        app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+        app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
     app.console.print(f"{what}: {counts.inserted} new, {counts.updated} updated, "
                       f"{counts.unchanged} unchanged items; {counts.problem_count} bad lines "
                       "skipped.", highlight=False)

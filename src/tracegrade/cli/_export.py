@@ -69,7 +69,8 @@ def print_export_summary(app: AppContext, summary: ExportSummary) -> None:
     app.console.print(table)
     for result in summary.destinations:
         for failure in result.failures:
-            app.err_console.print(f"[yellow]not exported[/] {failure}", highlight=False)
+            app.err_console.print(f"[yellow]not exported[/] {failure}", highlight=False,
+                                  soft_wrap=True)
         if result.error:
             click.echo(f"Error: {result.error} (run `tracegrade export` again to send the "
                        "rest)", err=True)

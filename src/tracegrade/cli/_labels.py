@@ -61,7 +61,7 @@ def import_command(app: AppContext, file: Path | None, source: str | None, remot
         print_json(result)
         return
     for problem in result.get("problems", []):
-        app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+        app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
     app.console.print(
         f"Imported {result.get('inserted', 0)} new and {result.get('updated', 0)} updated "
         f"labels; {result.get('blank', 0)} unlabeled rows and {result.get('bad_rows', 0)} bad "

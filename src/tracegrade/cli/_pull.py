@@ -98,7 +98,7 @@ def _print_summary(app: AppContext, summary: PullSummary) -> None:
     app.console.print(table)
     for source in summary.sources:
         for problem in source.problems:
-            app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+            app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
         if source.error:
             click.echo(f"Error: {source.error} (the next pull resumes where this one stopped)",
                        err=True)

@@ -118,7 +118,10 @@ def timestamp(value: Any, field_name: str) -> datetime:
     """
     if not isinstance(value, str) or not value:
         raise ValueError(f"{field_name} {value!r} is not a timestamp")
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise ValueError(f"{field_name} {value!r} is not a timestamp ({error})") from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -136,3 +137,19 @@ def test_store_option_overrides_config(workspace: Path) -> None:
     run("--store", f"sqlite:///{workspace / 'other.db'}", "import", str(traces))
     assert (workspace / "other.db").exists()
     assert not (workspace / ".tracegrade").exists()
+
+
+def test_import_reads_standard_input_gzipped_or_not(workspace: Path) -> None:
+    lines = [otlp_line("00f067aa0ba902b7"), "{not json", otlp_line("00f067aa0ba902b8")]
+    data = ("\n".join(lines) + "\n").encode()
+    result = CliRunner().invoke(cli, ["import", "-", "--format", "json"],
+                                input=gzip.compress(data))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["spans_read"] == 2 and summary["inserted"] == 2
+    assert summary["problems"][0]["location"] == "<stdin>:2"
+    again = CliRunner().invoke(cli, ["import", "-"], input=data)
+    assert again.exit_code == 0, again.output
+    assert "2 unchanged" in again.stdout and "<stdin>:2" in again.stderr
+    twice = CliRunner().invoke(cli, ["import", "-", "-"], input=data)
+    assert twice.exit_code == 2 and "can be given once" in twice.stderr

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -22,6 +26,7 @@ from tracegrade.graders import build_graders
 from tracegrade.grading import GradeSummary, InlineGrading, grade
 from tracegrade.ingest import import_files
 from tracegrade.llm import JudgeError
+from tracegrade.sources._base import IngestProblem
 from tracegrade.store import Store
 
 
@@ -49,7 +54,9 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
                    grade_all: bool = False, workers: int | None = None) -> None:
     """Import trace files: OTLP JSON, OTLP protobuf, or tracegrade JSONL (.gz too).
 
-    The format is detected from the content. Re-importing a file changes
+    The format is detected from the content. FILE "-" reads standard input
+    (copied to a temporary file first, so memory stays flat), e.g.
+    `zcat traces.gz | tracegrade import -`. Re-importing a file changes
     nothing; malformed records are reported with file and line (or byte
     offset), skipped and counted, and the rest is imported.
 
@@ -67,12 +74,19 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
     if grade_too and not graders:
         fail("no graders configured: add some under `graders:` in tracegrade.yaml "
              "(`tracegrade init` writes a starter config)")
+    if files.count(STDIN) > 1:
+        fail("'-' (standard input) can be given once")
     runs: list[GradeSummary] = []
-    with app.open_store(config) as store, \
+    with app.open_store(config) as store, _stdin_spooled(files) as paths, \
             InlineGrading(store, graders, config.sampling, grade_all=grade_all) as inline:
         with progress_bar(app.err_console, "Importing spans", None, threaded=False) as advance:
-            summary = import_files(store, list(files), config.mapping(source), progress=advance,
+            summary = import_files(store, paths, config.mapping(source), progress=advance,
                                    grade=inline if inline.graders else None, workers=workers)
+        if STDIN in files:
+            spool = str(paths[files.index(STDIN)])
+            summary.problems = [IngestProblem(STDIN_NAME + p.location.removeprefix(spool),
+                                              p.reason) if p.location.startswith(spool) else p
+                                for p in summary.problems]
     if inline.graders:
         runs.append(inline.summary)
     if inline.deferred:
@@ -101,6 +115,31 @@ def import_command(app: AppContext, files: tuple[Path, ...], source: str, strict
             print_grade_summary(app, run)
     if strict and summary.problem_count:
         sys.exit(EXIT_FINDINGS)
+
+
+STDIN = Path("-")
+STDIN_NAME = "<stdin>"
+"""How records read from standard input are located in problems (``<stdin>:LINE``)."""
+
+
+@contextmanager
+def _stdin_spooled(files: tuple[Path, ...]) -> Iterator[list[Path]]:
+    """``files`` with ``-`` replaced by a temporary copy of standard input (removed after).
+
+    Formats are told from the content and worker processes read by byte range, so the stream
+    is copied to disk in 1 MB blocks rather than read into memory.
+    """
+    if STDIN not in files:
+        yield list(files)
+        return
+    if sys.stdin.isatty():
+        fail("'-' reads traces from standard input, which is a terminal: pipe a file in, "
+             "e.g. `zcat traces.jsonl.gz | tracegrade import -`")
+    with tempfile.TemporaryDirectory(prefix="tracegrade-stdin-") as directory:
+        spool = Path(directory) / "stdin"
+        with spool.open("wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        yield [spool if path == STDIN else path for path in files]
 
 
 def _grade_after_import(app: AppContext, store: Store, config: Config, inline: InlineGrading,

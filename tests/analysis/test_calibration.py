@@ -50,6 +50,19 @@ def test_agreement_matches_scikit_learn_and_statsmodels() -> None:
         (kappa.kappa_low, kappa.kappa_upp))
 
 
+def test_labels_that_all_agree_leave_kappa_uncertain() -> None:
+    # statsmodels' asymptotic standard error is 0 when every pair agrees: kappa was [1, 1] on
+    # 29 labels, narrower than with one disagreement more.
+    perfect = Agreement.from_pairs([("pass", "pass")] * 15 + [("fail", "fail")] * 14)
+    one_off = Agreement.from_pairs([("pass", "pass")] * 15 + [("fail", "fail")] * 14 +
+                                   [("pass", "fail")])
+    assert perfect.kappa is not None and one_off.kappa is not None
+    assert perfect.kappa.value == 1 and perfect.kappa.high == 1
+    assert 0.5 < perfect.kappa.low < one_off.kappa.low < 0.9
+    assert perfect.tpr is not None and perfect.tnr is not None
+    assert perfect.tpr.low < 1 and perfect.tnr.low < 1  # Wilson's never collapsed
+
+
 def test_kappa_is_undefined_when_people_gave_one_answer() -> None:
     agreement = Agreement.from_pairs([("pass", "pass")] * 25 + [("pass", "fail")] * 5)
     assert agreement.kappa is None and agreement.tnr is None
@@ -101,6 +114,15 @@ def test_calibrate_uses_the_test_split_and_stores_the_result(store: Store) -> No
     status = calibration_status(store, GRADER, VERSION)
     assert status is not None and status.n == calibration.n
     assert status.trusted == calibration.trusted and status.status == calibration.status
+
+
+def test_a_release_without_verdicts_says_why_it_has_no_corrected_rate(store: Store) -> None:
+    labeled_store(store, n=100)
+    calibration = calibrate(store, GRADER, release="r9", save=False)
+    assert calibration.observed_pass_rate is None
+    assert [(rate.method, rate.estimate, rate.note) for rate in calibration.corrected] == [
+        (method, None, "no pass/fail verdicts of this grader version in the release")
+        for method in ("rogan-gladen", "ppi")]
 
 
 def test_a_new_grader_version_is_uncalibrated_until_checked(store: Store) -> None:

@@ -257,7 +257,10 @@ def kappa_interval(confusion: ConfusionMatrix, alpha: float = 0.05) -> Interval 
     """Cohen's kappa with its asymptotic interval, or None when it is undefined.
 
     Kappa is undefined when the humans or the grader gave a single answer throughout: there
-    is no chance agreement to correct for.
+    is no chance agreement to correct for. When every pair agrees the asymptotic standard
+    error is 0, though 15 + 14 agreeing labels do not make kappa exactly 1; the interval then
+    comes from the simulation :meth:`Agreement.from_labels` runs, on the pairs as a random
+    sample.
     """
     table = np.array(confusion.table(), dtype=float)
     if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
@@ -266,8 +269,19 @@ def kappa_interval(confusion: ConfusionMatrix, alpha: float = 0.05) -> Interval 
     kappa, std = float(result.kappa), float(result.std_kappa)
     if not math.isfinite(kappa):
         return None
+    if not std > 0:
+        return _simulated_kappa(confusion, alpha)
     z = float(norm.ppf(1 - alpha / 2))
     return Interval(kappa, max(-1.0, kappa - z * std), min(1.0, kappa + z * std))
+
+
+def _simulated_kappa(confusion: ConfusionMatrix, alpha: float) -> Interval | None:
+    (both_pass, missed), (false_pass, both_fail) = confusion.table()
+    human = np.repeat([True, True, False, False], [both_pass, missed, false_pass, both_fail])
+    judge = np.repeat([True, False, True, False], [both_pass, missed, false_pass, both_fail])
+    share = float(np.mean(judge))
+    labeled = LabeledSample(human, judge, share)
+    return Agreement.from_labels(labeled, share * (1 - share) / judge.size, alpha).kappa
 
 
 @dataclass
@@ -388,7 +402,7 @@ def labeled_criteria(store: Store) -> list[str]:
 
 def calibrate(store: Store, grader: str, grader_version: str | None = None, *,
               settings: CalibrationSettings | None = None, release: str | None = None,
-              save: bool = True, resamples: int = 2000) -> Calibration:
+              save: bool = True, resamples: int = DRAWS) -> Calibration:
     """Check one grader version against the human labels of its criterion and store the result.
 
     Args:
@@ -398,7 +412,8 @@ def calibrate(store: Store, grader: str, grader_version: str | None = None, *,
         settings: thresholds and the label splits to use.
         release: the release whose pass rate is corrected; the latest one by default.
         save: record the result in the ``calibrations`` table.
-        resamples: bootstrap resamples for the Rogan-Gladen interval.
+        resamples: simulation draws behind the Rogan-Gladen interval (once bootstrap
+            resamples, hence the name).
 
     Raises:
         CalibrationError: no labels for the criterion, or none with a verdict of this version.
@@ -458,17 +473,27 @@ def _correct(store: Store, calibration: Calibration, labeled: LabeledSample | No
         store, calibration.grader, calibration.grader_version)
     production = _production(store, calibration.grader, calibration.grader_version, [release])
     calibration.release = release
-    if labeled is None or production is None:
+    if production is None:
+        calibration.corrected = _uncorrected("no pass/fail verdicts of this grader version in "
+                                             "the release")
         return
     calibration.observed_pass_rate = production.pass_share
     calibration.observed_n = int(production.judge.size)
+    if labeled is None:
+        calibration.corrected = _uncorrected("no pass/fail verdicts of this grader version in "
+                                             "the labeled spans' releases")
+        return
     alpha = calibration.settings.alpha
     try:
         calibration.population_tpr, calibration.population_tnr = error_rates(labeled)
     except CannotCorrect:
         pass
-    calibration.corrected = [rogan_gladen(labeled, production, alpha=alpha, resamples=resamples),
+    calibration.corrected = [rogan_gladen(labeled, production, alpha=alpha, draws=resamples),
                              prediction_powered(labeled, production, alpha=alpha)]
+
+
+def _uncorrected(why: str) -> list[CorrectedRate]:
+    return [CorrectedRate(method, None, None, None, why) for method in ("rogan-gladen", "ppi")]
 
 
 def _label_weights(store: Store, grader: str, version: str, keys: list[tuple[str, str]]

@@ -5,12 +5,18 @@ biased pass rate. Human labels on a sample of spans measure those errors; two es
 correct the production rate:
 
 - **Rogan-Gladen**: ``(observed + TNR - 1) / (TPR + TNR - 1)``, the classic correction for an
-  imperfect test, with a percentile bootstrap interval (``scipy.stats.bootstrap``) that resamples
-  the labels within each judge verdict and the production verdicts, independently.
+  imperfect test.
 - **Prediction-powered inference** (PPI with ``lam=1``, the original PPI): the judge's
   (Hajek-weighted) pass share in production plus a rectifier, the mean of ``human - judge``,
-  estimated on the labeled spans judge verdict by judge verdict. Its interval carries the
-  linearised variance of the production share and the variance of the rectifier.
+  estimated on the labeled spans judge verdict by judge verdict.
+
+Both intervals come from one simulation of the three estimates they rest on, each drawn from
+Jeffreys' Beta at the sample size its variance is worth (:meth:`Stratum.draws`,
+:meth:`ProductionSample.draws`): P(human pass | judge pass), P(human pass | judge fail) and the
+production pass share. Unlike a bootstrap or a delta-method variance, that does not collapse
+when a verdict's labels all agree: 20 judge-passes that people all passed leave a false-pass rate
+of up to ~12% plausible, and the interval says so. Rogan-Gladen's interval keeps the draws its
+model allows, those whose error rates could have given their observed share.
 
 The labels' design. Labels can only be on graded spans, and graded spans are a sample: span
 ``i`` was graded with inclusion probability ``π_i`` (Poisson sampling; weight ``1/π_i``). On top
@@ -32,7 +38,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import bootstrap
 
 from tracegrade.analysis.comparison import weighted_rate
 
@@ -40,9 +45,13 @@ BoolArray = NDArray[np.bool_]
 FloatArray = NDArray[np.float64]
 
 MIN_PER_VERDICT = 2
-"""Labeled spans each judge verdict needs for an interval (a resampled single span is no spread)."""
+"""Labeled spans each judge verdict needs for an interval."""
 DRAWS = 20_000
-"""Simulation draws behind the PPI interval (and the agreement figures' intervals)."""
+"""Simulation draws behind the corrected rates' intervals (and the agreement figures')."""
+MIN_CONSISTENT = 0.01
+"""The share of draws that must fit Rogan-Gladen's model for its interval to rest on them."""
+UNFIT_NOTE = "the grader's error rates cannot give the observed rate: clipped to a bound"
+"""Rogan-Gladen's note when fewer than ``MIN_CONSISTENT`` of the draws fit its model."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,22 @@ class ProductionSample:
         """Kish's effective sample size."""
         return float(np.sum(self.weight) ** 2 / np.sum(self.weight ** 2))
 
+    def draws(self, rng: np.random.Generator, count: int = DRAWS) -> FloatArray:
+        """Draws of the pass share from Jeffreys' Beta at the size its variance is worth.
+
+        That size is ``p(1 − p)/V`` (the one the pass-rate tables' Wilson intervals use), and
+        Kish's when every verdict agrees, where ``V`` is 0: a release graded 0 of 1,468 is not
+        known to pass exactly 0%. Unlike :meth:`Stratum.draw_size` it is not capped at Kish's:
+        production verdicts are many, so a variance below ``p(1 − p)/n_Kish`` is the design's
+        stratification at work, not a rare outcome the sample missed.
+        """
+        passed = self.judge
+        rates = weighted_rate(np.sum(self.weight[passed]), np.sum(self.weight[~passed]),
+                              np.sum(self.weight[passed] ** 2),
+                              np.sum(self.weight[~passed] ** 2))
+        p, size = float(rates.rate), float(rates.effective_n)
+        return rng.beta(p * size + 0.5, (1 - p) * size + 0.5, count)
+
 
 @dataclass(frozen=True)
 class CorrectedRate:
@@ -232,10 +257,10 @@ def _too_few(labeled: LabeledSample, production: ProductionSample,
         count = int(np.sum(labeled.judge == verdict))
         if count < MIN_PER_VERDICT:
             name = "pass" if verdict else "fail"
-            return (f"no interval: {count} labeled span the grader judged {name} "
-                    f"(need {MIN_PER_VERDICT})")
+            return (f"no interval: {count} labeled span the grader judged {name}; "
+                    f"need {MIN_PER_VERDICT}")
     if production.judge.size < 2:
-        return f"no interval: {production.judge.size} production verdict (need 2)"
+        return f"no interval: {production.judge.size} production verdict; need 2"
     return None
 
 
@@ -249,14 +274,18 @@ def rogan_gladen_point(observed: float, tpr: float, tnr: float) -> float | None:
 
 
 def rogan_gladen(labeled: LabeledSample, production: ProductionSample, *, alpha: float = 0.05,
-                 resamples: int = 2000, seed: int = 0) -> CorrectedRate:
-    """The Rogan-Gladen corrected pass rate with a percentile bootstrap interval.
+                 draws: int = DRAWS, seed: int = 0) -> CorrectedRate:
+    """The Rogan-Gladen corrected pass rate with its interval.
 
     TPR and TNR come from :func:`error_rates` (inclusion-probability weighted within each judge
-    verdict). The bootstrap resamples the labeled spans within each judge verdict (the labels'
-    design), with their weights, and the production verdicts, independently, through
-    ``scipy.stats.bootstrap``; the population's judge pass share is held fixed. With fewer than
-    two labeled spans in a verdict there is an estimate but no interval.
+    verdict). The interval is the central ``1 − alpha`` of the estimate over ``draws``
+    simulated values of its three inputs (P(human pass | each judge verdict), from
+    :meth:`Stratum.draws`, and the production pass share, from
+    :meth:`ProductionSample.draws`) that fit the model (:func:`_consistent`); the population's
+    judge pass share is held fixed. A verdict whose labels all agree thus still counts as
+    uncertain: TNR = 1 from 15 judge-passes people all passed is not known to be 1, and the
+    interval spans the rates it might be. With fewer than two labeled spans in a verdict there
+    is an estimate but no interval; when (almost) no draw fits the model, the note says so.
     """
     method = "rogan-gladen"
     try:
@@ -271,56 +300,46 @@ def rogan_gladen(labeled: LabeledSample, production: ProductionSample, *, alpha:
     short = _too_few(labeled, production)
     if short:
         return CorrectedRate(method, estimate, None, None, short)
-    statistic = _RoganGladenStatistic(labeled, production)
-    data = (np.flatnonzero(labeled.judge), np.flatnonzero(~labeled.judge),
-            np.arange(production.judge.size))
-    result = bootstrap(data, statistic, n_resamples=resamples, confidence_level=1 - alpha,
-                       method="percentile", vectorized=True,
-                       batch=_batch(production.judge.size), rng=np.random.default_rng(seed))
-    low, high = result.confidence_interval
-    return CorrectedRate(method, estimate, float(min(low, estimate)), float(max(high, estimate)))
+    rng = np.random.default_rng(seed)
+    values = _rogan_gladen_values(production.draws(rng, draws),
+                                  labeled.stratum(True).draws(rng, draws),
+                                  labeled.stratum(False).draws(rng, draws),
+                                  labeled.population_pass_share)
+    fitting = _consistent(values)
+    note = None
+    if fitting.size < MIN_CONSISTENT * values.size:
+        # Labels and production contradict the model itself: all that is left is the clipped
+        # estimate, and the clipped draws.
+        fitting = np.clip(values[np.isfinite(values)], 0.0, 1.0)
+        note = UNFIT_NOTE
+    low, high = np.quantile(fitting, [alpha / 2, 1 - alpha / 2])
+    return CorrectedRate(method, estimate, min(float(low), estimate), max(float(high), estimate),
+                         note)
 
 
-class _RoganGladenStatistic:
-    """The Rogan-Gladen estimate of one bootstrap resample (vectorized over resamples).
+def _rogan_gladen_values(observed: FloatArray, precision: FloatArray, miss: FloatArray,
+                         share: float) -> FloatArray:
+    """Rogan-Gladen estimates, unclipped, from observed pass shares, P(human pass | judge pass
+    / fail) and the judge's pass share in the labels' population (a vectorized
+    :func:`_error_rates`); NaN where undefined."""
+    both_pass, both_fail = share * precision, (1 - share) * (1 - miss)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr = both_pass / (both_pass + (1 - share) * miss)
+        tnr = both_fail / (both_fail + share * (1 - precision))
+        value: FloatArray = (observed + tnr - 1) / (tpr + tnr - 1)
+    return np.where(np.isfinite(value), value, np.nan)
 
-    Its arguments are resampled row numbers: of the judge-pass labels, the judge-fail labels
-    and the production verdicts.
+
+def _consistent(values: FloatArray) -> FloatArray:
+    """The draws whose error rates could have produced their observed share (a rate in [0, 1]).
+
+    Keeping only those is the draws' distribution restricted to what Rogan-Gladen's model
+    allows. Clipping the others to 0 or 1 instead would pile them on a bound: for a release the
+    grader failed throughout, most draws' false-pass rate (which 8 agreeing labels leave up to
+    ~25%) exceeds the observed share, and the interval would shrink to [0, 0.02%] where rates
+    up to ~0.3% fit the data (simulated coverage 54-77% near 0).
     """
-
-    def __init__(self, labeled: LabeledSample, production: ProductionSample) -> None:
-        self.share = labeled.population_pass_share
-        self.label_weight = labeled.weights
-        self.label_weighted_pass = labeled.weights * labeled.human
-        self.weight = production.weight
-        self.weighted_pass = production.weight * production.judge
-
-    def _labels_mean(self, rows: NDArray[np.intp], axis: int) -> FloatArray:
-        result: FloatArray = np.sum(self.label_weighted_pass[rows], axis=axis) / \
-            np.sum(self.label_weight[rows], axis=axis)
-        return result
-
-    def __call__(self, when_pass: NDArray[np.intp], when_fail: NDArray[np.intp],
-                 rows: NDArray[np.intp], axis: int = -1) -> FloatArray:
-        share = self.share
-        observed = np.sum(self.weighted_pass[rows], axis=axis) / np.sum(self.weight[rows],
-                                                                         axis=axis)
-        precision = self._labels_mean(when_pass, axis)
-        miss = self._labels_mean(when_fail, axis)
-        both_pass, both_fail = share * precision, (1 - share) * (1 - miss)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tpr = both_pass / (both_pass + (1 - share) * miss)
-            tnr = both_fail / (both_fail + share * (1 - precision))
-            value = (observed + tnr - 1) / (tpr + tnr - 1)
-        # A resample whose labels are all one class says nothing about the errors: keep the
-        # observed rate for it rather than dropping it (which would narrow the interval).
-        result: FloatArray = np.clip(np.where(np.isfinite(value), value, observed), 0.0, 1.0)
-        return result
-
-
-def _batch(production_size: int) -> int:
-    # Keep each vectorized batch around a few million values, whatever the production size.
-    return max(10, min(1000, 4_000_000 // max(production_size, 1)))
+    return values[(values >= 0) & (values <= 1)]  # NaN compares False
 
 
 def prediction_powered(labeled: LabeledSample, production: ProductionSample, *,
@@ -336,12 +355,13 @@ def prediction_powered(labeled: LabeledSample, production: ProductionSample, *,
     Its variance is, by linearisation, ``(a − b)²·V(p̂) + p̂²·V(a) + (1 − p̂)²·V(b)``, with
     ``V(p̂)`` the Hajek variance of the production share and ``V(a)``, ``V(b)`` those of the
     labels' means. The interval carries exactly those three uncertainties, by simulation rather
-    than a normal approximation: ``p̂`` is drawn from a normal with variance ``V(p̂)``, ``a``
-    and ``b`` from Jeffreys' Beta at their effective sizes (:meth:`Stratum.draws`), and the
-    interval is the central ``1 − alpha`` of ``p̂·a + (1 − p̂)·b``. With many labels this is the
-    normal interval; when a verdict's labels all agree (``a = 1`` from 15 labels, say) it still
-    allows for the errors they may have missed, on the side they would lie. With fewer than two
-    labeled spans in a verdict there is an estimate but no interval.
+    than a normal approximation: ``p̂``, ``a`` and ``b`` are drawn from Jeffreys' Beta at the
+    sizes their variances are worth (:meth:`ProductionSample.draws`, :meth:`Stratum.draws`), and
+    the interval is the central ``1 − alpha`` of ``p̂·a + (1 − p̂)·b``. With many labels this is
+    the normal interval; when a verdict's labels all agree (``a = 1`` from 15 labels, say), or
+    production's verdicts do, it still allows for the errors they may have missed, on the side
+    they would lie. With fewer than two labeled spans in a verdict there is an estimate but no
+    interval.
     """
     method = "ppi"
     share = production.pass_share
@@ -361,12 +381,19 @@ def prediction_powered(labeled: LabeledSample, production: ProductionSample, *,
     if short:
         return CorrectedRate(method, estimate, None, None, short)
     rng = np.random.default_rng(seed)
-    absent = np.zeros(DRAWS)
-    shares = np.clip(rng.normal(share, production.pass_share_variance ** 0.5, DRAWS), 0.0, 1.0)
-    values = shares * (when_pass.draws(rng) if True in needed else absent) + \
-        (1 - shares) * (when_fail.draws(rng) if False in needed else absent)
+    shares = production.draws(rng)
+    values = shares * _draws_or_prior(when_pass, rng) + \
+        (1 - shares) * _draws_or_prior(when_fail, rng)
     low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
     return CorrectedRate(method, estimate, min(float(low), estimate), max(float(high), estimate))
+
+
+def _draws_or_prior(stratum: Stratum, rng: np.random.Generator) -> FloatArray:
+    # A verdict production never gave has no labels to go on, but its drawn share is not
+    # exactly 0 either: what people would say of it is Jeffreys' prior, anything at all.
+    if stratum.size == 0:
+        return rng.beta(0.5, 0.5, DRAWS)
+    return stratum.draws(rng)
 
 
 def _clip01(value: float) -> float:

@@ -37,8 +37,8 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
     not skew them) with their intervals, and a verdict — trusted when kappa >= 0.6
     and TPR, TNR >= 0.8
     (`calibration:` in tracegrade.yaml). The release's pass rate is corrected
-    for the grader's errors (Rogan-Gladen with a bootstrap interval, and
-    prediction-powered inference). Results are stored per grader version: a
+    for the grader's errors (Rogan-Gladen and prediction-powered inference,
+    with simulated 95% intervals). Results are stored per grader version: a
     changed grader is uncalibrated until checked again.
     """
     config = app.config()

@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tracegrade.analysis.calibration import Calibration, Interval
-from tracegrade.reports.terminal import interval, percent
+from tracegrade.analysis.correction import CorrectedRate
+from tracegrade.reports._format import interval, percent, release_name
 
 _STATUS_STYLE = {"trusted": "green", "not trusted": "bold red", "insufficient labels": "yellow"}
 
@@ -26,11 +27,15 @@ def calibration_table(calibrations: Sequence[Calibration]) -> Table:
         verdict = calibration.status
         if calibration.reasons:
             verdict += f" ({'; '.join(calibration.reasons)})"
+        people_passed = confusion.both_pass + confusion.grader_failed_human_passed
         table.add_row(
             calibration.grader, calibration.grader_version, str(calibration.n),
             f"{confusion.both_pass}/{confusion.grader_failed_human_passed}/"
             f"{confusion.grader_passed_human_failed}/{confusion.both_fail}",
-            _rate(agreement.tpr), _rate(agreement.tnr), _kappa(agreement.kappa),
+            _rate(agreement.tpr, "no pass labels" if people_passed == 0 else "undefined"),
+            _rate(agreement.tnr,
+                  "no fail labels" if people_passed == confusion.n else "undefined"),
+            _kappa(agreement.kappa),
             Text(verdict, style=_STATUS_STYLE.get(calibration.status, "")),
         )
     return table
@@ -45,22 +50,35 @@ def correction_table(calibrations: Sequence[Calibration]) -> Table:
         table.add_column(column, justify="right")
     for calibration in calibrations:
         corrected = {c.method: c for c in calibration.corrected}
-        cells = []
-        for method in ("rogan-gladen", "ppi"):
-            rate = corrected.get(method)
-            if rate is None or rate.estimate is None:
-                cells.append(Text(rate.note if rate and rate.note else "—", style="yellow"))
-            else:
-                cells.append(Text(f"{percent(rate.estimate)} {interval(rate.low, rate.high)}"))
-        observed = "—" if calibration.observed_pass_rate is None else \
-            f"{percent(calibration.observed_pass_rate)} (n={calibration.observed_n:,})"
-        table.add_row(calibration.grader, str(calibration.release), observed, *cells)
+        cells = [_corrected(corrected.get(method)) for method in ("rogan-gladen", "ppi")]
+        observed = _missing("no pass/fail verdicts") if calibration.observed_pass_rate is None \
+            else Text(f"{percent(calibration.observed_pass_rate)} "
+                      f"(n={calibration.observed_n:,})")
+        table.add_row(calibration.grader, release_name(calibration.release), observed, *cells)
     return table
 
 
-def _rate(value: Interval | None) -> str:
+def _corrected(rate: CorrectedRate | None) -> Text:
+    """The estimate and its interval, with why either is missing (or clipped)."""
+    if rate is None:
+        return _missing("not computed")
+    if rate.estimate is None:
+        return _missing(rate.note or "no estimate")
+    text = Text(percent(rate.estimate))
+    if rate.low is not None and rate.high is not None:
+        text.append(f" {interval(rate.low, rate.high)}")
+    if rate.note:
+        text.append(f" ({rate.note})", style="yellow")
+    return text
+
+
+def _missing(why: str) -> Text:
+    return Text(f"— ({why})", style="yellow")
+
+
+def _rate(value: Interval | None, why_missing: str) -> str | Text:
     if value is None:
-        return "—"
+        return _missing(why_missing)
     return f"{percent(value.value)} {interval(value.low, value.high)}"
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from tests.conftest import make_span, processes_running, slow_grader_command
+from tracegrade import _parallel_import
 from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig
@@ -153,6 +154,38 @@ def test_reimport_with_workers_changes_nothing(tmp_path: Path) -> None:
         second = import_files(store, [path], MappingOptions(source="demo"), workers=2)
     assert first.counts.inserted == second.counts.unchanged == first.spans > 10_000
     assert (second.counts.inserted, second.counts.updated) == (0, 0)
+
+
+def test_workers_leave_checkpoints_to_the_parent(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's commit never checkpoints (it would fsync inside the write turn); the parent
+    does, so the WAL still reaches the database file during the import."""
+    path = demo_lines(tmp_path)
+    monkeypatch.setattr(_parallel_import, "CHECKPOINT_BYTES", 1)
+    calls: list[int] = []
+    checkpoint = _parallel_import.WalCheckpointer.__call__
+
+    def counted(self: _parallel_import.WalCheckpointer) -> None:
+        calls.append(self.wal.stat().st_size if self.wal else -1)
+        checkpoint(self)
+
+    monkeypatch.setattr(_parallel_import.WalCheckpointer, "__call__", counted)
+    database = tmp_path / "ckpt.db"
+    with open_store(f"sqlite:///{database}") as store:
+        summary = import_files(store, [path], MappingOptions(source="demo"), workers=2)
+        assert len(calls) >= 2 and min(calls) > 0
+        # Only what the database file itself holds: the spans reached it through checkpoints.
+        copy = tmp_path / "main-file-only.db"
+        copy.write_bytes(database.read_bytes())
+        with open_store(f"sqlite:///{copy}", migrate=False) as alone:
+            assert alone.count_spans() > summary.spans // 2
+
+    setup = _parallel_import._Setup(path, None, MappingOptions(source="demo"),  # type: ignore[arg-type]
+                                    f"sqlite:///{database}", None)
+    worker = _parallel_import._Worker(setup, None, None, None)
+    with worker.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+    worker.store.close()
 
 
 CONFIG = """\

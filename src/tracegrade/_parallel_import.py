@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
+
 from tracegrade._gc import BULK_THRESHOLD
 from tracegrade._workers import exit_with
 from tracegrade.grading import BatchGrader, BatchGraderSpec, GradeSummary, InlineGrading
@@ -81,6 +83,11 @@ class _Worker:
     def __init__(self, setup: _Setup, turn: Any, aborted: Any, condition: Any) -> None:
         self.setup, self.turn, self.aborted, self.condition = setup, turn, aborted, condition
         self.store = open_store(setup.store_url, migrate=False)
+        if self.store.dialect == "sqlite":
+            # The parent checkpoints (see WalCheckpointer): here a commit would do it while
+            # holding the write turn, and the other workers would wait on its fsync.
+            event.listen(self.store.engine, "connect", _no_autocheckpoint)
+            self.store.engine.dispose()
         self.grader = BatchGrader.from_spec(setup.grading) if setup.grading else None
 
     def run(self, chunk: _Chunk) -> ChunkReport:
@@ -153,6 +160,45 @@ class _Worker:
         return lines
 
 
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite store's WAL from the parent while the workers write.
+
+    A commit that crosses SQLite's automatic checkpoint threshold copies the WAL back into the
+    database and syncs both files before it returns; in a worker that happens inside its write
+    turn, so every other worker with a chunk ready waits on the disk (a fifth of the workers'
+    time in a 200k-span import). The workers turn that off, and the parent runs a PASSIVE
+    checkpoint, which goes alongside readers and the writer, whenever the WAL has grown by
+    :data:`CHECKPOINT_BYTES`.
+    """
+
+    def __init__(self, store: Store) -> None:
+        database = store.engine.url.database if store.dialect == "sqlite" else None
+        self.store = store
+        self.wal = Path(f"{database}-wal") if database and database != ":memory:" else None
+
+    def __call__(self) -> None:
+        """Checkpoint if the WAL has grown past the threshold."""
+        if self.wal is None:
+            return
+        try:
+            size = self.wal.stat().st_size
+        except OSError:
+            return
+        if size >= CHECKPOINT_BYTES:
+            with self.store.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+CHECKPOINT_BYTES = 40 * 1024 * 1024
+"""WAL growth after which the parent checkpoints (SQLite's own threshold, as tracegrade sets
+it: 10,000 pages of 4 KB)."""
+
 _worker: _Worker | None = None
 
 
@@ -201,6 +247,7 @@ def import_with_workers(
     turn, aborted = context.Value("q", 0, lock=False), context.Value("b", 0, lock=False)
     line_base = 0
     pending: deque[Future[ChunkReport]] = deque()
+    checkpoint = WalCheckpointer(store)
 
     def absorb(future: Future[ChunkReport]) -> None:
         nonlocal line_base
@@ -209,6 +256,7 @@ def import_with_workers(
             on_problem(IngestProblem(f"{path}:{line_base + number}", reason))
         on_report(report)
         line_base += report.lines
+        checkpoint()
 
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(setup, turn, aborted, condition, os.getpid())) as executor:

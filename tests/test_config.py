@@ -52,7 +52,7 @@ def test_unset_env_under_sources_graders_judges_fails_only_where_used(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TG_SET_OPENAI", "sk-test")
     config = load_config(write(TWO_JUDGES_AND_A_SOURCE))  # loads: nothing is used yet
-    config.require("store", "sampling", "analysis")
+    config.require(("store",), ("sampling",), ("analysis",))
     config.require_sources(["files"])
     config.require_graders(["short", "fact"])
     with pytest.raises(ConfigError, match=r"^tracegrade\.yaml: judges\.claude\.api_key: "
@@ -70,6 +70,22 @@ def test_unset_env_where_a_value_must_validate_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"sources\[0\]\.page_size: environment variable "
                                           r"TG_UNSET_PAGE_SIZE is not set"):
         load_config(write(text))
+
+
+def test_unset_env_paths_match_whole_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A judge called ``a.b`` is not inside judge ``a``; an unset ``judge:`` name says so."""
+    config = load_config(write(
+        "graders:\n  - {name: tone, type: llm_judge, judge: a, rubric: polite}\n"
+        "judges:\n  a: {model: m}\n  a.b: {model: m, api_key: \"${TG_UNSET_AB}\"}\n"))
+    config.require_graders(["tone"])
+    with pytest.raises(ConfigError, match="judges.a.b.api_key: environment variable TG_UNSET_AB"):
+        config.require(("judges", "a.b"))
+    with pytest.raises(ConfigError, match=r"judges\.a\.b\.temperature"):
+        load_config(write("judges:\n  a: {model: m, api_key: \"${TG_UNSET_A}\"}\n"
+                          "  a.b: {model: m, temperature: 5}\n"))
+    with pytest.raises(ConfigError, match=r"graders\[0\]\.judge: environment variable TG_UNSET_J"):
+        load_config(write("graders:\n  - {name: t, type: llm_judge, judge: \"${TG_UNSET_J}\","
+                          " rubric: r}\njudges:\n  a: {model: m}\n"))
 
 
 def test_unset_env_outside_the_deferred_sections_fails_at_load() -> None:

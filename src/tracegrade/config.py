@@ -115,40 +115,40 @@ class Config(BaseModel):
         return MappingOptions(source=source, release_from=self.release_from,
                               environment_from=tuple(self.environment_from))
 
-    def require(self, *paths: str) -> None:
-        """Fail if a value under one of ``paths`` names an unset environment variable.
+    def require(self, *entries: tuple[str | int, ...]) -> None:
+        """Fail if a value inside one of ``entries`` names an unset environment variable.
 
-        A variable that is unset under ``sources``, ``graders`` or ``judges`` is only an error
-        for the commands that use that entry (see :data:`DEFERRED_SECTIONS`): a missing
-        Anthropic key must not stop a report that calls no judge.
+        An entry is a key path such as ``("store",)``, ``("sources", 0)`` or
+        ``("judges", "claude")``. A variable that is unset under ``sources``, ``graders`` or
+        ``judges`` is only an error for the commands that use that entry (see
+        :data:`DEFERRED_SECTIONS`): a missing Anthropic key must not stop a report that calls
+        no judge.
 
         Raises:
             ConfigError: naming the first such key and its variable.
         """
         for unset in self._unset:
-            if any(unset.where == path or unset.where.startswith((f"{path}.", f"{path}["))
-                   for path in paths):
-                raise ConfigError(f"{self._origin}: {unset.where}: environment variable "
-                                  f"{unset.name} is not set")
+            if any(unset.path[:len(entry)] == entry for entry in entries):
+                raise unset.error(self._origin)
 
     def require_sources(self, names: Iterable[str]) -> None:
         """:meth:`require` for the sources called ``names``."""
         wanted = set(names)
-        self.require(*(f"sources[{index}]" for index, source in enumerate(self.sources)
+        self.require(*(("sources", index) for index, source in enumerate(self.sources)
                        if source.name in wanted))
 
     def require_graders(self, only: Iterable[str] | None = None) -> None:
         """:meth:`require` for the graders a command runs (all, or ``only``) and their judges."""
         wanted = set(only or ())
-        paths = []
+        entries: list[tuple[str | int, ...]] = []
         for index, grader in enumerate(self.graders):
             if wanted and grader.name not in wanted:
                 continue
-            paths.append(f"graders[{index}]")
+            entries.append(("graders", index))
             judge = judge_name_of(grader)
             if judge is not None:
-                paths.append(f"judges.{judge}")
-        self.require(*paths)
+                entries.append(("judges", judge))
+        self.require(*entries)
 
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -164,9 +164,26 @@ class UnsetVariable:
 
     where: str
     name: str
+    path: tuple[str | int, ...] = ()
+    """``where`` as keys and list indexes."""
+
+    @property
+    def deferred(self) -> bool:
+        """Whether only the commands using its entry fail (see :data:`DEFERRED_SECTIONS`).
+
+        A grader's ``judge:`` is bound to its judge when the config loads, so it cannot wait.
+        """
+        return (len(self.path) >= 2 and self.path[0] in DEFERRED_SECTIONS
+                and not (self.path[0] == "graders" and self.path[2:3] == ("judge",)))
+
+    def error(self, origin: str) -> ConfigError:
+        """The one-line error naming the key and the variable."""
+        return ConfigError(f"{origin}: {self.where}: environment variable {self.name} "
+                           "is not set")
 
 
-def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None = None) -> Any:
+def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None = None,
+                path: tuple[str | int, ...] = ()) -> Any:
     """Replace ``${NAME}`` (or ``${NAME:-default}``) in every string with the environment's value.
 
     With ``unset``, a variable that is unset and has no default is left as written and recorded
@@ -176,10 +193,11 @@ def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None =
         ConfigError: a variable is unset and has no default (and ``unset`` is None).
     """
     if isinstance(value, dict):
-        return {k: interpolate(v, f"{where}.{k}" if where else str(k), unset)
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k), unset, (*path, k))
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, f"{where}[{i}]", unset) for i, v in enumerate(value)]
+        return [interpolate(v, f"{where}[{i}]", unset, (*path, i))
+                for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -191,7 +209,7 @@ def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None =
             return default
         if unset is None:
             raise ConfigError(f"{where}: environment variable {name} is not set")
-        unset.append(UnsetVariable(where, name))
+        unset.append(UnsetVariable(where, name, path))
         return match.group(0)
 
     return _ENV_PATTERN.sub(substitute, value)
@@ -256,38 +274,19 @@ def parse_config(raw: dict[str, Any], origin: str = CONFIG_FILE) -> Config:
     # Unset variables outside the deferred sections fail every command, as does one whose
     # entry cannot even be validated with the variable left unresolved.
     for variable in unset:
-        if not variable.where.startswith(tuple(f"{section}." for section in DEFERRED_SECTIONS)
-                                         + tuple(f"{section}[" for section in DEFERRED_SECTIONS)):
-            raise ConfigError(f"{origin}: {variable.where}: environment variable "
-                              f"{variable.name} is not set")
+        if not variable.deferred:
+            raise variable.error(origin)
     try:
         config = Config.model_validate(values)
     except ValidationError as exc:
         for error in exc.errors():
-            location = _location(error["loc"])
             for variable in unset:
-                if _related(variable.where, location):
-                    raise ConfigError(f"{origin}: {variable.where}: environment variable "
-                                      f"{variable.name} is not set") from None
+                # An error inside the entry (a source, grader or judge) holding the unset
+                # value; pydantic may name a union member after the index, so the entry is
+                # what is compared.
+                if tuple(error["loc"][:2]) == variable.path[:2]:
+                    raise variable.error(origin) from None
         raise ConfigError(f"{origin}: {describe_validation_error(exc, raw)}") from None
     config._unset = tuple(unset)
     config._origin = origin
     return config
-
-
-def _location(parts: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _related(where: str, location: str) -> bool:
-    """Whether a validation error at ``location`` may come from the value at ``where``.
-
-    True when one is the other or lies inside it; pydantic may also name a union member (the
-    source type) inside the location, so the entry's index is what counts.
-    """
-    entry = re.match(r"^\w+(\[\d+\]|\.[^.\[]+)?", where)
-    prefix = entry.group(0) if entry else where
-    return location == prefix or location.startswith((f"{prefix}.", f"{prefix}["))

@@ -266,11 +266,11 @@ def watch_once(store: Store, config: Config, *, webhook: str | None = None,
                pull: bool = True, sleep: Callable[[float], None] = time.sleep) -> Tick:
     """One tick: pull (when sources are configured), grade, detect, announce new findings."""
     tick = Tick(at=utc_now())
+    config.require_graders()  # before pulling: a tick that cannot grade should not pull either
     if pull and config.sources:
         from tracegrade.sources.pull import pull_sources
 
         tick.pulled = pull_sources(store, config).as_dict()
-    config.require_graders()
     graders = build_graders(config.graders)
     if graders:
         tick.graded = grade(store, graders, config.sampling)

@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import norm
 from statsmodels.stats.proportion import proportion_confint
 
+from tracegrade.analysis import correction
 from tracegrade.analysis.calibration import Agreement
 from tracegrade.analysis.correction import (
     UNFIT_NOTE,
@@ -326,3 +327,10 @@ def test_intervals_cover_the_rate_when_a_verdicts_labels_all_agree(
     # that shifted (judge pass share 50% -> 0.1%) at the same TPR and TNR does not keep.
     if label_share is None:
         assert covered["ppi"] / simulations >= 0.9
+
+
+def test_draws_of_a_grader_no_better_than_chance_have_no_rogan_gladen_value() -> None:
+    # P(human pass | judge pass) = 0.5 and P(human pass | judge fail) = 0.6: worse than chance.
+    values = correction._rogan_gladen_values(np.array([0.4, 0.4]), np.array([0.5, 0.9]),
+                                             np.array([0.6, 0.1]), 0.5)
+    assert np.isnan(values[0]) and 0.0 <= values[1] <= 1.0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner, Result
 
 from tracegrade.cli import cli
@@ -153,3 +154,19 @@ def test_import_reads_standard_input_gzipped_or_not(workspace: Path) -> None:
     assert "2 unchanged" in again.stdout and "<stdin>:2" in again.stderr
     twice = CliRunner().invoke(cli, ["import", "-", "-"], input=data)
     assert twice.exit_code == 2 and "can be given once" in twice.stderr
+
+
+def test_import_from_standard_input_fails_cleanly(workspace: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = (otlp_line("00f067aa0ba902b7") + "\n").encode()
+    missing = CliRunner().invoke(cli, ["import", "-", "nope.jsonl"], input=data)
+    assert missing.exit_code == 2 and "nope.jsonl: no such file" in missing.stderr
+
+    def disk_full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tracegrade.cli._data.shutil.copyfileobj", disk_full)
+    full = CliRunner().invoke(cli, ["import", "-"], input=data)
+    assert full.exit_code == 2, full.output
+    assert "No space left on device" in full.stderr and "TMPDIR" in full.stderr
+    assert full.exception is None or isinstance(full.exception, SystemExit)

@@ -275,3 +275,16 @@ def test_unset_judge_key_blocks_only_the_judge(workspace: Path) -> None:
                           "environment variable TG_UNSET_ANTHROPIC_KEY is not set")
     assert_one_line_error(invoke("pull", "lf"), "sources[0].secret_key", "TG_UNSET_LF_KEY")
     assert_one_line_error(invoke("export"), "sources[0].secret_key", "TG_UNSET_LF_KEY")
+
+
+def test_watch_with_an_unset_judge_key_pulls_nothing(workspace: Path) -> None:
+    write_traces(workspace / "t.jsonl", [otlp_line("00f067aa0ba902b7")])
+    (workspace / "tracegrade.yaml").write_text(
+        "sources:\n  - {name: files, type: otlp_file, paths: [t.jsonl]}\n"
+        "graders:\n  - {name: tone, type: llm_judge, judge: claude, rubric: polite}\n"
+        "judges:\n  claude: {provider: anthropic, model: claude-haiku-4-5,"
+        " api_key: \"${TG_UNSET_ANTHROPIC_KEY}\"}\n", encoding="utf-8")
+    assert_one_line_error(invoke("watch", "--once"), "judges.claude.api_key",
+                          "TG_UNSET_ANTHROPIC_KEY")
+    with open_store("sqlite:///.tracegrade/tracegrade.db") as store:
+        assert store.count_spans() == 0

@@ -327,7 +327,9 @@ def _rogan_gladen_values(observed: FloatArray, precision: FloatArray, miss: Floa
         tpr = both_pass / (both_pass + (1 - share) * miss)
         tnr = both_fail / (both_fail + share * (1 - precision))
         value: FloatArray = (observed + tnr - 1) / (tpr + tnr - 1)
-    return np.where(np.isfinite(value), value, np.nan)
+    # A draw whose grader is no better than chance (TPR + TNR <= 1) has no Rogan-Gladen
+    # estimate, as the point estimate has none then.
+    return np.where(np.isfinite(value) & (tpr + tnr > 1), value, np.nan)
 
 
 def _consistent(values: FloatArray) -> FloatArray:

@@ -135,10 +135,17 @@ def _stdin_spooled(files: tuple[Path, ...]) -> Iterator[list[Path]]:
     if sys.stdin.isatty():
         fail("'-' reads traces from standard input, which is a terminal: pipe a file in, "
              "e.g. `zcat traces.jsonl.gz | tracegrade import -`")
+    for path in files:  # what import_files would refuse, before reading all of stdin
+        if path != STDIN and not path.exists():
+            fail(f"{path}: no such file")
     with tempfile.TemporaryDirectory(prefix="tracegrade-stdin-") as directory:
         spool = Path(directory) / "stdin"
-        with spool.open("wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        try:
+            with spool.open("wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        except OSError as error:
+            fail(f"cannot copy standard input to {directory} ({error.strerror or error}): "
+                 "point TMPDIR at a disk with room, or import a file")
         yield [spool if path == STDIN else path for path in files]
 
 

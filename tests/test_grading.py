@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,26 @@ def test_grade_writes_one_verdict_per_applicable_span(store: Store) -> None:
     assert store.count_verdicts() == 40
     again = grade(store, build_graders(configs()), SamplingConfig())
     assert again.verdicts_written == 0 and store.count_verdicts() == 40
+
+
+def test_verdicts_a_concurrent_run_stored_first_are_not_tallied_twice(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `grade` runs read the same ungraded spans; the one that writes second wrote nothing,
+    and its summary says so instead of repeating the other run's outcomes."""
+    seed(store)
+    insert = Store.insert_verdicts
+    raced: list[int] = []
+
+    def other_run_first(self: Store, rows: list) -> int:  # type: ignore[type-arg]
+        if not raced:  # the other run commits this page's verdicts (some of them) first
+            raced.append(insert(self, [replace(row, run_id="other") for row in rows[:25]]))
+        return insert(self, rows)
+
+    monkeypatch.setattr(Store, "insert_verdicts", other_run_first)
+    summary = grade(store, build_graders(configs()), SamplingConfig())
+    assert raced == [25] and summary.verdicts_written == 15
+    assert sum(sum(c.values()) for c in summary.outcomes.values()) == 15
+    assert store.run_outcomes(summary.run_id) == summary.outcomes
 
 
 def outcomes_of(store: Store, grader: str) -> dict[str, str]:

@@ -156,6 +156,20 @@ def test_reimport_with_workers_changes_nothing(tmp_path: Path) -> None:
     assert (second.counts.inserted, second.counts.updated) == (0, 0)
 
 
+def test_reimport_with_grading_tallies_only_what_it_wrote(tmp_path: Path) -> None:
+    path = demo_lines(tmp_path)
+    runs = []
+    with open_store(f"sqlite:///{tmp_path / 'tally.db'}") as store:
+        for _ in range(2):
+            with InlineGrading(store, graders(), SamplingConfig()) as inline:
+                import_files(store, [path], MappingOptions(source="demo"), grade=inline,
+                             workers=2)
+            runs.append(inline.summary)
+    first, second = runs
+    assert first.verdicts_written == sum(sum(c.values()) for c in first.outcomes.values()) > 0
+    assert (second.verdicts_written, second.outcomes) == (0, {})
+
+
 def test_workers_leave_checkpoints_to_the_parent(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker's commit never checkpoints (it would fsync inside the write turn); the parent

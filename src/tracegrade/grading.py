@@ -68,6 +68,16 @@ class GradeSummary:
     budget_exhausted: bool = False
     """The budget stopped the judges; spans they had not graded have no verdict yet."""
 
+    def settle(self, store: Store) -> None:
+        """Make :attr:`outcomes` those of the verdicts this run wrote.
+
+        A verdict another run (a concurrent ``grade``, an earlier import of the same spans)
+        had already stored is not written again; the tally counted it all the same.
+        """
+        if sum(sum(counts.values()) for counts in self.outcomes.values()) \
+                != self.verdicts_written:
+            self.outcomes = store.run_outcomes(self.run_id)
+
     def count(self, grader: str, outcome: str) -> None:
         """Tally one verdict."""
         self.outcomes.setdefault(grader, Counter())[outcome] += 1
@@ -165,6 +175,7 @@ def grade(
                 if judging is not None and judging.fatal is not None:
                     raise judging.fatal
         status = "budget_exhausted" if summary.budget_exhausted else "finished"
+        summary.settle(store)
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -268,6 +279,7 @@ class InlineGrading:
                   else "interrupted" if issubclass(error_type, KeyboardInterrupt) else "failed")
         # Counted from the store: what committed with the spans, even when the import failed.
         self.summary.verdicts_written = self.store.count_verdicts(self.summary.run_id)
+        self.summary.settle(self.store)
         self.store.finish_run(self.summary.run_id, status, self.summary.as_dict())
 
 

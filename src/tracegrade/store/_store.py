@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +355,17 @@ class Store:
             query = query.where(t.verdicts.c.run_id == run_id)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def run_outcomes(self, run_id: str) -> dict[str, Counter[str]]:
+        """Per grader, the outcomes of the verdicts one run wrote."""
+        v = t.verdicts.c
+        query = (select(v.grader, v.outcome, func.count()).where(v.run_id == run_id)
+                 .group_by(v.grader, v.outcome))
+        outcomes: dict[str, Counter[str]] = {}
+        with self.engine.connect() as conn:
+            for grader, outcome, count in conn.execute(query):
+                outcomes.setdefault(grader, Counter())[outcome] = int(count)
+        return outcomes
 
     def verdict_counts(self, grader_versions: Sequence[tuple[str, str]] | None = None
                        ) -> list[dict[str, Any]]:

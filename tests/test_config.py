@@ -88,6 +88,14 @@ def test_unset_env_paths_match_whole_keys(monkeypatch: pytest.MonkeyPatch) -> No
                           " rubric: r}\njudges:\n  a: {model: m}\n"))
 
 
+def test_a_value_the_command_line_gives_needs_no_variable() -> None:
+    config = load_config(write(
+        "sources:\n  - {name: live, type: otlp, token: \"${TG_UNSET_TOKEN}\"}\n"))
+    config.require_sources(["live"], overridden=["token"])
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.token: .* TG_UNSET_TOKEN"):
+        config.require_sources(["live"], overridden=["host"])
+
+
 def test_unset_env_outside_the_deferred_sections_fails_at_load() -> None:
     with pytest.raises(ConfigError, match=r"sampling\.seed: environment variable TG_UNSET_SEED"):
         load_config(write("sampling: {seed: \"${TG_UNSET_SEED}\"}\n"))

@@ -115,7 +115,8 @@ class Config(BaseModel):
         return MappingOptions(source=source, release_from=self.release_from,
                               environment_from=tuple(self.environment_from))
 
-    def require(self, *entries: tuple[str | int, ...]) -> None:
+    def require(self, *entries: tuple[str | int, ...],
+                overridden: Iterable[str] = ()) -> None:
         """Fail if a value inside one of ``entries`` names an unset environment variable.
 
         An entry is a key path such as ``("store",)``, ``("sources", 0)`` or
@@ -124,18 +125,26 @@ class Config(BaseModel):
         :data:`DEFERRED_SECTIONS`): a missing Anthropic key must not stop a report that calls
         no judge.
 
+        ``overridden`` names keys of those entries the command line gives instead (``serve
+        --token``): their variables are not needed.
+
         Raises:
             ConfigError: naming the first such key and its variable.
         """
+        skipped = set(overridden)
         for unset in self._unset:
-            if any(unset.path[:len(entry)] == entry for entry in entries):
-                raise unset.error(self._origin)
+            for entry in entries:
+                if unset.path[:len(entry)] != entry:
+                    continue
+                key = unset.path[len(entry)] if len(unset.path) > len(entry) else None
+                if key not in skipped:
+                    raise unset.error(self._origin)
 
-    def require_sources(self, names: Iterable[str]) -> None:
+    def require_sources(self, names: Iterable[str], overridden: Iterable[str] = ()) -> None:
         """:meth:`require` for the sources called ``names``."""
         wanted = set(names)
         self.require(*(("sources", index) for index, source in enumerate(self.sources)
-                       if source.name in wanted))
+                       if source.name in wanted), overridden=overridden)
 
     def require_graders(self, only: Iterable[str] | None = None) -> None:
         """:meth:`require` for the graders a command runs (all, or ``only``) and their judges."""

@@ -44,7 +44,9 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
     and any other address needs a token. Stop it with Ctrl-C.
     """
     config = app.config()
-    receiver = _receiver(config, source_name)
+    given = {"token": token, "host": host, "port": port, "acknowledge": acknowledge}
+    receiver = _receiver(config, source_name, [key for key, value in given.items()
+                                               if value is not None])
     configured_token = receiver.token.get_secret_value() if receiver and receiver.token else None
     settings = ServerSettings(
         host=host or (receiver.host if receiver else DEFAULT_HOST),
@@ -71,10 +73,11 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
             app.err_console.print("Stopped.")  # Ctrl-C is how a receiver ends: exit 0
 
 
-def _receiver(config: Config, name: str | None) -> OtlpReceiverConfig | None:
+def _receiver(config: Config, name: str | None, overridden: list[str]
+              ) -> OtlpReceiverConfig | None:
     receivers = [s for s in config.sources if isinstance(s, OtlpReceiverConfig)]
     chosen = next((r for r in receivers if r.name == name), None) if name else \
         (receivers[0] if receivers else None)
     if chosen is not None:
-        config.require_sources([chosen.name])
+        config.require_sources([chosen.name], overridden)
     return chosen

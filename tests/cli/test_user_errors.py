@@ -162,6 +162,11 @@ def test_interrupt_exits_130_with_one_line(workspace: Path,
 def test_ctrl_c_during_grade_exits_130_and_records_the_run(tmp_path: Path) -> None:
     url = a_store(tmp_path / "kill.db", spans=6000)
     command, env = slow_grader_command(tmp_path, url, "grade")
+    # Slower after the first page (2,000 spans) is committed, so that however late the signal
+    # comes on a loaded machine the run cannot have finished first (it would exit 0).
+    (tmp_path / "slow_grader.py").write_text(
+        "import time\n\ncalls = 0\n\n\ndef check(span):\n    global calls\n"
+        "    calls += 1\n    time.sleep(0.002 if calls <= 2000 else 0.05)\n    return True\n")
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     with open_store(url) as store:
@@ -169,7 +174,10 @@ def test_ctrl_c_during_grade_exits_130_and_records_the_run(tmp_path: Path) -> No
         while store.count_verdicts() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()  # no-op once it has exited; else it ignored the signal
         with store.engine.connect() as conn:
             statuses = conn.execute(select(t.runs.c.status)).scalars().all()
     assert process.returncode == 130, stderr

@@ -167,8 +167,11 @@ def test_ctrl_c_during_grade_exits_130_and_records_the_run(tmp_path: Path) -> No
     (tmp_path / "slow_grader.py").write_text(
         "import time\n\ncalls = 0\n\n\ndef check(span):\n    global calls\n"
         "    calls += 1\n    time.sleep(0.002 if calls <= 2000 else 0.05)\n    return True\n")
+    # SIGINT as a terminal gives it: a test run started in the background (CI, `cmd &`)
+    # inherits it ignored, and Python then installs no KeyboardInterrupt handler.
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     with open_store(url) as store:
         deadline = time.monotonic() + 60
         while store.count_verdicts() == 0 and time.monotonic() < deadline:

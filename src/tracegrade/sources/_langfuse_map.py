@@ -3,6 +3,8 @@
 This module holds only the per-observation mapping, fully typed, so that mypyc can compile it
 (``setup.py``); the reader, its pydantic config and its HTTP calls stay in
 :mod:`tracegrade.sources.langfuse`, which re-exports :func:`observation_to_span`.
+:func:`parse_timestamp` is every remote source's (Braintrust's too, through
+:mod:`tracegrade.sources._remote`).
 """
 
 from __future__ import annotations
@@ -91,8 +93,8 @@ def observation_to_span(
         parent_id=get("parentObservationId") or None,
         name=get("name") or "",
         kind=kind,
-        start_time=timestamp(get("startTime"), "startTime"),
-        end_time=None if end is None or end == "" else timestamp(end, "endTime"),
+        start_time=parse_timestamp(get("startTime"), "startTime"),
+        end_time=None if end is None or end == "" else parse_timestamp(end, "endTime"),
         status=_status(observation),
         input=parse_json_string(get("input")),
         output=output,
@@ -110,7 +112,7 @@ def observation_to_span(
     )
 
 
-def timestamp(value: Any, field_name: str) -> datetime:
+def parse_timestamp(value: Any, field_name: str) -> datetime:
     """An ISO 8601 timestamp from an API as an aware UTC datetime.
 
     Raises:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tracegrade.sources._base import IngestProblem
 from tracegrade.sources._http import RetryPolicy
+from tracegrade.sources._langfuse_map import parse_timestamp
 from tracegrade.spans import JSONValue, Span
 
 DEFAULT_OVERLAP_MINUTES = 15.0
@@ -95,25 +96,9 @@ class RemoteSourceConfig(BaseModel):
     http: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
-def parse_timestamp(value: Any, field_name: str) -> datetime:
-    """An ISO 8601 timestamp from an API as an aware UTC datetime.
-
-    Raises:
-        ValueError: the value is missing or not a timestamp.
-    """
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{field_name} {value!r} is not a timestamp")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise ValueError(f"{field_name} {value!r} is not a timestamp ({error})") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def optional_timestamp(value: Any, field_name: str) -> datetime | None:
-    """Like :func:`parse_timestamp`, but ``None`` stays ``None``."""
+    """Like :func:`parse_timestamp` (compiled with the Langfuse mapping, which parses most of
+    them), but ``None`` stays ``None``."""
     return None if value in (None, "") else parse_timestamp(value, field_name)
 
 

@@ -109,7 +109,7 @@ def test_reopening_does_not_migrate_twice(store_url: str) -> None:
         assert second.count_spans() == 1
         with second.engine.connect() as conn:
             assert conn.execute(text("select version_num from alembic_version")).scalar_one() \
-                == "0002_pull_judges_datasets"
+                == "0003_run_owner"
 
 
 def test_sqlite_uses_wal(workspace: object) -> None:

@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         'Pass rate per release × grader with counts and 95% Wilson intervals.'),
     'rubrics': ('tracegrade.cli._rubrics',
         'List the LLM-judge rubrics tracegrade ships, or print one to copy and edit.'),
+    'runs': ('tracegrade.cli._runs',
+        'Recent grade, pull and replay runs: when, how long, how they ended, what they wrote.'),
     'serve': ('tracegrade.cli._serve',
         'Receive spans live over OTLP/HTTP and write them to the store.'),
     'stats': ('tracegrade.cli._data',

@@ -114,15 +114,22 @@ def replay(store: Store, dataset: str, release: str, target: Target,
                               grader.config.model_dump(mode="json"))
     run_id = store.start_run("replay")
     summary = ReplaySummary(dataset, release, run_id, items=len(items))
-    shapes = _source_shapes(store, items)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        spans = list(pool.map(lambda item: _run_item(item, dataset, release, target,
-                                                     shapes, progress), items))
-    _replace(store, spans)
-    rows = _grade(spans, graders, run_id, summary)
-    store.insert_verdicts(rows)
-    summary.app_errors = sum(1 for span in spans if span.status.code is StatusCode.ERROR)
-    store.finish_run(run_id, "finished", summary.as_dict())
+    status = "failed"
+    try:
+        shapes = _source_shapes(store, items)
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            spans = list(pool.map(lambda item: _run_item(item, dataset, release, target,
+                                                         shapes, progress), items))
+        _replace(store, spans)
+        rows = _grade(spans, graders, run_id, summary)
+        store.insert_verdicts(rows)
+        summary.app_errors = sum(1 for span in spans if span.status.code is StatusCode.ERROR)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:  # a run that raised must not stay "running"
+        store.finish_run(run_id, status, summary.as_dict())
     return summary
 
 

@@ -26,7 +26,7 @@ from tracegrade.reports._format import (
 )
 
 __all__ = ["interval", "percent", "rates_table", "regression_summary", "regressions_table",
-           "releases_table", "slices_table", "stats_table"]
+           "releases_table", "runs_table", "slices_table", "stats_table"]
 
 
 def rates_table(rates: Iterable[PassRate]) -> Table:
@@ -78,6 +78,40 @@ def releases_table(rows: Sequence[Any]) -> Table:
         table.add_row(name, deployed, f"{row.spans:,}", f"{row.graded_spans:,}",
                       _time(row.first_span), _time(row.last_span))
     return table
+
+
+_RUN_STYLE = {"finished": "green", "running": "cyan", "killed": "bold red", "failed": "red",
+              "interrupted": "yellow", "budget_exhausted": "yellow"}
+
+
+def runs_table(records: Sequence[Any]) -> Table:
+    """Recent runs: command, start, duration, status (killed ones told apart), what they did."""
+    table = Table(title="Runs (newest first)")
+    for column in ("run", "command", "started (UTC)"):
+        table.add_column(column)
+    table.add_column("took", justify="right")
+    table.add_column("status")
+    table.add_column("verdicts", justify="right")
+    table.add_column("ran on")
+    for record in records:
+        status = Text(record.status, style=_RUN_STYLE.get(record.status, ""))
+        if record.status == "running" and not record.checked:
+            status.append(" (not checked: another host)" if record.host
+                          else " (not checked: no process recorded)", style="dim")
+        took = "—" if record.duration_s is None else _duration(record.duration_s)
+        where = f"{record.host} pid {record.pid}" if record.host else "—"
+        table.add_row(record.run_id, record.command,
+                      record.started_at.strftime("%Y-%m-%d %H:%M:%S"), took, status,
+                      f"{record.verdicts:,}", where)
+    return table
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
 
 
 def _time(value: Any) -> str:

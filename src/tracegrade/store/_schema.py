@@ -136,6 +136,9 @@ runs = Table(
     Column("finished_at", UTCDateTime()),
     Column("status", String(20), nullable=False),
     Column("counts", JSONColumn),
+    # added in migration 0003: who ran it, so a run killed mid-way can be told from a live one
+    Column("host", String(255)),
+    Column("pid", Integer),
 )
 
 # -- added in migration 0002 ----------------------------------------------------------------------

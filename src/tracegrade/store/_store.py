@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -408,11 +410,12 @@ class Store:
     # -- runs ----------------------------------------------------------------------------------
 
     def start_run(self, command: str) -> str:
-        """Record the start of a run and return its id."""
+        """Record the start of a run, by this host and process, and return its id."""
         run_id = uuid.uuid4().hex[:16]
         with self.engine.begin() as conn:
-            conn.execute(insert(t.runs).values(run_id=run_id, command=command,
-                                               started_at=utc_now(), status="running"))
+            conn.execute(insert(t.runs).values(
+                run_id=run_id, command=command, started_at=utc_now(), status="running",
+                host=socket.gethostname()[:255], pid=os.getpid()))
         return run_id
 
     def finish_run(self, run_id: str, status: str, counts: dict[str, Any]) -> None:
@@ -420,6 +423,25 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(
                 finished_at=utc_now(), status=status, counts=counts))
+
+    def recent_runs(self, limit: int, command: str | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs (of one command, given), newest first, as stored."""
+        query = select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
+        if command is not None:
+            query = query.where(t.runs.c.command == command)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def verdicts_by_run(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """How many stored verdicts each of these runs wrote (committed, so kept)."""
+        counts: dict[str, int] = {}
+        v = t.verdicts.c
+        with self.engine.connect() as conn:
+            for chunk in _fast.chunks(list(run_ids), 500):
+                query = (select(v.run_id, func.count()).where(v.run_id.in_(chunk))
+                         .group_by(v.run_id))
+                counts.update((run_id, int(n)) for run_id, n in conn.execute(query))
+        return counts
 
 
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:

@@ -141,8 +141,9 @@ def stored_hashes(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]
     found: dict[tuple[str, str], str] = {}
     for source, span_ids in by_source(keys).items():
         for chunk in chunks(span_ids, 500):
-            sql = (f"SELECT span_id, content_hash FROM spans WHERE source = {_ph(dialect)} "
-                   f"AND span_id IN ({', '.join([_ph(dialect)] * len(chunk))})")
+            ph = placeholder(dialect)
+            sql = (f"SELECT span_id, content_hash FROM spans WHERE source = {ph} "
+                   f"AND span_id IN ({', '.join([ph] * len(chunk))})")
             for span_id, content_hash in conn.exec_driver_sql(sql, (source, *chunk)):
                 found[(source, span_id)] = content_hash
     return found
@@ -154,8 +155,9 @@ def graded(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
     found: set[tuple[str, str, str, str]] = set()
     for source, span_ids in by_source(keys).items():
         for chunk in chunks(span_ids, 500):
-            sql = (f"SELECT span_id, grader, grader_version FROM verdicts WHERE source = "
-                   f"{_ph(dialect)} AND span_id IN ({', '.join([_ph(dialect)] * len(chunk))})")
+            ph = placeholder(dialect)
+            sql = (f"SELECT span_id, grader, grader_version FROM verdicts WHERE source = {ph} "
+                   f"AND span_id IN ({', '.join([ph] * len(chunk))})")
             for span_id, grader, version in conn.exec_driver_sql(sql, (source, *chunk)):
                 if (grader, version) in grader_versions:
                     found.add((source, span_id, grader, version))
@@ -164,7 +166,7 @@ def graded(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
 
 def spans_page_sql(dialect: str, kinds: Sequence[SpanKind] | None) -> tuple[str, list[Any]]:
     """The query for one keyset page of spans (parameters: after_pk, then kinds, then limit)."""
-    ph = _ph(dialect)
+    ph = placeholder(dialect)
     where = f"id > {ph}"
     params: list[Any] = []
     if kinds:
@@ -235,7 +237,8 @@ def by_source(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def _ph(dialect: str) -> str:
+def placeholder(dialect: str) -> str:
+    """The DB-API parameter marker of ``dialect``'s driver (psycopg's ``%s``, sqlite3's ``?``)."""
     return "%s" if dialect == "postgresql" else "?"
 
 

@@ -132,8 +132,8 @@ def _graded_content_changed(conn: Any, dialect: str, keys: list[tuple[str, str]]
     for source, span_ids in _fast.by_source(keys).items():
         for chunk in _fast.chunks(span_ids, 500):
             sql = (f"SELECT {', '.join(_fast.SPAN_COLUMNS)} FROM spans WHERE source = "
-                   f"{_fast._ph(dialect)} AND span_id IN "
-                   f"({', '.join([_fast._ph(dialect)] * len(chunk))})")
+                   f"{_fast.placeholder(dialect)} AND span_id IN "
+                   f"({', '.join([_fast.placeholder(dialect)] * len(chunk))})")
             for record in conn.exec_driver_sql(sql, (source, *chunk)):
                 key = (source, record[1])
                 old = _graded_content(record, dialect, stored=True)

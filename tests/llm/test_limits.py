@@ -111,3 +111,19 @@ def test_an_unknown_cost_keeps_its_reservation() -> None:
         return budget
 
     assert asyncio.run(scenario()).spent == pytest.approx(0.4)
+
+
+def test_the_budget_refuses_at_once_when_float_sums_leave_a_crumb_reserved() -> None:
+    """0.1 + 0.2 - 0.1 - 0.2 is 2.8e-17, not 0: the budget must not wait for a settlement
+    that can never come (it once did, and a `--budget` run hung)."""
+    async def scenario() -> Budget:
+        budget = Budget(1.0)
+        first, second = await budget.reserve(0.1), await budget.reserve(0.2)
+        await budget.settle(first, 0.1)
+        await budget.settle(second, 0.2)
+        with pytest.raises(BudgetExhausted):
+            await asyncio.wait_for(budget.reserve(0.8), timeout=5)
+        return budget
+
+    budget = asyncio.run(scenario())
+    assert budget.in_flight == 0 and budget.reserved == 0.0

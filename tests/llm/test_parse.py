@@ -63,6 +63,9 @@ def test_any_other_label_is_unreadable(other: str) -> None:
     ("FAIL.", False),
     ('{"critique": "ok", "verdict": "yes"}', True),
     ('{"critique": "no", "pass": false}', False),
+    ('Some thoughts first.\n```json\n{"critique": "ok", "verdict": "fail"}\n```\nVerdict: fail',
+     False),
+    ('{"critique": "Wrong: a verdict of pass would be too lenient.", "verdict": "fail"}', False),
 ])
 def test_common_prose_and_json_forms(text: str, passed: bool) -> None:
     assert parse_verdict(text).passed is passed
@@ -74,6 +77,16 @@ def test_common_prose_and_json_forms(text: str, passed: bool) -> None:
     '{"critique": "good", "verdict": "mostly pass"}',
     '{"verdict": 1}',
     "[]",
+    # a word that is not a choice
+    "Verdict: pass/fail cannot be decided; the material is missing.",
+    "I can't give a verdict - pass or fail would both be guesses here.",
+    "Verdict: Pass or Fail? -> Fail. The reply invents a refund policy.",
+    "Verdict: PASS? No. The reply invents a refund policy.",
+    "Result: pass@1 was low, so the answer fails the criterion.",
+    # JSON contradicted by a later correction, or by another JSON block
+    '{"critique": "fine", "verdict": "pass"}\n\nOn reflection the order id is wrong. Verdict: fail',
+    '```json\n{"verdict": "pass"}\n```\nWait, the id is wrong:\n```json\n{"verdict": "fail"}\n```',
+    'Here is the format: {"verdict": "pass"}. My verdict: fail',
 ])
 def test_ambiguous_answers_are_unreadable(text: str) -> None:
     with pytest.raises(AnswerUnreadable):
@@ -83,3 +96,12 @@ def test_ambiguous_answers_are_unreadable(text: str) -> None:
 def test_a_json_score_is_kept_when_finite() -> None:
     assert parse_verdict('{"critique": "x", "verdict": "pass", "score": 4}').score == 4.0
     assert parse_verdict('{"critique": "x", "verdict": "pass", "score": "high"}').score is None
+
+
+@pytest.mark.parametrize("text", [
+    "label: safe or unsafe, hard to say",
+    '```json\n{"label": "safe"}\n```\nOn second thought, label: unsafe',
+])
+def test_ambiguous_labels_are_unreadable(text: str) -> None:
+    with pytest.raises(AnswerUnreadable):
+        parse_label(text, ["safe", "unsafe"])

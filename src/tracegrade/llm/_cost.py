@@ -76,6 +76,8 @@ class Budget:
         self.limit = limit
         self.spent = 0.0
         self.reserved = 0.0
+        self.in_flight = 0
+        """Reservations not yet settled (counted, since the float sum need not return to 0)."""
         self.exhausted = False
         self._settled = asyncio.Condition()
 
@@ -89,7 +91,7 @@ class Budget:
             return Reservation(0.0)
         async with self._settled:
             while not self.exhausted and self.spent + self.reserved + amount > self.limit:
-                if self.reserved <= 0:
+                if self.in_flight == 0:
                     self.exhausted = True
                     break
                 await self._settled.wait()
@@ -97,6 +99,7 @@ class Budget:
                 raise BudgetExhausted(f"budget of ${self.limit:.4f} reached "
                                       f"(${self.spent:.4f} spent)")
             self.reserved += amount
+            self.in_flight += 1
             return Reservation(amount)
 
     async def settle(self, reservation: Reservation, cost: float | None) -> None:
@@ -108,6 +111,7 @@ class Budget:
             self.spent += cost or 0.0
             return
         async with self._settled:
-            self.reserved -= reservation.amount
+            self.in_flight -= 1
+            self.reserved = self.reserved - reservation.amount if self.in_flight else 0.0
             self.spent += reservation.amount if cost is None else cost
             self._settled.notify_all()

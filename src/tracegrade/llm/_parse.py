@@ -49,15 +49,22 @@ def parse_verdict(text: str) -> VerdictAnswer:
     """The verdict in a judge's answer: a JSON object, or a ``Verdict: PASS`` line.
 
     Raises:
-        AnswerUnreadable: no unambiguous pass or fail.
+        AnswerUnreadable: no unambiguous pass or fail — including JSON objects that disagree
+            with each other or with a ``Verdict:`` line outside them (a judge that changed its
+            mind).
     """
-    answer = answer_object(text)
-    if answer is not None:
-        value = _first(answer, _VERDICT_KEYS)
-        passed = _pass_or_fail(value)
-        if passed is None:
-            raise AnswerUnreadable(f"no pass/fail verdict in the answer (got {_show(value)})")
-        return VerdictAnswer(passed, _critique(answer, text), _score(answer.get("score")))
+    objects, outside = _answer_parts(text)
+    if objects:
+        values = [_first(answer, _VERDICT_KEYS) for answer in objects]
+        verdicts = {_pass_or_fail(value) for value in values}
+        if None in verdicts:
+            raise AnswerUnreadable(f"no pass/fail verdict in the answer (got {_show(values[0])})")
+        if len(verdicts) > 1:
+            raise AnswerUnreadable("the answer holds JSON verdicts that disagree")
+        passed = bool(verdicts.pop())
+        _agrees(outside, ("pass", "fail"), "pass" if passed else "fail")
+        return VerdictAnswer(passed, _critique(objects[-1], text),
+                             _score(objects[-1].get("score")))
     word = _labelled_line(text, ("pass", "fail"))
     if word is None:
         raise AnswerUnreadable("the answer is neither JSON nor a 'Verdict: pass/fail' line")
@@ -68,15 +75,22 @@ def parse_label(text: str, labels: Sequence[str]) -> LabelAnswer:
     """The label a classifying judge chose, matched case-insensitively against ``labels``.
 
     Raises:
-        AnswerUnreadable: no label, or one outside ``labels``.
+        AnswerUnreadable: no label, one outside ``labels``, or several that disagree.
     """
     by_folded = {label.casefold(): label for label in labels}
-    answer = answer_object(text)
-    if answer is not None:
-        value = _first(answer, _LABEL_KEYS)
-        if not isinstance(value, str) or value.strip().casefold() not in by_folded:
-            raise AnswerUnreadable(f"label {_show(value)} is not one of {', '.join(labels)}")
-        return LabelAnswer(by_folded[value.strip().casefold()], _critique(answer, text))
+    objects, outside = _answer_parts(text)
+    if objects:
+        values = [_first(answer, _LABEL_KEYS) for answer in objects]
+        chosen = set()
+        for value in values:
+            if not isinstance(value, str) or value.strip().casefold() not in by_folded:
+                raise AnswerUnreadable(f"label {_show(value)} is not one of {', '.join(labels)}")
+            chosen.add(value.strip().casefold())
+        if len(chosen) > 1:
+            raise AnswerUnreadable("the answer holds JSON labels that disagree")
+        label = chosen.pop()
+        _agrees(outside, tuple(by_folded), label)
+        return LabelAnswer(by_folded[label], _critique(objects[-1], text))
     word = _labelled_line(text, tuple(by_folded))
     if word is None:
         raise AnswerUnreadable(f"the answer names none of the labels {', '.join(labels)}")
@@ -85,19 +99,51 @@ def parse_label(text: str, labels: Sequence[str]) -> LabelAnswer:
 
 def answer_object(text: str) -> dict[str, Any] | None:
     """The JSON object in an answer: the whole text, a fenced block, or the outermost braces."""
-    candidates = [text.strip()]
-    candidates += [match.group(1).strip() for match in _FENCE.finditer(text)]
+    objects, _ = _answer_parts(text)
+    return objects[-1] if objects else None
+
+
+def _answer_parts(text: str) -> tuple[list[dict[str, Any]], str]:
+    """Every JSON object the answer holds (the whole text; else each fenced block and the
+    outermost braces), keys folded, and the text outside them."""
+    whole = _object(text.strip())
+    if whole is not None:
+        return [whole], ""
+    objects: list[dict[str, Any]] = []
+    spans: list[tuple[int, int]] = []
+    for match in _FENCE.finditer(text):
+        found = _object(match.group(1).strip())
+        if found is not None:
+            objects.append(found)
+            spans.append(match.span())
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
-        candidates.append(text[start:end + 1])
-    for candidate in candidates:
-        try:
-            value = orjson.loads(candidate)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return {str(key).strip().casefold(): item for key, item in value.items()}
+        found = _object(text[start:end + 1])
+        if found is not None:
+            objects.append(found)
+            spans.append((start, end + 1))
+    outside = text
+    for first, last in spans:  # blank what was read as JSON, keeping the other offsets
+        outside = outside[:first] + " " * (last - first) + outside[last:]
+    return objects, outside
+
+
+def _object(candidate: str) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(candidate)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(value, dict):
+        return {str(key).strip().casefold(): item for key, item in value.items()}
     return None
+
+
+def _agrees(outside: str, words: Sequence[str], chosen: str) -> None:
+    """Raise unless every ``Verdict:``/``Label:`` line outside the JSON names ``chosen``."""
+    said = _labelled_words(outside, words)
+    if said - {chosen}:
+        raise AnswerUnreadable(f"the answer's JSON says {chosen!r} but its text says "
+                               f"{', '.join(sorted(said - {chosen}))!r}")
 
 
 def _first(answer: dict[str, Any], keys: Sequence[str]) -> Any:
@@ -133,16 +179,26 @@ def _critique(answer: dict[str, Any], text: str) -> str:
 
 def _labelled_line(text: str, words: Sequence[str]) -> str | None:
     """The word every ``Verdict: X`` / ``Label: X`` in the text names, or the answer as one word."""
-    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
-    # Anywhere in the text, so a judge that changes its mind ("…actually, verdict: fail")
-    # gives two different words and is unreadable rather than read by its first line.
-    pattern = re.compile(rf"\b(?:verdict|label|answer|result|decision)\W*[:=\-]\W*"
-                         rf"({alternatives})(?![\w-])", re.IGNORECASE)
-    found = {match.group(1).casefold() for match in pattern.finditer(text)}
+    found = _labelled_words(text, words)
     bare = text.strip().strip(".!*\"'").casefold()
     if bare in words:
         found.add(bare)
     return found.pop() if len(found) == 1 else None
+
+
+def _labelled_words(text: str, words: Sequence[str]) -> set[str]:
+    """Every word named after ``Verdict:``, ``Label:`` and the like, anywhere in the text.
+
+    Anywhere, so a judge that changes its mind ("…actually, verdict: fail") gives two different
+    words and is unreadable rather than read by its first line. Only a word that ends there
+    counts: one followed by "or", "/" or "?" ("Verdict: pass or fail cannot be decided") is not
+    a choice, and "pass@1" is not "pass".
+    """
+    alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
+    pattern = re.compile(rf"\b(?:verdict|label|answer|result|decision)\W*[:=\-]\W*"
+                         rf"({alternatives})(?=$|[\s.,;:!)\]}}*\"'`])(?!\s*(?:/|\?|\bor\b))",
+                         re.IGNORECASE)
+    return {match.group(1).casefold() for match in pattern.finditer(text)}
 
 
 def _prose_critique(text: str) -> str:

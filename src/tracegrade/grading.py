@@ -33,7 +33,7 @@ from tracegrade.graders import (
     build_graders,
 )
 from tracegrade.graders._async import AsyncGrader, GradingRun
-from tracegrade.llm import Budget, BudgetExhausted, JudgeError
+from tracegrade.llm import Budget, BudgetExhausted, JudgeDeferred, JudgeError
 from tracegrade.llm._views import root_of
 from tracegrade.sampling import Sampler
 from tracegrade.spans import Span, SpanKind, utc_now
@@ -67,6 +67,11 @@ class GradeSummary:
     """Spans left for a later run because their trace is not quiet yet."""
     budget_exhausted: bool = False
     """The budget stopped the judges; spans they had not graded have no verdict yet."""
+    deferred: Counter[str] = field(default_factory=Counter)
+    """Spans per grader left without a verdict because their judge kept failing transiently
+    (rate limits, server errors, timeouts through every retry): the next run asks again."""
+    deferred_reason: str = ""
+    """The last such failure, to show."""
 
     def settle(self, store: Store) -> None:
         """Make :attr:`outcomes` those of the verdicts this run wrote.
@@ -112,6 +117,7 @@ class GradeSummary:
             "not_sampled": self.not_sampled,
             "waiting": self.waiting,
             "budget_exhausted": self.budget_exhausted,
+            "deferred": dict(sorted(self.deferred.items())),
             "outcomes": {g: dict(c) for g, c in sorted(self.outcomes.items())},
             "cost": {"total": round(self.total_cost, 6),
                      "by_grader": {g: round(c, 6) for g, c in sorted(self.cost.items())},
@@ -451,6 +457,9 @@ class _AsyncGrading:
                 self.fatal = self.fatal or outcome
             elif outcome is _NO_VERDICT:
                 summary.budget_exhausted = True
+            elif isinstance(outcome, JudgeDeferred):
+                summary.deferred[item.grader.name] += 1
+                summary.deferred_reason = str(outcome)
             elif isinstance(outcome, tuple):
                 result, elapsed_ms = outcome
                 rows.append(_row(item.grader, item.span, result, item.probability,
@@ -477,7 +486,7 @@ class _AsyncGrading:
             result = await item.grader.grade_async(item.span, item.context)
         except BudgetExhausted:
             return _NO_VERDICT
-        except JudgeError as exc:
+        except (JudgeError, JudgeDeferred) as exc:
             return exc
         except TargetMissing as exc:
             result = Result.errored(str(exc))

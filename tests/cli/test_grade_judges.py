@@ -93,3 +93,15 @@ def test_rubrics_lists_and_prints_the_shipped_templates() -> None:
     assert grounded.exit_code == 0 and "{{ span.output_text }}" in grounded.stdout
     unknown = run("rubrics", "groundd")
     assert unknown.exit_code == 2 and "no rubric named 'groundd'" in unknown.stderr
+
+
+def test_grade_says_which_spans_a_failing_judge_left_for_the_next_run(workspace: Path,
+                                                                     fake: FakeJudge) -> None:
+    configure(workspace, fake, spans=2, max_concurrency=1)
+    fake.script(*[ServerError(503)] * 8)  # both spans, every attempt
+    result = run("grade")
+    assert result.exit_code == 0, result.output
+    assert "2 spans got no verdict from their judge" in result.stderr
+    assert "answered 503" in result.stderr and "the next run asks again" in result.stderr
+    as_json = orjson.loads(run("grade", "--format", "json").stdout)
+    assert as_json["outcomes"]["answers"] == {"pass": 2} and as_json["deferred"] == {}

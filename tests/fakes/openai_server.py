@@ -49,6 +49,11 @@ class RateLimited:
 
 
 @dataclass(frozen=True)
+class QuotaExceeded:
+    """Answer 429 as OpenAI does for an account without credit (``insufficient_quota``)."""
+
+
+@dataclass(frozen=True)
 class ServerError:
     """Answer a 5xx."""
 
@@ -74,7 +79,7 @@ class Sleep:
     seconds: float
 
 
-Step = RateLimited | ServerError | Content | MalformedBody | Sleep
+Step = RateLimited | QuotaExceeded | ServerError | Content | MalformedBody | Sleep
 
 
 def verdict(outcome: str = "pass", critique: str = "fake judge's critique") -> str:
@@ -200,6 +205,11 @@ class FakeJudge:
                 "retry-after-ms": str(int(step.retry_after * 1000))})
         if isinstance(step, ServerError):
             return _error(step.status, "the server had an error", anthropic, {})
+        if isinstance(step, QuotaExceeded):
+            return FakeResponse(429, {"error": {
+                "message": "You exceeded your current quota, please check your plan and "
+                           "billing details.",
+                "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})
         if isinstance(step, MalformedBody):
             return FakeResponse(200, b'{"id": "chatcmpl-1", "choices": [{"mess',
                                 {"Content-Type": "application/json"})

@@ -13,9 +13,11 @@ from tests.fakes.openai_server import (
     Content,
     FakeJudge,
     MalformedBody,
+    QuotaExceeded,
     RateLimited,
     ServerError,
     Sleep,
+    Step,
     label,
     running_fake,
     verdict,
@@ -29,7 +31,8 @@ from tests.llm.helpers import (
 )
 from tracegrade.config import ConfigError, SamplingConfig, parse_config
 from tracegrade.graders import GraderConfigError, build_graders
-from tracegrade.grading import grade
+from tracegrade.grading import GradeSummary, grade
+from tracegrade.llm import JudgeError
 from tracegrade.store import Store, open_store
 
 
@@ -126,20 +129,57 @@ def test_a_malformed_body_is_retried(local_store: Store, fake: FakeJudge) -> Non
     assert fake.requests == 2
 
 
-def test_persistent_server_errors_end_in_an_error_verdict_never_a_pass(
+def defer_then_recover(store: Store, fake: FakeJudge, *steps: Step, **judge: Any
+                       ) -> GradeSummary:
+    """Grade one span while the endpoint fails with ``steps``, check that nothing was stored,
+    then grade again once it answers and check the span gets its verdict; the first summary."""
+    store.upsert_spans([make_span(1)])
+    fake.script(*steps)
+    first = grade(store, judge_graders(fake, **judge), SamplingConfig())
+    assert first.verdicts_written == 0 and verdict_rows(store) == []
+    assert first.deferred == {"answers": 1}
+    fake.answer = lambda _body: verdict("fail")
+    second = grade(store, judge_graders(fake, **judge), SamplingConfig())
+    assert second.outcomes["answers"] == {"fail": 1} and not second.deferred
+    return first
+
+
+def test_persistent_server_errors_leave_the_span_for_the_next_run_never_a_pass(
         local_store: Store, fake: FakeJudge) -> None:
-    fake.script(*[ServerError(500)] * 4)
+    first = defer_then_recover(local_store, fake, *[ServerError(500)] * 4)
+    assert "answered 500" in first.deferred_reason
+    assert "after 4 attempts" in first.deferred_reason
+
+
+def test_a_429_storm_loses_nothing(local_store: Store, fake: FakeJudge) -> None:
+    first = defer_then_recover(local_store, fake, *[RateLimited(0.01)] * 4)
+    assert "answered 429" in first.deferred_reason
+
+
+def test_an_answer_slower_than_the_timeout_is_asked_again_next_run(local_store: Store,
+                                                                   fake: FakeJudge) -> None:
+    first = defer_then_recover(local_store, fake, Sleep(1.0), Sleep(1.0), timeout_s=0.2,
+                               max_retries=1)
+    assert "did not answer within 0.2 s" in first.deferred_reason
+
+
+def test_an_unreadable_answer_among_server_errors_is_an_error_verdict(
+        local_store: Store, fake: FakeJudge) -> None:
+    """The judge did answer, unreadably: that says something about the question, so the span
+    gets an error verdict (with the raw answer) rather than being asked forever."""
+    fake.script(ServerError(500), Content("I think it is fine overall."), ServerError(500),
+                ServerError(500))
     row = grade_one_span(local_store, fake, verdict("pass"))
-    assert row["outcome"] == "error"
-    assert "answered 500" in row["reason"] and "after 4 attempts" in row["reason"]
+    assert row["outcome"] == "error" and "after 4 attempts" in row["reason"]
 
 
-def test_an_answer_slower_than_the_timeout_is_an_error(local_store: Store,
-                                                        fake: FakeJudge) -> None:
-    fake.script(Sleep(1.0), Sleep(1.0))
-    row = grade_one_span(local_store, fake, verdict("pass"), timeout_s=0.2, max_retries=1)
-    assert row["outcome"] == "error"
-    assert "did not answer within 0.2 s" in row["reason"]
+def test_an_account_out_of_quota_stops_the_run(local_store: Store, fake: FakeJudge) -> None:
+    local_store.upsert_spans([make_span(i) for i in range(5)])
+    fake.script(*[QuotaExceeded()] * 10)
+    with pytest.raises(JudgeError, match="out of quota or credit.*insufficient_quota"):
+        grade(local_store, judge_graders(fake, max_concurrency=1), SamplingConfig())
+    assert fake.requests == 1, "no retry helps an empty account"
+    assert verdict_rows(local_store) == []
 
 
 def test_an_endpoint_without_response_format_gets_plain_json_instructions(
@@ -267,3 +307,52 @@ def test_a_judge_graded_one_span_on_its_own_still_asks_the_judge(fake: FakeJudge
     result = grade_one(grader, make_span(3), TraceContext())  # as dataset replay does
     assert (result.outcome, result.reason) == ("fail", "Off topic.")
     assert result.details is not None and result.details["cached"] is False
+
+
+def test_falling_back_from_response_format_keeps_the_cache_keys(local_store: Store,
+                                                                 fake: FakeJudge) -> None:
+    """Spans prepared after the endpoint refused `response_format` must find the answers of
+    those prepared before (the key is the structured body's, whatever is sent)."""
+    fake.reject_response_format = True
+    local_store.upsert_spans([make_span(i) for i in range(30)])
+    first = grade(local_store, judge_graders(fake, max_concurrency=1), SamplingConfig(),
+                  page_size=10)
+    assert first.outcomes["answers"] == {"pass": 30}
+    asked = fake.requests
+    again = grade(local_store, judge_graders(fake, llm_judge("answers_again"),
+                                             max_concurrency=1), SamplingConfig(), page_size=10)
+    assert again.cached == {"answers_again": 30} and fake.requests == asked
+
+
+def test_strict_structured_output_does_not_fall_back(local_store: Store,
+                                                     fake: FakeJudge) -> None:
+    fake.reject_response_format = True
+    local_store.upsert_spans([make_span(1)])
+    with pytest.raises(JudgeError, match="structured_output: json_schema"):
+        grade(local_store, judge_graders(fake, structured_output="json_schema"),
+              SamplingConfig())
+    assert verdict_rows(local_store) == []
+
+
+def test_two_endpoints_serving_one_model_name_do_not_share_answers(local_store: Store,
+                                                                   fake: FakeJudge) -> None:
+    local_store.upsert_spans([make_span(i) for i in range(3)])
+    grade(local_store, judge_graders(fake), SamplingConfig())
+    with running_fake() as other:
+        other.answer = lambda _body: verdict("fail", "server B")
+        summary = grade(local_store, judge_graders(other, llm_judge("on_b")), SamplingConfig())
+    assert other.requests == 3 and summary.outcomes["on_b"] == {"fail": 3}
+
+
+def test_an_unreadable_answer_stopped_by_the_budget_keeps_its_cost(local_store: Store,
+                                                                   fake: FakeJudge) -> None:
+    # Only output is priced: each call reserves 20 tokens × $1000/M = $0.02; the unreadable
+    # answer costs less, but not so little that a second reservation still fits in $0.025.
+    local_store.upsert_spans([make_span(1)])
+    fake.script(Content("I think it is fine overall, really."))
+    summary = grade(local_store, judge_graders(fake, prices={"input": 0.0, "output": 1000.0},
+                                               max_tokens=20), SamplingConfig(), budget=0.025)
+    (row,) = verdict_rows(local_store)
+    assert fake.requests == 1 and row["outcome"] == "error"
+    assert "the budget stopped further attempts" in row["reason"]
+    assert row["cost"] > 0 and summary.total_cost == pytest.approx(row["cost"])

@@ -1,12 +1,18 @@
-"""Token buckets and the budget, on a clock the test controls."""
+"""Token buckets, the budget (on a clock the test controls) and the judge cache writer."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from tracegrade.llm import Budget, BudgetExhausted, TokenBucket
+from tracegrade.llm import _cache as cache_module
+from tracegrade.llm._cache import CacheEntry, CacheWriter, cached_answers
+from tracegrade.store import Store, open_store
 
 
 class Clock:
@@ -127,3 +133,32 @@ def test_the_budget_refuses_at_once_when_float_sums_leave_a_crumb_reserved() -> 
 
     budget = asyncio.run(scenario())
     assert budget.in_flight == 0 and budget.reserved == 0.0
+
+
+def test_a_failed_cache_write_is_retried_not_dropped(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    real = cache_module.write_answers
+    calls: list[int] = []
+
+    def flaky(store: Store, batch: Any, *, replace: bool = False) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        real(store, batch, replace=replace)
+
+    monkeypatch.setattr(cache_module, "write_answers", flaky)
+
+    def entry(key: str) -> CacheEntry:
+        return CacheEntry(key, "openai", "m", {"k": key}, '{"verdict": "pass"}', 1, 1, 0.0)
+
+    async def scenario(store: Store) -> None:
+        writer = CacheWriter(store)
+        writer.put(entry("a"))
+        await asyncio.sleep(0.2)  # the first write fails meanwhile
+        writer.put(entry("b"))
+        await writer.flush()
+
+    with open_store(f"sqlite:///{tmp_path / 'cache.db'}") as store:
+        asyncio.run(scenario(store))
+        assert sorted(cached_answers(store, ["a", "b"])) == ["a", "b"]
+    assert len(calls) >= 2

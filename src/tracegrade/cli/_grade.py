@@ -95,6 +95,11 @@ def print_judge_costs(app: AppContext, summary: GradeSummary) -> None:
         app.console.print(f"Judge cost this run: ${summary.total_cost:.4f}")
     if summary.budget_exhausted:
         app.console.print("Budget reached: the judges stopped; the next run grades the rest.")
+    if summary.deferred:
+        spans = sum(summary.deferred.values())
+        app.err_console.print(
+            f"{spans:,} spans got no verdict from their judge ({summary.deferred_reason}); "
+            "nothing was recorded for them, and the next run asks again.", soft_wrap=True)
     if summary.waiting:
         app.console.print(f"{summary.waiting:,} spans wait for their trace to go quiet; "
                           "a later run grades them.")

@@ -110,18 +110,26 @@ class CacheWriter:
         """Queue one answer; it is written within milliseconds."""
         self._pending.append(entry)
         if self._writer is None or self._writer.done():
+            if self._writer is not None and not self._writer.cancelled():
+                self._writer.exception()  # a failed write's batch is queued again: retried now
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     async def flush(self) -> None:
-        """Wait until every queued answer is written (re-raising a failed write)."""
-        while self._writer is not None and not self._writer.done():
-            await self._writer
-        if self._writer is not None and self._writer.done():
-            self._writer.result()
+        """Wait until every queued answer is written; re-raise if the store still refuses."""
+        if self._writer is not None:
+            try:
+                await self._writer
+            except Exception:  # noqa: S110 - its batch went back in the queue: retried below
+                pass
         if self._pending:
             await self._drain()
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            await asyncio.to_thread(write_answers, self.store, batch, replace=self.replace)
+            try:
+                await asyncio.to_thread(write_answers, self.store, batch, replace=self.replace)
+            except Exception:
+                # Paid-for answers are not dropped: the next put() or the flush writes them.
+                self._pending = batch + self._pending
+                raise

@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import httpx
 import orjson
 
 from tracegrade.llm._cache import CachedAnswer, CacheEntry, CacheWriter, cached_answers
 from tracegrade.llm._config import JudgeConfig
-from tracegrade.llm._cost import Budget, cost_of, prices_for
+from tracegrade.llm._cost import Budget, BudgetExhausted, cost_of, prices_for
 from tracegrade.llm._errors import (
+    TRANSIENT_KINDS,
+    JudgeDeferred,
     JudgeError,
     JudgeUnavailable,
     RejectedError,
@@ -116,12 +119,13 @@ class JudgeClient:
         self.unavailable: JudgeUnavailable | None = None
         """Set once the endpoint refused for good; every later question fails at once."""
         self._cached: dict[str, CachedAnswer] = {}
+        self._endpoint = _endpoint_key(provider.name, judge)
 
     def prepare(self, request: JudgeRequest) -> PreparedCall:
         """The body, cache key and worst-case cost of ``request``."""
         body = self.provider.body(request)
         encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-        key = hashlib.sha256(self.provider.name.encode() + b"\x00" + encoded).hexdigest()
+        key = hashlib.sha256(self._endpoint + encoded).hexdigest()
         prompt_chars = sum(len(content) for _, content in request.messages) + len(request.system)
         estimated = prompt_chars // 4 + 8 * len(request.messages) + self.judge.max_tokens
         # A token is at least one byte, so the body's length bounds the prompt's tokens.
@@ -146,6 +150,7 @@ class JudgeClient:
         Raises:
             BudgetExhausted: the call would take the run past its budget; it was not made.
             JudgeUnavailable: the endpoint refuses every call or cannot be reached.
+            JudgeDeferred: every attempt hit a rate limit, a server error or a timeout.
         """
         if self.session.use_cache:
             hit = self._cached.get(call.key)
@@ -186,6 +191,12 @@ class _Attempts(Generic[T]):
             retry_after = None
             try:
                 value = await self._attempt()
+            except BudgetExhausted:
+                if "unreadable" not in self.kinds:
+                    raise  # nothing was paid for: no verdict, the next run asks
+                # An unreadable answer was paid for: keep it, and its cost, on the error.
+                self.problem += " (the budget stopped further attempts)"
+                return self._answer(None, len(self.kinds))
             except RetryableError as exc:
                 self.problem, self.text = str(exc), exc.raw or self.text
                 self.kinds.append(exc.kind)
@@ -203,11 +214,15 @@ class _Attempts(Generic[T]):
             raise JudgeUnavailable(f"judge {self.client.name!r}: {self.problem} "
                                    f"({len(self.kinds)} attempts)")
         self.problem += f" (after {len(self.kinds)} attempts)"
+        if self.kinds and all(kind in TRANSIENT_KINDS for kind in self.kinds):
+            raise JudgeDeferred(f"judge {self.client.name!r}: {self.problem}")
         return self._answer(None, len(self.kinds))
 
     async def _attempt(self) -> T:
         client = self.client
         async with client.limiter.slot(self.call.estimated_tokens):
+            if client.unavailable is not None:  # refused for good while this call waited
+                raise client.unavailable
             reservation = await client.session.budget.reserve(self.call.max_cost)
             cost: float | None = 0.0  # providers bill no failed call (429, 5xx, timeout)
             try:
@@ -224,7 +239,12 @@ class _Attempts(Generic[T]):
         client = self.client
         try:
             return await client.provider.send(self._body())
-        except StructuredOutputRejected:
+        except StructuredOutputRejected as exc:
+            if client.judge.structured_output == "json_schema":
+                raise JudgeUnavailable(
+                    f"judge {client.name!r}: {exc}; the judge sets structured_output: "
+                    "json_schema (use auto to fall back to JSON asked for in the prompt)"
+                ) from None
             client.provider.structured = False
             return await client.provider.send(self._body())
         except RetryableError as exc:
@@ -260,6 +280,17 @@ class _Attempts(Generic[T]):
     def _answer(self, value: T | None, attempts: int) -> JudgeAnswer[T]:
         return JudgeAnswer(value, self.text, None if value is not None else self.problem,
                            self.input_tokens, self.output_tokens, self.cost, False, attempts)
+
+
+def _endpoint_key(provider: str, judge: JudgeConfig) -> bytes:
+    """What, besides the body, decides an answer: the provider and, when not its own, the
+    endpoint (two servers may serve different models under one name), without credentials."""
+    key = provider.encode() + b"\x00"
+    if judge.base_url or judge.query:
+        url = httpx.URL(judge.base_url or "")
+        url = url.copy_with(username=None, password=None)
+        key += orjson.dumps([str(url).rstrip("/"), sorted((judge.query or {}).items())]) + b"\x00"
+    return key
 
 
 def _backoff(base: float, attempt: int, retry_after: float | None) -> float:

@@ -18,6 +18,16 @@ class JudgeUnavailable(JudgeError):
     """The endpoint refuses every call (401/403/404) or cannot be reached after the retries."""
 
 
+class JudgeDeferred(Exception):
+    """One question got no answer: the endpoint was overloaded or failing (429, 5xx, timeouts)
+    through every retry. No verdict is stored, so the next run asks again; never an error
+    verdict, which would keep the span from ever being graded."""
+
+
+TRANSIENT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection"})
+"""Failures that say nothing about the question, only about the endpoint at that moment."""
+
+
 class ProviderError(Exception):
     """One call failed; the judge client decides whether to retry."""
 
@@ -48,6 +58,11 @@ class StructuredOutputRejected(RejectedError):
 def status_error(status: int, headers: Mapping[str, str], message: str, where: str
                  ) -> ProviderError | JudgeUnavailable:
     """The error an HTTP status means for a judge call."""
+    lowered = message.casefold()
+    if status == 402 or (status == 429 and "quota" in lowered) or "credit balance" in lowered:
+        # OpenAI's `insufficient_quota` comes as a 429, Anthropic's low credit as a 400: no
+        # retry or later run helps until the account is topped up.
+        return JudgeUnavailable(f"{where} answered {status}, out of quota or credit: {message}")
     if status == 429 or status >= 500 or status in (408, 409, 425):
         kind = "rate_limited" if status == 429 else "server_error"
         return RetryableError(f"{where} answered {status}: {message}", kind=kind,

@@ -54,7 +54,10 @@ class Provider(ABC):
 
     def __init__(self, judge: JudgeConfig) -> None:
         self.judge = judge
-        self.structured = judge.structured_output != "none"
+        self.asks_structured = judge.structured_output != "none"
+        """Whether bodies carry the answer's schema (so cache keys do, whatever happens later)."""
+        self.structured = self.asks_structured
+        """Whether the endpoint is sent them: False once it refused them (``auto``)."""
 
     @abstractmethod
     def body(self, request: JudgeRequest) -> dict[str, Any]:
@@ -146,7 +149,7 @@ class OpenAIProvider(Provider):
             body["temperature"] = self.judge.temperature
         if self.judge.seed is not None:
             body["seed"] = self.judge.seed
-        if self.structured:
+        if self.asks_structured:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": request.schema_name, "schema": request.schema, "strict": True}}
         return body
@@ -232,7 +235,7 @@ class AnthropicProvider(Provider):
             "messages": [{"role": role, "content": content} for role, content in request.messages],
             "max_tokens": self.judge.max_tokens,
         }
-        if self.structured:
+        if self.asks_structured:
             body["output_config"] = {"format": {"type": "json_schema", "schema": request.schema}}
         return body
 
@@ -279,11 +282,15 @@ def _where(base_url: Any) -> str:
 def _message(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])[:300]
-        if isinstance(body.get("message"), str):
-            return str(body["message"])[:300]
+        # The SDKs give the body's `error` object, or the whole body
+        inner = body.get("error")
+        error: dict[str, Any] = inner if isinstance(inner, dict) else body
+        if isinstance(error.get("message"), str):
+            message = str(error["message"])[:300]
+            code = error.get("code") or error.get("type")
+            # OpenAI's `insufficient_quota` says more than its message does
+            named = isinstance(code, str) and not code.isdigit() and code not in message
+            return f"{message} ({code})" if named else message
     return str(getattr(exc, "message", exc))[:300]
 
 

@@ -356,3 +356,12 @@ def test_an_unreadable_answer_stopped_by_the_budget_keeps_its_cost(local_store: 
     assert fake.requests == 1 and row["outcome"] == "error"
     assert "the budget stopped further attempts" in row["reason"]
     assert row["cost"] > 0 and summary.total_cost == pytest.approx(row["cost"])
+
+
+def test_the_same_question_for_many_spans_is_asked_once(local_store: Store,
+                                                        fake: FakeJudge) -> None:
+    local_store.upsert_spans([make_span(i, output="Your order ships today.")
+                              for i in range(10)])
+    summary = grade(local_store, judge_graders(fake, max_concurrency=4), SamplingConfig())
+    assert summary.outcomes["answers"] == {"pass": 10}
+    assert fake.requests == 1 and summary.cached == {"answers": 9}

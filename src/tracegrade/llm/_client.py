@@ -7,6 +7,7 @@ the run's :class:`~tracegrade.llm._cost.Budget` and the cache writer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import time
@@ -119,6 +120,8 @@ class JudgeClient:
         self.unavailable: JudgeUnavailable | None = None
         """Set once the endpoint refused for good; every later question fails at once."""
         self._cached: dict[str, CachedAnswer] = {}
+        self._asking: dict[str, asyncio.Future[None]] = {}
+        """Questions in flight, so that spans asking the same one wait for its answer."""
         self._endpoint = _endpoint_key(provider.name, judge)
 
     def prepare(self, request: JudgeRequest) -> PreparedCall:
@@ -153,6 +156,9 @@ class JudgeClient:
             JudgeDeferred: every attempt hit a rate limit, a server error or a timeout.
         """
         if self.session.use_cache:
+            asking = self._asking.get(call.key)
+            if asking is not None:  # the same question is in flight for another span: share it
+                await asyncio.wait([asking])
             hit = self._cached.get(call.key)
             if hit is not None:
                 try:
@@ -162,11 +168,21 @@ class JudgeClient:
                     pass  # read differently now (e.g. labels changed): ask again
         if self.unavailable is not None:
             raise self.unavailable
+        done = asyncio.get_running_loop().create_future()
+        self._asking.setdefault(call.key, done)
         try:
-            return await _Attempts(self, call, read).run()
+            answer = await _Attempts(self, call, read).run()
         except JudgeUnavailable as exc:
             self.unavailable = self.unavailable or exc
             raise
+        finally:
+            if self._asking.get(call.key) is done:
+                del self._asking[call.key]
+            done.set_result(None)
+        if answer.value is not None and answer.text is not None:
+            self._cached[call.key] = CachedAnswer(answer.text, answer.input_tokens,
+                                                  answer.output_tokens, answer.cost)
+        return answer
 
 
 class _Attempts(Generic[T]):

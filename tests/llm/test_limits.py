@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from tracegrade.llm import Budget, BudgetExhausted, TokenBucket
+from tracegrade.llm import Budget, BudgetExhausted, TokenBucket, prices_for
 from tracegrade.llm import _cache as cache_module
 from tracegrade.llm._cache import CacheEntry, CacheWriter, cached_answers
+from tracegrade.llm._config import JudgeConfig
 from tracegrade.store import Store, open_store
 
 
@@ -162,3 +163,17 @@ def test_a_failed_cache_write_is_retried_not_dropped(tmp_path: Path,
         asyncio.run(scenario(store))
         assert sorted(cached_answers(store, ["a", "b"])) == ["a", "b"]
     assert len(calls) >= 2
+
+
+@pytest.mark.parametrize(("model", "price"), [
+    ("gpt-4.1-mini-2025-04-14", (0.40, 1.60)),
+    ("o3-mini", (1.10, 4.40)),
+    ("o3-2025-04-16", (2.0, 8.0)),
+    ("gpt-4o-2024-05-13", (5.0, 15.0)),
+    ("gpt-4o-2024-08-06", (2.50, 10.0)),
+    ("openai/gpt-4o-mini", (0.15, 0.60)),
+])
+def test_a_model_takes_the_price_of_its_longest_known_prefix(model: str,
+                                                             price: tuple[float, float]) -> None:
+    prices = prices_for(JudgeConfig(model=model))
+    assert prices is not None and (prices.input, prices.output) == price

@@ -21,7 +21,9 @@ PRICE_TABLE: dict[str, Prices] = {
     "gpt-4.1-nano": Prices(input=0.10, output=0.40),
     "gpt-4o": Prices(input=2.50, output=10.0),
     "gpt-4o-mini": Prices(input=0.15, output=0.60),
+    "gpt-4o-2024-05-13": Prices(input=5.0, output=15.0),  # the first gpt-4o, priced higher
     "o3": Prices(input=2.0, output=8.0),
+    "o3-mini": Prices(input=1.10, output=4.40),  # not o3's price, which its prefix would give
     "o4-mini": Prices(input=1.10, output=4.40),
     # Anthropic
     "claude-opus-4": Prices(input=15.0, output=75.0),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from tracegrade.llm import Budget, BudgetExhausted, TokenBucket, prices_for
 from tracegrade.llm import _cache as cache_module
 from tracegrade.llm._cache import CacheEntry, CacheWriter, cached_answers
 from tracegrade.llm._config import JudgeConfig
+from tracegrade.llm._errors import retry_after
 from tracegrade.store import Store, open_store
 
 
@@ -177,3 +180,17 @@ def test_a_model_takes_the_price_of_its_longest_known_prefix(model: str,
                                                              price: tuple[float, float]) -> None:
     prices = prices_for(JudgeConfig(model=model))
     assert prices is not None and (prices.input, prices.output) == price
+
+
+@pytest.mark.parametrize("zone", ["GMT", "+0000", "-0000"])
+def test_a_retry_after_date_is_read_in_utc(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")  # a naive date read as local time is 5 h off
+    time.tzset()
+    try:
+        moment = datetime.now(UTC) + timedelta(seconds=30)
+        header = moment.strftime(f"%a, %d %b %Y %H:%M:%S {zone}")
+        waited = retry_after({"retry-after": header})
+        assert waited is not None and 25 <= waited <= 31
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

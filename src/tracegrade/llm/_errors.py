@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Mapping
+from datetime import UTC
 
 
 class JudgeError(Exception):
@@ -90,6 +91,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" (RFC 5322: UTC, source unknown) parses as naive
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())

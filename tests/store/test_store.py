@@ -180,3 +180,13 @@ def test_plain_string_and_scalar_outputs_round_trip_through_paging(store: Store)
     first, second = store.spans_page(0, 10)
     assert (first.span.output, first.span.input) == ("fine", 42)
     assert second.span.output is None
+
+
+@pytest.mark.parametrize("value", [42, 3.5, -1, 0, True, None, "42", [1, 2], {"n": 7}])
+def test_a_bare_json_scalar_reads_back_as_written(store: Store, value: object) -> None:
+    """SQLite's numeric affinity hands a bare JSON number back as a number, not JSON text:
+    reading it must not fail (it once broke get_span, dataset export and replay)."""
+    span = make_span(0, output=value, input=value)
+    store.upsert_spans([span])
+    stored = store.get_span(span.source, span.span_id)
+    assert stored is not None and stored.output == value and stored.input == value

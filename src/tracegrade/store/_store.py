@@ -473,7 +473,7 @@ def _make_engine(url: str) -> Engine:
                                                                          exist_ok=True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, json_serializer=_dump_json, json_deserializer=orjson.loads)
+    engine = create_engine(url, json_serializer=_dump_json, json_deserializer=_fast.read_json)
     if engine.dialect.name == "postgresql":
         from psycopg.types.json import set_json_loads
 

@@ -106,10 +106,11 @@ class Span(BaseModel):
             for field in ("source", "span_id", "trace_id", "parent_id"):
                 if "\x00" in (getattr(self, field) or ""):
                     raise ValueError(f"{field} contains a NUL character")
+        # Only both counts make a total: one alone would understate it and pass a max_total.
         if self.total_tokens is None and (
-            self.input_tokens is not None or self.output_tokens is not None
+            self.input_tokens is not None and self.output_tokens is not None
         ):
-            self.total_tokens = (self.input_tokens or 0) + (self.output_tokens or 0)
+            self.total_tokens = self.input_tokens + self.output_tokens
         return self
 
     @property
@@ -122,7 +123,9 @@ class Span(BaseModel):
         """Wall time of the span in milliseconds, when it has ended."""
         if self.end_time is None:
             return None
-        return (self.end_time - self.start_time).total_seconds() * 1000.0
+        # Whole microseconds divided once: exact to the float, so 1001 ms is 1001.0, not
+        # the 1000.9999999999999 of total_seconds() * 1000.
+        return ((self.end_time - self.start_time) // _MICROSECOND) / 1000
 
 
 def parse_json_string(value: Any) -> Any:
@@ -149,6 +152,7 @@ def utc_from_unix_nanos(nanos: int) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def utc_now() -> datetime:

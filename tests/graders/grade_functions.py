@@ -61,3 +61,7 @@ class Checks:
 
 
 NOT_CALLABLE = 42
+
+
+def long_multiline_reason(span: Span) -> tuple[str, str]:
+    return "fail", "first line\n\tsecond line " + "x" * 500

@@ -94,3 +94,10 @@ def test_bad_function_fails_at_construction(function: str, message: str) -> None
 def test_function_must_be_module_colon_name() -> None:
     with pytest.raises(ValidationError, match="function"):
         make_grader("python", function="tests.graders.grade_functions.polite")
+
+
+def test_a_reason_is_one_line_of_at_most_300_chars() -> None:
+    result = grade("python", make_span(), function=f"{MODULE}:long_multiline_reason")
+    assert result.outcome == Outcome.FAIL
+    assert result.reason.startswith("first line second line xxx")
+    assert len(result.reason) == 300 and result.reason.endswith("…")

@@ -16,12 +16,12 @@ from tracegrade.spans import Status, StatusCode
 
 def test_max_latency_passes_at_the_limit() -> None:
     result = grade("max_latency_ms", make_span(latency_ms=3000), max_ms=3000)
-    assert (result.outcome, result.reason) == (Outcome.PASS, "latency 3000 ms <= 3000 ms")
+    assert (result.outcome, result.reason) == (Outcome.PASS, "latency 3,000 ms <= 3,000 ms")
 
 
 def test_max_latency_fails_over_the_limit() -> None:
     result = grade("max_latency_ms", make_span(latency_ms=5400), max_ms=3000)
-    assert (result.outcome, result.reason) == (Outcome.FAIL, "latency 5400 ms > 3000 ms")
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "latency 5,400 ms > 3,000 ms")
 
 
 def test_max_latency_without_end_time_is_error() -> None:
@@ -114,3 +114,52 @@ def test_status_error_fails_with_the_message() -> None:
 def test_status_error_without_message() -> None:
     result = grade("status_ok", make_span(status=Status(code=StatusCode.ERROR)))
     assert (result.outcome, result.reason) == (Outcome.FAIL, "status error (no message)")
+
+
+# counts and measurements that cannot be right
+
+
+def test_total_tokens_is_filled_only_from_both_counts() -> None:
+    assert make_span(input_tokens=100).total_tokens is None
+    assert make_span(input_tokens=100, output_tokens=20).total_tokens == 120
+    assert make_span(input_tokens=100, total_tokens=500).total_tokens == 500
+    result = grade("max_tokens", make_span(input_tokens=100), max_total=150)
+    assert (result.outcome, result.reason) == (Outcome.SKIP, "span has no total token count")
+
+
+def test_max_cost_on_a_negative_cost_is_error() -> None:
+    result = grade("max_cost", make_span(cost=-5.0), max_usd=0.01)
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "span cost is negative: -$5")
+
+
+def test_max_tokens_on_a_negative_count_is_error() -> None:
+    result = grade("max_tokens", make_span(output_tokens=-10), max_output=5)
+    assert (result.outcome, result.reason) == (
+        Outcome.ERROR, "span records a negative count: output tokens -10")
+
+
+# reasons print numbers that compare as the real ones do
+
+
+def test_latency_just_over_the_limit_reads_over_it() -> None:
+    span = make_span(end_time=START + timedelta(microseconds=3_000_400))
+    result = grade("max_latency_ms", span, max_ms=3000)
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "latency 3,000.4 ms > 3,000 ms")
+
+
+def test_a_latency_exactly_at_the_limit_passes() -> None:
+    # timedelta.total_seconds() * 1000 makes 2007 ms into 2007.0000000000002.
+    result = grade("max_latency_ms", make_span(latency_ms=2007), max_ms=2007)
+    assert (result.outcome, result.reason) == (Outcome.PASS, "latency 2,007 ms <= 2,007 ms")
+
+
+def test_a_large_latency_limit_prints_without_exponent() -> None:
+    result = grade("max_latency_ms", make_span(latency_ms=5), max_ms=1_500_000)
+    assert result.reason == "latency 5 ms <= 1,500,000 ms"
+
+
+def test_cost_just_over_the_limit_reads_over_it() -> None:
+    result = grade("max_cost", make_span(cost=0.010000001), max_usd=0.01)
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "cost $0.010000001 > $0.01")
+    tiny = grade("max_cost", make_span(cost=1e-9), max_usd=1e-7)
+    assert tiny.reason == "cost $0.000000001 <= $0.0000001"

@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from tests.graders.helpers import grade, make_grader, make_span
 from tracegrade.graders import Outcome
-from tracegrade.graders._structure import json_equal
+from tracegrade.graders._structure import JsonSchemaParams, json_equal
+from tracegrade.graders._targets import EMPTY_CONTEXT
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -258,3 +259,100 @@ def test_every_documented_target_is_accepted(target: str) -> None:
     config = parse_config({"graders": [{"name": "g", "type": "field_present", "path": "$.a",
                                         "target": target}]})
     assert config.graders[0].target == target
+
+
+# every match of a path
+
+
+def test_equals_holds_only_when_every_match_equals() -> None:
+    span = make_span(output={"items": [{"status": "shipped"}, {"status": "lost"}]})
+    result = grade("equals", span, path="$.items[*].status", value="shipped")
+    assert (result.outcome, result.reason) == (
+        Outcome.FAIL,
+        "match 2 of 2 ($['items'][1]['status']): output at $.items[*].status is 'lost', "
+        "expected 'shipped'",
+    )
+    span = make_span(output={"items": [{"status": "shipped"}, {"status": "shipped"}]})
+    result = grade("equals", span, path="$.items[*].status", value="shipped")
+    assert (result.outcome, result.reason) == (
+        Outcome.PASS, "all 2 matches: output at $.items[*].status equals 'shipped'")
+
+
+def test_json_schema_validates_every_match() -> None:
+    span = make_span(output={"items": [{"qty": 1}, {"qty": "x"}]})
+    schema = {"type": "object", "properties": {"qty": {"type": "integer"}}}
+    result = grade("json_schema", span, path="$.items[*]", schema=schema)
+    assert result.outcome == Outcome.FAIL
+    assert result.reason.startswith("match 2 of 2 ($['items'][1]): output at $.items[*] breaks")
+
+
+def test_field_present_passes_when_any_match_exists() -> None:
+    span = make_span(output={"items": [{"sku": "a"}, {"name": "b"}]})
+    assert grade("field_present", span, path="$.items[*].sku").outcome == Outcome.PASS
+    assert grade("field_absent", span, path="$.items[*].sku").outcome == Outcome.FAIL
+
+
+# JSON held in text
+
+
+RESPONSE = make_span(attributes={"response": '{"order_status": "shipped"}'})
+
+
+def test_path_graders_read_json_text_in_an_attribute() -> None:
+    target = "attributes.response"
+    present = grade("field_present", RESPONSE, target=target, path="$.order_status")
+    assert (present.outcome, present.reason) == (
+        Outcome.PASS, "order_status present in attributes.response")
+    absent = grade("field_absent", RESPONSE, target=target, path="$.debug")
+    assert absent.outcome == Outcome.PASS
+    equal = grade("equals", RESPONSE, target=target, path="$.order_status", value="shipped")
+    assert equal.outcome == Outcome.PASS
+    wild = grade("equals", RESPONSE, target=target, path="$[?@ == 'shipped']", value="shipped")
+    assert wild.outcome == Outcome.PASS
+
+
+def test_a_path_reads_into_json_text_on_its_way() -> None:
+    span = make_span(output={"content": '{"category": "billing", "tags": ["a"]}'})
+    assert grade("field_present", span, path="$.content.category").outcome == Outcome.PASS
+    assert grade("equals", span, path="$.content.tags[0]", value="a").outcome == Outcome.PASS
+
+
+def test_a_path_ending_on_json_text_keeps_it_text() -> None:
+    text = '{"category": "billing"}'
+    span = make_span(output={"content": text, "other": [text]})
+    assert grade("equals", span, path="$.content", value=text).outcome == Outcome.PASS
+    assert grade("equals", span, path="$.other[0]", value=text).outcome == Outcome.PASS
+    assert grade("regex", span, path="$.other[*]", pattern='"category"').outcome == Outcome.PASS
+
+
+def test_json_valid_on_a_timestamp_target_reads_its_text() -> None:
+    result = grade("json_valid", make_span(), target="start_time")
+    assert result.outcome == Outcome.FAIL
+    assert result.reason.startswith("start_time is not JSON: ")
+    equal = grade("equals", make_span(), target="start_time", value="2025-03-01T12:00:00Z")
+    assert equal.outcome == Outcome.PASS
+
+
+# parameters as JSON
+
+
+def test_an_unquoted_yaml_date_compares_as_the_text_its_version_hashes() -> None:
+    import yaml
+
+    loaded = yaml.safe_load("value: 2024-01-01")
+    assert not isinstance(loaded["value"], str)  # YAML made it a date
+    unquoted = make_grader("equals", path="$.d", **loaded)
+    quoted = make_grader("equals", path="$.d", value="2024-01-01")
+    span = make_span(output={"d": "2024-01-01"})
+    assert unquoted.version == quoted.version
+    assert unquoted.grade(span, EMPTY_CONTEXT).outcome == Outcome.PASS
+
+
+def test_a_schema_with_a_non_string_key_is_rejected_at_build() -> None:
+    from tracegrade.config import ConfigError, parse_config
+
+    schema = {"type": "object", "properties": {1: {"type": "string"}}}
+    with pytest.raises(ConfigError, match=r"key 1 in schema.properties is not text"):
+        parse_config({"graders": [{"name": "g", "type": "json_schema", "schema": schema}]})
+    with pytest.raises(ValidationError, match=r"key 1 at \$.properties is not a string"):
+        JsonSchemaParams.model_validate({"schema": schema})

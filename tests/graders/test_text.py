@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from tests.graders.helpers import grade, make_grader, make_span
 from tracegrade.graders import Outcome
 from tracegrade.graders import _text as text_module
+from tracegrade.graders._targets import text_of
 
 CHAT = {"choices": [{"message": {"role": "assistant", "content": "Your order ORD-1234 shipped."}}]}
 
@@ -239,3 +240,128 @@ def test_length_reads_chat_content_parts_without_their_type_markers() -> None:
     }
     result = grade("length", make_span(output=parts), max_words=5)
     assert (result.outcome, result.reason) == (Outcome.PASS, "output has 11 chars, 2 words")
+
+
+# every match of a path, null matches
+
+
+def test_not_regex_checks_every_match_of_a_wildcard_path() -> None:
+    output = {"messages": [{"content": "hi"}, {"content": "my SSN is 123-45-6789"}]}
+    result = grade("not_regex", make_span(output=output), path="$.messages[*].content",
+                   pattern=r"\d{3}-\d{2}-\d{4}")
+    assert (result.outcome, result.reason) == (
+        Outcome.FAIL,
+        "match 2 of 2 ($['messages'][1]['content']): forbidden match '123-45-6789' at char 10",
+    )
+
+
+def test_contains_passes_only_when_every_match_holds() -> None:
+    span = make_span(output={"replies": ["Order shipped", "Order shipped today"]})
+    result = grade("contains", span, path="$.replies[*]", value="shipped")
+    assert (result.outcome, result.reason) == (
+        Outcome.PASS, "all 2 matches: 'shipped' found in output at $.replies[*]")
+    span = make_span(output={"replies": ["Order shipped", "Order lost"]})
+    assert grade("contains", span, path="$.replies[*]", value="shipped").outcome == Outcome.FAIL
+
+
+def test_a_wildcard_path_matching_nothing_is_error() -> None:
+    result = grade("not_contains", make_span(output={"replies": []}), path="$.replies[*]",
+                   value="x")
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "$.replies[*] not found in output")
+
+
+@pytest.mark.parametrize(("grader_type", "params"), [
+    ("regex", {"pattern": "x"}),
+    ("not_regex", {"pattern": "x"}),
+    ("contains", {"value": "x"}),
+    ("not_contains", {"value": "x"}),
+    ("length", {"max_chars": 5}),
+    ("script_is", {"scripts": ["Latin"]}),
+])
+def test_text_graders_error_on_a_path_holding_null(grader_type: str,
+                                                   params: dict[str, object]) -> None:
+    result = grade(grader_type, make_span(output={"reply": None}), path="$.reply", **params)
+    assert (result.outcome, result.reason) == (Outcome.ERROR, "output at $.reply is null")
+
+
+def test_a_null_match_is_left_out_unless_every_match_is_null() -> None:
+    output = {"messages": [{"content": None}, {"content": "fine"}]}
+    result = grade("not_contains", make_span(output=output), path="$.messages[*].content",
+                   value="BAD")
+    assert result.outcome == Outcome.PASS
+    output = {"messages": [{"content": None}, {"content": "BAD"}]}
+    result = grade("not_contains", make_span(output=output), path="$.messages[*].content",
+                   value="BAD")
+    assert result.outcome == Outcome.FAIL
+    output = {"messages": [{"content": None}, {"content": None}]}
+    result = grade("not_contains", make_span(output=output), path="$.messages[*].content",
+                   value="BAD")
+    assert result.outcome == Outcome.ERROR and "is null" in result.reason
+
+
+# what text the graders read, continued
+
+
+def test_a_tool_call_only_message_has_no_text() -> None:
+    output = {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "name": "lookup_order", "arguments": {"order_id": "ORD-1"}}]}]}
+    result = grade("length", make_span(output=output), min_chars=1)
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "output has 0 chars < 1")
+
+
+def test_not_contains_reads_every_choice() -> None:
+    output = {"choices": [{"message": {"role": "assistant", "content": "fine"}},
+                          {"message": {"role": "assistant", "content": "BADWORD"}}]}
+    result = grade("not_contains", make_span(output=output), value="BADWORD")
+    assert (result.outcome, result.reason) == (Outcome.FAIL, "forbidden 'BADWORD' found in output")
+
+
+def test_not_regex_reads_every_field_of_a_non_chat_object() -> None:
+    output = {"status": "ok", "message": "found", "data": {"ssn": "123-45-6789"}}
+    result = grade("not_regex", make_span(kind="tool", output=output),
+                   pattern=r"\d{3}-\d{2}-\d{4}")
+    assert result.outcome == Outcome.FAIL
+
+
+@pytest.mark.parametrize("output", [{"order_id": 4417}, [4417], {"order": {"ids": [4417]}}])
+def test_a_number_is_text_wherever_it_is(output: object) -> None:
+    assert grade("contains", make_span(output=output), value="4417").outcome == Outcome.PASS
+
+
+def test_non_text_content_parts_add_no_text() -> None:
+    parts = [{"type": "image_url", "image_url": {"url": "https://x.test/ж.png"}},
+             {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+             {"type": "text", "text": "hello"}]
+    assert text_of(parts) == "hello"
+    message = {"role": "user", "content": parts}
+    result = grade("script_is", make_span(output=message), scripts=["Latin"])
+    assert result.outcome == Outcome.PASS
+    assert grade("length", make_span(output=message), max_chars=5).outcome == Outcome.PASS
+
+
+@pytest.mark.parametrize(("target", "pattern"), [("start_time", r"^2025-03-01T12:00:00Z$"),
+                                                 ("end_time", r"^2025-03-01T12:00:01Z$")])
+def test_a_timestamp_target_reads_as_its_iso_text(target: str, pattern: str) -> None:
+    span = make_span(latency_ms=1000)
+    assert grade("regex", span, target=target, pattern=pattern).outcome == Outcome.PASS
+
+
+# reasons
+
+
+@pytest.mark.parametrize(("text", "script"), [("ᐊᐃ", "Canadian Aboriginal"),
+                                              ("𓀀", "Egyptian Hieroglyphs"),
+                                              ("𐌀", "Old Italic"), ("ꡀ", "Phags Pa")])
+def test_script_is_names_scripts_by_their_unicode_long_name(text: str, script: str) -> None:
+    result = grade("script_is", make_span(output=text), scripts=["Latin"])
+    assert result.reason.startswith(f"found {script} letters: ")
+
+
+def test_a_text_grader_over_all_messages_leaves_out_a_tool_call_without_text() -> None:
+    output = {"messages": [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "function": {"name": "lookup_order", "arguments": "{}"}}]},
+        {"role": "assistant", "content": "Your order ships today."}]}
+    result = grade("not_regex", make_span(output=output), pattern=r"\d{3}-\d{2}-\d{4}",
+                   path="$.messages[*].content")
+    assert result.outcome == Outcome.PASS

@@ -7,10 +7,10 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracegrade.spans import JSONValue, Span, SpanKind
 
@@ -116,9 +116,34 @@ class GraderConfig(BaseModel):
         raise ValueError(f"unknown target {target!r}: use input, output, status, "
                          f"attributes.KEY or a span field ({named})")
 
+    @model_validator(mode="after")
+    def _params_as_json(self) -> Self:
+        # A grader compares what its version hashes: the parameters' JSON form. YAML reads an
+        # unquoted `value: 2024-01-01` as a date, which would never equal the JSON text
+        # "2024-01-01" in a span; its JSON form is that text.
+        extra = self.__pydantic_extra__
+        if extra:
+            for key, value in extra.items():
+                _reject_non_text_keys(value, key)
+            extra.update(self.model_dump(mode="json", include=set(extra)))
+        return self
+
     def params(self) -> dict[str, Any]:
-        """The type-specific parameters (everything not common to all graders)."""
+        """The type-specific parameters (everything not common to all graders), as JSON."""
         return dict(self.model_extra or {})
+
+
+def _reject_non_text_keys(value: Any, where: str) -> None:
+    """Raise ValueError naming the first mapping key that is not a string (YAML's ``1:``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"key {key!r} in {where} is not text: JSON keys are strings, "
+                                 f"so quote it ('{key}':)")
+            _reject_non_text_keys(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _reject_non_text_keys(item, f"{where}[{index}]")
 
 
 # Keys that select spans or set sampling; they are not part of what a verdict means.

@@ -8,13 +8,13 @@ they register and build exactly like third-party graders.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 import orjson
 from pydantic import BaseModel
 
-from tracegrade.graders._base import Grader, GraderConfig, Result
-from tracegrade.graders._targets import TargetMissing, compile_path, resolve
+from tracegrade.graders._base import Grader, GraderConfig, Outcome, Result
+from tracegrade.graders._targets import TargetMissing, compile_path, resolve, resolve_all
 from tracegrade.spans import JSONValue, Span
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class CheckGrader(Grader):
         """Decide pass / fail / skip for one span; may raise :class:`TargetMissing`."""
 
     def target(self, span: Span) -> JSONValue:
-        """The configured target of ``span``, narrowed by the configured path."""
+        """The configured target of ``span``, narrowed by the configured path (first match)."""
         return resolve(span, self.config.target, self.config.path)
 
     @property
@@ -58,6 +58,38 @@ class CheckGrader(Grader):
         if self.config.path is None:
             return self.config.target
         return f"{self.config.target} at {self.config.path}"
+
+
+class ValueGrader(CheckGrader):
+    """A grader of the target's value. With a path, every match is graded and all must pass:
+    ``$.items[*].status`` equals "shipped" only when each item's status does."""
+
+    skip_null_matches: ClassVar[bool] = False
+    """Whether, among several matches, those holding null are left out (a text grader over
+    ``$.messages[*].content`` has no text to check in a message that only calls a tool)."""
+
+    def check(self, span: Span, context: TraceContext) -> Result:
+        """Grade each match of the target: the first that fails decides, else the first that
+        does not pass (an error), else all pass."""
+        matches = resolve_all(span, self.config.target, self.config.path)
+        if len(matches) > 1 and self.skip_null_matches:
+            matches = [m for m in matches if m.value is not None] or matches
+        if len(matches) == 1:
+            return self.check_value(matches[0].value)
+        results: list[Result] = []
+        for match in matches:
+            results.append(self.check_value(match.value))
+            if results[-1].outcome == Outcome.FAIL:
+                break
+        index = _deciding(results)
+        if index is None:
+            return _reworded(results[0], f"all {len(matches)} matches: {results[0].reason}")
+        where = f"match {index + 1} of {len(matches)} ({matches[index].location})"
+        return _reworded(results[index], f"{where}: {results[index].reason}")
+
+    @abstractmethod
+    def check_value(self, value: JSONValue) -> Result:
+        """Decide pass / fail / error for one value of the target (one match of the path)."""
 
 
 class ParamsGrader(CheckGrader, Generic[P]):
@@ -75,6 +107,17 @@ class ParamsGrader(CheckGrader, Generic[P]):
             raise TypeError(f"{type(self).__name__} needs {model.__name__}, got {params!r}")
         super().__init__(config, params)
         self.params = cast(P, params)
+
+
+def _deciding(results: list[Result]) -> int | None:
+    """Which result decides: a fail (grading stops at one), else the first that did not pass."""
+    if results[-1].outcome == Outcome.FAIL:
+        return len(results) - 1
+    return next((i for i, result in enumerate(results) if result.outcome != Outcome.PASS), None)
+
+
+def _reworded(result: Result, reason: str) -> Result:
+    return result.model_copy(update={"reason": reason})
 
 
 def _check_path(path: str, grader_name: str) -> None:

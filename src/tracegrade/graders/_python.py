@@ -52,11 +52,11 @@ class PythonGrader(ParamsGrader[PythonParams]):
         """Call the function; what it raises or returns unreadably is an ``error``."""
         try:
             returned = self.function(span, context) if self.takes_context else self.function(span)
-        except TargetMissing:
-            raise
+        except TargetMissing as exc:
+            return one_line(Result.errored(str(exc)))
         except Exception as exc:  # the user's code may raise anything; that is an error verdict
             return Result.errored(f"{self.spec} raised {type(exc).__name__}: {excerpt(str(exc))}")
-        return to_result(returned, self.spec)
+        return one_line(to_result(returned, self.spec))
 
 
 def import_function(spec: str) -> GradeFunction:
@@ -117,6 +117,19 @@ def to_result(returned: Any, spec: str) -> Result:
     return Result.errored(
         f"{spec} returned {type(returned).__name__} {excerpt(returned, 40)}; expected {_ACCEPTED}"
     )
+
+
+REASON_CHARS = 300
+"""A reason is one line of at most this many characters, whatever the function returned."""
+
+
+def one_line(result: Result) -> Result:
+    """``result`` with its reason on one line (whitespace runs collapsed), cut to
+    :data:`REASON_CHARS` with "…"."""
+    reason = " ".join(result.reason.split())
+    if len(reason) > REASON_CHARS:
+        reason = reason[: REASON_CHARS - 1] + "…"
+    return result if reason == result.reason else result.model_copy(update={"reason": reason})
 
 
 def _outcome(verdict: Any) -> Outcome | None:

@@ -27,12 +27,27 @@ def check_schema(schema: Any) -> None:
     """
     if not isinstance(schema, dict):
         raise SchemaUnusable(f"a JSON Schema here is an object, not {excerpt(schema)}")
+    _check_keys(schema, "$")
     try:
         validators.validator_for(schema).check_schema(schema)
     except schema_exceptions.SchemaError as exc:
         raise SchemaUnusable(
             f"invalid JSON Schema at {exc.json_path}: {_short(exc.message)}"
         ) from exc
+
+
+def _check_keys(value: Any, where: str) -> None:
+    # jsonschema accepts {1: ...} as a schema but could never match it against JSON, whose keys
+    # are strings; and the validator cache (keyed by the schema's JSON) could not hold it.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SchemaUnusable(f"key {key!r} at {where} is not a string: JSON Schema keys "
+                                     "are text")
+            _check_keys(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_keys(item, f"{where}[{index}]")
 
 
 def first_violation(schema: Any, instance: Any) -> str | None:

@@ -8,7 +8,6 @@ table ever be unavailable, characters are reported as "non-allowed" rather than 
 from __future__ import annotations
 
 import importlib
-import unicodedata
 from functools import lru_cache
 
 import regex
@@ -25,7 +24,7 @@ def script_of(char: str) -> str:
     found = pattern.match(char)
     if found is None or found.lastindex is None:
         return UNNAMED
-    return _display_name(names[found.lastindex - 1], char)
+    return _display_name(names[found.lastindex - 1])
 
 
 @lru_cache(maxsize=1)
@@ -51,13 +50,29 @@ def _script_names() -> list[str]:
     return list(first_name.values())
 
 
-def _display_name(compact: str, char: str) -> str:
-    """``OLDITALIC`` becomes ``Old Italic``, using the character's Unicode name for the spaces."""
-    words: list[str] = []
-    for word in unicodedata.name(char, "").split():
-        if not compact.startswith("".join([*words, word])):
-            break
-        words.append(word)
-        if "".join(words) == compact:
-            return " ".join(w.capitalize() for w in words)
-    return compact.capitalize()
+def _display_name(compact: str) -> str:
+    """``OLDITALIC`` becomes ``Old Italic``: the script's Unicode long name (its property value
+    alias, ``Old_Italic``) with spaces for underscores."""
+    return _LONG_NAMES.get(compact) or compact.capitalize()
+
+
+# The Unicode long names (PropertyValueAliases.txt) that capitalizing the regex package's
+# compact name would get wrong: several words, or an inner capital. Every other script's long
+# name is one capitalized word (``Thai``, ``Cyrillic``).
+_LONG_NAMES = {
+    name.replace("_", "").upper(): name.replace("_", " ")
+    for name in (
+        "Anatolian_Hieroglyphs", "Bassa_Vah", "Beria_Erfe", "Canadian_Aboriginal",
+        "Caucasian_Albanian", "Cypro_Minoan", "Dives_Akuru", "Egyptian_Hieroglyphs",
+        "Gunjala_Gondi", "Gurung_Khema", "Hanifi_Rohingya", "Imperial_Aramaic",
+        "Inscriptional_Pahlavi", "Inscriptional_Parthian", "Katakana_Or_Hiragana", "Kayah_Li",
+        "Khitan_Small_Script", "Kirat_Rai", "Linear_A", "Linear_B", "Masaram_Gondi",
+        "Meetei_Mayek", "Mende_Kikakui", "Meroitic_Cursive", "Meroitic_Hieroglyphs",
+        "Nag_Mundari", "New_Tai_Lue", "Nyiakeng_Puachue_Hmong", "Ol_Chiki", "Ol_Onal",
+        "Old_Hungarian", "Old_Italic", "Old_North_Arabian", "Old_Permic", "Old_Persian",
+        "Old_Sogdian", "Old_South_Arabian", "Old_Turkic", "Old_Uyghur", "Pahawh_Hmong",
+        "Pau_Cin_Hau", "Phags_Pa", "Proto_Cuneiform", "Psalter_Pahlavi", "SignWriting",
+        "Sora_Sompeng", "Syloti_Nagri", "Tai_Le", "Tai_Tham", "Tai_Viet", "Tai_Yo",
+        "Tolong_Siki", "Tulu_Tigalari", "Warang_Citi", "Zanabazar_Square",
+    )
+}

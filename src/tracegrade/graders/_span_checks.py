@@ -5,6 +5,8 @@ These read span fields directly; ``target`` and ``path`` do not apply to them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,11 +40,14 @@ class MaxLatency(ParamsGrader[MaxLatencyParams]):
         if latency is None:
             return Result.errored("span has no end_time, so no latency")
         if latency < 0:
-            return Result.errored(f"span ends {-latency:.0f} ms before it starts")
+            return Result.errored(f"span ends {_fixed(-latency, 0)} ms before it starts")
         limit = self.params.max_ms
-        if latency <= limit:
-            return Result.passed(f"latency {latency:.0f} ms <= {limit:g} ms")
-        return Result.failed(f"latency {latency:.0f} ms > {limit:g} ms")
+        shown, bound = _compared(latency, limit, lambda ms, places: _fixed(ms, places - 1))
+        return Result.check(
+            latency <= limit,
+            passed=f"latency {shown} ms <= {bound} ms",
+            failed=f"latency {shown} ms > {bound} ms",
+        )
 
 
 class MaxCostParams(BaseModel):
@@ -61,14 +66,18 @@ class MaxCost(ParamsGrader[MaxCostParams]):
     Params = MaxCostParams
 
     def check(self, span: Span, context: TraceContext) -> Result:
-        """Compare ``span.cost`` with the limit."""
-        if span.cost is None:
+        """Compare ``span.cost`` with the limit; a negative cost is an ``error``."""
+        cost = span.cost
+        if cost is None:
             return Result.skipped("span has no cost")
+        if cost < 0:
+            return Result.errored(f"span cost is negative: -${_significant(-cost, 6)}")
         limit = self.params.max_usd
+        shown, bound = _compared(cost, limit, lambda usd, places: _significant(usd, places + 5))
         return Result.check(
-            span.cost <= limit,
-            passed=f"cost ${span.cost:.6g} <= ${limit:.6g}",
-            failed=f"cost ${span.cost:.6g} > ${limit:.6g}",
+            cost <= limit,
+            passed=f"cost ${shown} <= ${bound}",
+            failed=f"cost ${shown} > ${bound}",
         )
 
 
@@ -107,6 +116,10 @@ class MaxTokens(ParamsGrader[MaxTokensParams]):
             ("output", span.output_tokens, self.params.max_output),
         )
         checked = [(kind, count, limit) for kind, count, limit in limits if limit is not None]
+        negative = [f"{kind} tokens {count}" for kind, count, _ in checked
+                    if count is not None and count < 0]
+        if negative:
+            return Result.errored(f"span records a negative count: {', '.join(negative)}")
         over = [
             f"{kind} tokens {count} > {limit}"
             for kind, count, limit in checked
@@ -134,3 +147,27 @@ class StatusOk(CheckGrader):
             return Result.passed("status ok")
         message = " ".join((span.status.message or "").split())[:200]
         return Result.failed(f"status error: {message}" if message else "status error (no message)")
+
+
+def _compared(value: float, limit: float, shown: Callable[[float, int], str]) -> tuple[str, str]:
+    """``value`` and ``limit`` as a reason prints them, ``value`` with just enough precision
+    (``shown(value, 1)``, then 2…) that the printed numbers compare as the real ones do:
+    3000.4 ms over a 3000 ms limit reads "3,000.4 > 3,000", never "3,000 > 3,000"."""
+    bound = _significant(limit, 15)
+    exact = Decimal(bound.replace(",", ""))
+    for places in range(1, 20):
+        text = shown(value, places)
+        printed = Decimal(text.replace(",", ""))
+        if (printed <= exact) == (value <= limit):
+            return text, bound
+    return _significant(value, 17), bound
+
+
+def _fixed(value: float, places: int) -> str:
+    """``value`` with ``places`` decimals and thousands separators: ``1,500,000``."""
+    return f"{value:,.{places}f}"
+
+
+def _significant(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, without exponent or trailing zeros."""
+    return format(Decimal(f"{value:.{digits}g}"), ",f")

@@ -11,6 +11,7 @@ from tracegrade.graders._base import GraderConfig, Result, register
 from tracegrade.graders._common import (
     CheckGrader,
     ParamsGrader,
+    ValueGrader,
     describe_path,
     excerpt,
     json_type,
@@ -24,14 +25,13 @@ if TYPE_CHECKING:
 
 
 @register
-class JsonValid(CheckGrader):
+class JsonValid(ValueGrader):
     """Pass when the target is JSON: a dict or list already, or a string that parses as JSON."""
 
     type_name = "json_valid"
 
-    def check(self, span: Span, context: TraceContext) -> Result:
-        """Parse the target when it is a string."""
-        value = self.target(span)
+    def check_value(self, value: JSONValue) -> Result:
+        """Parse the value when it is a string."""
         if not isinstance(value, str):
             return Result.passed(f"{self.where} is a JSON {json_type(value)}")
         try:
@@ -66,19 +66,19 @@ class JsonSchemaParams(BaseModel):
 
 
 @register
-class JsonSchema(ParamsGrader[JsonSchemaParams]):
+class JsonSchema(ValueGrader, ParamsGrader[JsonSchemaParams]):
     """Pass when the target validates against a JSON Schema; the reason names the first error."""
 
     type_name = "json_schema"
     Params = JsonSchemaParams
 
-    def check(self, span: Span, context: TraceContext) -> Result:
-        """Validate the target; an unresolvable ``$ref`` is an ``error``.
+    def check_value(self, value: JSONValue) -> Result:
+        """Validate the value; an unresolvable ``$ref`` is an ``error``.
 
         Structured output is often recorded as JSON text (a chat message's content); text that
         holds a JSON object or array is validated as that value.
         """
-        value = parse_json_string(self.target(span))
+        value = parse_json_string(value)
         try:
             violation = first_violation(self.params.json_schema, value)
         except SchemaUnusable as exc:
@@ -99,9 +99,10 @@ class _FieldGrader(CheckGrader):
         self.field = describe_path(config.path)
 
     def matches(self, span: Span) -> tuple[JSONValue, list[Any]]:
-        """The target (raises when missing) and the path's matches in it."""
+        """The target (raises when missing; JSON text read as its value) and the path's
+        matches in it."""
         value = target_value(span, self.config.target)
-        return value, find_all(self.path, value)
+        return parse_json_string(value), find_all(self.path, value)
 
 
 @register
@@ -154,15 +155,14 @@ class EqualsParams(BaseModel):
 
 
 @register
-class Equals(ParamsGrader[EqualsParams]):
+class Equals(ValueGrader, ParamsGrader[EqualsParams]):
     """Pass when the resolved target equals ``value`` under JSON semantics."""
 
     type_name = "equals"
     Params = EqualsParams
 
-    def check(self, span: Span, context: TraceContext) -> Result:
-        """Compare the target with the expected value."""
-        value = self.target(span)
+    def check_value(self, value: JSONValue) -> Result:
+        """Compare the value with the expected one."""
         expected = self.params.value
         return Result.check(
             json_equal(value, expected),

@@ -1,7 +1,9 @@
 """Built-in graders over the text of a target: patterns, substrings and length.
 
 Each reads ``text_of(target)``: a string target as it is, the reply text inside chat structures,
-or every string in a JSON value joined by spaces.
+or every string and number in another JSON value joined by spaces. With a path, each match is
+read and all must pass; a target holding null is an ``error`` (among several matches, those
+holding null are left out, as long as one holds something).
 """
 
 from __future__ import annotations
@@ -9,19 +11,16 @@ from __future__ import annotations
 from abc import abstractmethod
 from functools import reduce
 from itertools import takewhile
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Self
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracegrade.graders._base import GraderConfig, Result, register
-from tracegrade.graders._common import ParamsGrader, excerpt
+from tracegrade.graders._common import ParamsGrader, ValueGrader, excerpt
 from tracegrade.graders._scripts import script_of
 from tracegrade.graders._targets import text_of
-from tracegrade.spans import Span
-
-if TYPE_CHECKING:
-    from tracegrade.graders._targets import TraceContext
+from tracegrade.spans import JSONValue
 
 RegexFlag = Literal["IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"]
 
@@ -61,7 +60,24 @@ def compile_pattern(pattern: str, flags: list[RegexFlag]) -> regex.Pattern[str]:
     return regex.compile(pattern, combined)
 
 
-class _PatternGrader(ParamsGrader[RegexParams]):
+class _TextGrader(ValueGrader):
+    """A grader of the target's text; a null value (``$.reply`` holding null) is an ``error``,
+    but among several matches one holding null has no text to check and is left out."""
+
+    skip_null_matches = True
+
+    def check_value(self, value: JSONValue) -> Result:
+        """Grade the text of ``value``."""
+        if value is None:
+            return Result.errored(f"{self.where} is null")
+        return self.check_text(text_of(value))
+
+    @abstractmethod
+    def check_text(self, text: str) -> Result:
+        """Decide pass / fail / error on the text."""
+
+
+class _PatternGrader(_TextGrader, ParamsGrader[RegexParams]):
     """Shared set-up of ``regex`` / ``not_regex``: the pattern is compiled once."""
 
     Params = RegexParams
@@ -70,9 +86,8 @@ class _PatternGrader(ParamsGrader[RegexParams]):
         super().__init__(config, params)
         self.pattern = compile_pattern(self.params.pattern, self.params.flags)
 
-    def check(self, span: Span, context: TraceContext) -> Result:
-        """Search the target's text; a search that runs too long is an ``error``."""
-        text = text_of(self.target(span))
+    def check_text(self, text: str) -> Result:
+        """Search the text; a search that runs too long is an ``error``."""
         try:
             found = self.pattern.search(text, timeout=REGEX_TIMEOUT_S)
         except TimeoutError:
@@ -148,14 +163,13 @@ class ContainsParams(BaseModel):
         return [self.value] if self.value is not None else list(self.values or [])
 
 
-class _SubstringGrader(ParamsGrader[ContainsParams]):
+class _SubstringGrader(_TextGrader, ParamsGrader[ContainsParams]):
     """Shared look-up of ``contains`` / ``not_contains``."""
 
     Params = ContainsParams
 
-    def found(self, span: Span) -> tuple[list[str], list[str]]:
-        """The needles present in and missing from the target's text, in configured order."""
-        text = text_of(self.target(span))
+    def found(self, text: str) -> tuple[list[str], list[str]]:
+        """The needles present in and missing from ``text``, in configured order."""
         fold = (lambda s: s) if self.params.case_sensitive else str.casefold
         haystack = fold(text)
         needles = self.params.needles()
@@ -173,9 +187,9 @@ class Contains(_SubstringGrader):
 
     type_name = "contains"
 
-    def check(self, span: Span, context: TraceContext) -> Result:
+    def check_text(self, text: str) -> Result:
         """Look for the substrings."""
-        present, missing = self.found(span)
+        present, missing = self.found(text)
         if self.holds(present, missing):
             return Result.passed(f"{_quoted(present)} found in {self.where}")
         if self.params.mode == "all":
@@ -189,9 +203,9 @@ class NotContains(_SubstringGrader):
 
     type_name = "not_contains"
 
-    def check(self, span: Span, context: TraceContext) -> Result:
+    def check_text(self, text: str) -> Result:
         """Look for the substrings."""
-        present, missing = self.found(span)
+        present, missing = self.found(text)
         if self.holds(present, missing):
             return Result.failed(f"forbidden {_quoted(present)} found in {self.where}")
         if self.params.mode == "all":
@@ -233,15 +247,14 @@ class LengthParams(BaseModel):
 
 
 @register
-class Length(ParamsGrader[LengthParams]):
+class Length(_TextGrader, ParamsGrader[LengthParams]):
     """Pass when the target's text is within the configured character and word bounds."""
 
     type_name = "length"
     Params = LengthParams
 
-    def check(self, span: Span, context: TraceContext) -> Result:
+    def check_text(self, text: str) -> Result:
         """Count characters (code points) and whitespace-separated words."""
-        text = text_of(self.target(span))
         chars, words = len(text), len(text.split())
         problems = [
             *_outside(chars, self.params.min_chars, self.params.max_chars, "chars"),
@@ -285,7 +298,7 @@ class ScriptIsParams(BaseModel):
 
 
 @register
-class ScriptIs(ParamsGrader[ScriptIsParams]):
+class ScriptIs(_TextGrader, ParamsGrader[ScriptIsParams]):
     """Pass when every letter of the target's text is in an allowed Unicode script."""
 
     type_name = "script_is"
@@ -300,9 +313,8 @@ class ScriptIs(ParamsGrader[ScriptIsParams]):
         self.foreign = regex.compile(rf"(?V1)[[\p{{L}}\p{{M}}]--[{allowed}]]+")
         self.all_allowed = f"all letters in {', '.join(self.params.scripts)}"
 
-    def check(self, span: Span, context: TraceContext) -> Result:
+    def check_text(self, text: str) -> Result:
         """Find runs of letters outside the allowed scripts."""
-        text = text_of(self.target(span))
         if self.foreign.search(text, timeout=REGEX_TIMEOUT_S) is None:
             return Result.passed(self.all_allowed)
         runs = [m.group(0) for m in self.foreign.finditer(text, timeout=REGEX_TIMEOUT_S)]

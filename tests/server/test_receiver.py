@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,7 @@ from tracegrade.server import (
     check_binding,
     create_app,
 )
-from tracegrade.server._mapping import decode_part
+from tracegrade.server._mapping import PROTOBUF, MappingError, MappingPool, decode_part
 from tracegrade.server._writer import BatchWriter
 from tracegrade.sources._base import MappingOptions
 from tracegrade.spans import Span, SpanKind, StatusCode
@@ -431,3 +434,204 @@ def test_a_dead_mapping_worker_leaves_the_receiver_mapping_in_process(store: Sto
         assert response.status_code == 200
         assert receiver.pool.broken is not None
         assert store.count_spans() == 32
+
+
+def small_receiver(store: Store, max_body_bytes: int) -> BackgroundReceiver:
+    settings = ServerSettings(port=0, max_body_bytes=max_body_bytes)
+    return BackgroundReceiver(store, MappingOptions(source="live"), settings)
+
+
+@pytest.mark.parametrize("envelope", [
+    {"resourceSpans": [{"scopeSpans": 5}]},
+    {"resourceSpans": [{"scopeSpans": 2.5}]},
+    {"resourceSpans": [{"scopeSpans": True}]},
+    {"resourceSpans": [{"scopeSpans": {"spans": [json_span("b7ad6b7169203331")]}}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": {"a": json_span("b7ad6b7169203331")}}]}]},
+    {"resourceSpans": [{"scopeSpans": [7]}]},
+    {"resourceSpans": [5]},
+    {"resourceSpans": [{"resource": "r7", "scopeSpans": [{"spans": [
+        json_span("b7ad6b7169203331")]}]}]},
+], ids=["scopeSpans-int", "scopeSpans-float", "scopeSpans-bool", "scopeSpans-object",
+        "spans-object", "scope-int", "resourceSpans-entry-int", "resource-string"])
+def test_a_body_not_shaped_like_an_export_is_refused_and_the_workers_carry_on(
+        store: Store, receiver: BackgroundReceiver, envelope: dict[str, Any]) -> None:
+    url, headers = f"{receiver.url}/v1/traces", {"Content-Type": "application/json"}
+    refused = httpx.post(url, content=orjson.dumps(envelope), headers=headers)
+    later = httpx.post(url, content=orjson.dumps(otlp_json(json_span("00f067aa0ba902b7"))),
+                       headers=headers)
+
+    assert refused.status_code == 400
+    assert refused.json()["code"] == 3
+    assert "not an OTLP trace export: resourceSpans[0]" in refused.json()["message"]
+    assert later.status_code == 200 and store.count_spans() == 1
+    if receiver.pool is not None:  # an input error is not a worker failure
+        assert receiver.pool.broken is None
+        assert all(process.is_alive() for process in receiver.pool._processes)
+
+
+def test_a_request_whose_mapping_raises_in_a_worker_fails_alone(store: Store) -> None:
+    pool = MappingPool(2, MappingOptions(source="live"), store.dialect)
+    try:
+        pool.warm_up()
+        with pytest.raises(MappingError, match="TypeError"):
+            anyio.run(pool.decode, None, PROTOBUF)  # not bytes: mapping it raises
+        decoded = anyio.run(pool.decode, mixed_request(10).SerializeToString(), PROTOBUF)
+        assert pool.broken is None and decoded.accepted == 8
+    finally:
+        pool.close()
+
+
+def rejected_resource_request(media_type: str) -> bytes:
+    """A resource whose attributes are invalid, holding 3 spans; and a valid one with 1."""
+    request = ExportTraceServiceRequest()
+    for index, bad in enumerate([True, False]):
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend(key_values({"service.version": "r1"}))
+        scope = resource_spans.scope_spans.add()
+        for i in range(3 if bad else 1):
+            scope.spans.add(trace_id=bytes(range(16)), span_id=bytes([index + 1, i + 1]) * 4,
+                            name=f"step-{index}-{i}",
+                            start_time_unix_nano=1_764_000_000_000_000_000)
+    if media_type == PROTOBUF:
+        request.resource_spans[0].resource.attributes.extend(key_values({"x": float("nan")}))
+        return request.SerializeToString()
+    body = MessageToDict(request)
+    body["resourceSpans"][0]["resource"]["attributes"].append(
+        {"key": "", "value": {"stringValue": "no key"}})
+    return orjson.dumps(body)
+
+
+@pytest.mark.parametrize("media_type", [PROTOBUF, "application/json"])
+def test_a_rejected_resource_counts_every_span_it_held(
+        store: Store, receiver: BackgroundReceiver, media_type: str) -> None:
+    response = httpx.post(f"{receiver.url}/v1/traces",
+                          content=rejected_resource_request(media_type),
+                          headers={"Content-Type": media_type})
+
+    assert response.status_code == 200
+    if media_type == PROTOBUF:
+        partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+        rejected, message = partial.rejected_spans, partial.error_message
+    else:
+        partial = response.json()["partialSuccess"]
+        rejected, message = int(partial["rejectedSpans"]), partial["errorMessage"]
+    assert rejected == 3 == receiver.stats.spans_rejected
+    assert "resource" in message.lower()
+    assert [s.span.name for s in store.iter_spans()] == ["step-1-0"]
+
+
+def export_request(*span_ids: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for span_id in span_ids:
+        scope.spans.add(trace_id=bytes(range(16)), span_id=span_id.to_bytes(8, "big"),
+                        name=f"span-{span_id}", start_time_unix_nano=1_764_000_000_000_000_000)
+    return request.SerializeToString()
+
+
+GZIP_PROTOBUF = {"Content-Type": PROTOBUF, "Content-Encoding": "gzip"}
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(store: Store,
+                                                      receiver: BackgroundReceiver) -> None:
+    # Concatenated members decompress to the concatenated requests: one request, merged.
+    body = gzip.compress(export_request(1)) + gzip.compress(export_request(2, 3))
+    response = httpx.post(f"{receiver.url}/v1/traces", content=body, headers=GZIP_PROTOBUF)
+    assert response.status_code == 200
+    assert sorted(s.span.name for s in store.iter_spans()) == ["span-1", "span-2", "span-3"]
+
+
+def cut_after_sync_flush(payload: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+@pytest.mark.parametrize("body", [
+    cut_after_sync_flush(export_request(1, 2)),
+    gzip.compress(export_request(1, 2))[:-4],
+    gzip.compress(export_request(1, 2)) + b"GARBAGE",
+    gzip.compress(export_request(1)) + gzip.compress(export_request(2))[:12],
+    b"",
+], ids=["cut-after-sync-flush", "no-size-trailer", "trailing-garbage", "cut-second-member",
+        "empty"])
+def test_a_truncated_or_trailed_gzip_body_is_refused(
+        store: Store, receiver: BackgroundReceiver, body: bytes) -> None:
+    response = httpx.post(f"{receiver.url}/v1/traces", content=body, headers=GZIP_PROTOBUF)
+    assert response.status_code == 400
+    assert "gzip" in response.content.decode(errors="replace")
+    assert store.count_spans() == 0
+
+
+def test_the_decompressed_size_limit_counts_every_gzip_member(store: Store) -> None:
+    request = export_request(*range(1, 200))
+    with small_receiver(store, len(request) + 100) as rx:  # room for one request, not two
+        one = httpx.post(f"{rx.url}/v1/traces", content=gzip.compress(request),
+                         headers=GZIP_PROTOBUF)
+        two = httpx.post(f"{rx.url}/v1/traces", headers=GZIP_PROTOBUF,
+                         content=gzip.compress(request) + gzip.compress(request))
+    assert (one.status_code, two.status_code) == (200, 413)
+
+
+def post_unfinished(url: str, headers: dict[str, str], body: bytes) -> int:
+    """POST a body the client never finishes sending; the status of the answer it gets."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        sock.sendall(f"POST /v1/traces HTTP/1.1\r\nHost: receiver\r\n{head}\r\n".encode())
+        sock.sendall(body)
+        return int(sock.recv(4096).split()[1])  # the server waiting for the rest times out
+
+
+def chunks(body: bytes, size: int = 16384) -> bytes:
+    """``body`` in HTTP/1.1 chunked framing, without the closing empty chunk."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                    for i in range(0, len(body), size))
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    ("identity", bytes(256 * 1024)),
+    ("gzip", gzip.compress(random.Random(7).randbytes(256 * 1024))),  # compressed bytes count
+], ids=["identity", "gzip"])
+def test_an_oversized_chunked_body_is_refused_before_it_ends(store: Store, encoding: str,
+                                                             body: bytes) -> None:
+    with small_receiver(store, 64 * 1024) as rx:
+        status = post_unfinished(rx.url, {
+            "Content-Type": PROTOBUF, "Content-Encoding": encoding,
+            "Transfer-Encoding": "chunked"}, chunks(body))
+    assert status == 413
+
+
+def test_a_declared_oversized_body_is_refused_before_it_is_sent(store: Store) -> None:
+    with small_receiver(store, 64 * 1024) as rx:
+        status = post_unfinished(rx.url, {"Content-Type": PROTOBUF,
+                                          "Content-Length": str(400 * 1024 * 1024)}, b"")
+    assert status == 413
+
+
+def test_a_cancelled_request_leaves_the_writer_writing(store: Store) -> None:
+    gated = _GatedStore(store)
+    writer = BatchWriter(gated)  # type: ignore[arg-type]
+    app = create_app(writer, MappingOptions(source="live"))
+    writer.submit(spans_for(0, store.dialect))  # keeps the writer busy until the gate opens
+    headers = {"Content-Type": "application/json"}
+
+    async def post(client: httpx.AsyncClient, span_id: str) -> httpx.Response:
+        return await client.post("/v1/traces", headers=headers,
+                                 content=orjson.dumps(otlp_json(json_span(span_id))))
+
+    async def cancel_one_then_post_another() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as http:
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(post, http, "b7ad6b7169203331")
+                    while writer.pending_spans < 11:  # the request handed its span over
+                        await anyio.sleep(0.01)
+                    tasks.cancel_scope.cancel()  # as when the exporter's connection drops
+                gated.gate.set()
+                return await post(http, "00f067aa0ba902b7")
+
+    later = anyio.run(cancel_one_then_post_another)
+    assert writer.close(10)
+    assert later.status_code == 200 and writer.stats.errors == 0
+    assert store.count_spans() == 12  # the cancelled request's span was written too

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import click
 
-from tracegrade.cli._common import AppContext, fail, pass_app
+from tracegrade.cli._common import EXIT_INTERRUPTED, AppContext, fail, pass_app
 from tracegrade.config import Config
 from tracegrade.ingest import default_workers
-from tracegrade.server import ServerConfigError, ServerSettings, listen, serve
+from tracegrade.server import (
+    ServerConfigError,
+    ServerSettings,
+    SpansNotWritten,
+    listen,
+    serve,
+)
 from tracegrade.server._serve import TOKEN_ENV
 from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiverConfig
 
@@ -69,6 +75,8 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
                               "(Ctrl-C stops)", highlight=False)
         try:
             serve(store, config.mapping(name), settings, sock=sock)
+        except SpansNotWritten as error:  # a second Ctrl-C gave up on them
+            fail(str(error), EXIT_INTERRUPTED)
         except KeyboardInterrupt:  # raised again once the server has shut down and flushed
             app.err_console.print("Stopped.")  # Ctrl-C is how a receiver ends: exit 0
 

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import orjson
 
@@ -23,7 +24,7 @@ from tracegrade._gc import tune_for_service
 from tracegrade._workers import exit_with
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import ConventionError, decode_attributes, map_span
-from tracegrade.sources.otlp import map_proto_request
+from tracegrade.sources.otlp import map_proto_request_counted
 from tracegrade.spans import Span
 from tracegrade.store._store import PreparedBatch, prepare_batch
 
@@ -33,6 +34,10 @@ JSON = "application/json"
 logger = logging.getLogger("tracegrade.server")
 
 
+class MappingError(Exception):
+    """Mapping a request raised (a bug met by this input); the workers carry on."""
+
+
 @dataclass
 class Decoded:
     """One request's spans as store rows, and the spans (or the request) it could not map."""
@@ -40,6 +45,9 @@ class Decoded:
     prepared: PreparedBatch
     accepted: int = 0
     rejected: list[str] = field(default_factory=list)
+    """What kept spans out, one message each (a rejected resource's stands for its spans)."""
+    rejected_spans: int = 0
+    """How many spans were kept out (every span of a resource rejected as a whole)."""
     undecodable: str | None = None
     """Why the request as a whole could not be read (answered with 400), else None."""
 
@@ -48,6 +56,7 @@ class Decoded:
         self.prepared.merge(other.prepared)
         self.accepted += other.accepted
         self.rejected.extend(other.rejected)
+        self.rejected_spans += other.rejected_spans
         self.undecodable = self.undecodable or other.undecodable
 
 
@@ -55,13 +64,15 @@ def decode_part(body: bytes, media_type: str, options: MappingOptions, dialect: 
                 part: tuple[int, int] = (0, 1)) -> Decoded:
     """Map part ``(k, n)`` of a request (every n-th span from the k-th) into store rows."""
     if media_type == PROTOBUF:
-        records = list(map_proto_request(body, options, name="request", part=part))
+        records, rejected_spans = map_proto_request_counted(body, options, name="request",
+                                                            part=part)
     else:
-        records = _map_json(body, options, part)
+        records, rejected_spans = _map_json(body, options, part)
     spans = [record for record in records if isinstance(record, Span)]
     rejected = [str(record) for record in records if isinstance(record, IngestProblem)]
     undecodable = rejected[0] if rejected and not spans and _undecodable(records) else None
-    return Decoded(prepare_batch(spans, None, dialect), len(spans), rejected, undecodable)
+    return Decoded(prepare_batch(spans, None, dialect), len(spans), rejected, rejected_spans,
+                   undecodable)
 
 
 def _undecodable(records: list[Span | IngestProblem]) -> bool:
@@ -70,45 +81,85 @@ def _undecodable(records: list[Span | IngestProblem]) -> bool:
         "not an OTLP" in records[0].reason or "invalid JSON" in records[0].reason)
 
 
+class _NotAnExport(Exception):
+    """The JSON is not shaped like an ``ExportTraceServiceRequest``."""
+
+
 def _map_json(body: bytes, options: MappingOptions, part: tuple[int, int]
-              ) -> list[Span | IngestProblem]:
-    mine, parts = part
-    request_problems = mine == 0
+              ) -> tuple[list[Span | IngestProblem], int]:
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        return [IngestProblem("request", f"invalid JSON: {error}")] if request_problems else []
-    if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
-        return [IngestProblem("request", "not an OTLP trace export: no resourceSpans list")
-                ] if request_problems else []
+        return _request_problem(f"invalid JSON: {error}", part)
+    try:
+        return _map_json_request(_message(request, "the request"), options, part)
+    except _NotAnExport as error:
+        # Every part meets the same shape error, so each drops what it mapped before it.
+        return _request_problem(f"not an OTLP trace export: {error}", part)
+
+
+def _request_problem(reason: str, part: tuple[int, int]
+                     ) -> tuple[list[Span | IngestProblem], int]:
+    """A problem with the request as a whole, which only part 0 reports."""
+    return ([IngestProblem("request", reason)] if part[0] == 0 else []), 0
+
+
+def _map_json_request(request: dict[str, Any], options: MappingOptions,
+                      part: tuple[int, int]) -> tuple[list[Span | IngestProblem], int]:
+    """The request's spans (this part's share), and how many spans were rejected.
+
+    Raises:
+        _NotAnExport: a list or object of the request's envelope has another JSON type.
+    """
+    mine, parts = part
     records: list[Span | IngestProblem] = []
-    seen = 0
-    for r_index, resource_spans in enumerate(request.get("resourceSpans") or []):
+    rejected_spans = seen = 0
+    for r_index, entry in enumerate(_repeated(request, "resourceSpans", "")):
         path = f"resourceSpans[{r_index}]"
-        if not isinstance(resource_spans, dict):
-            if request_problems:
-                records.append(IngestProblem("request", f"{path}: not a JSON object"))
-            continue
+        resource_spans = _message(entry, path)
+        scopes = [_repeated(_message(scope, f"{path}.scopeSpans[{s_index}]"), "spans",
+                            f"{path}.scopeSpans[{s_index}].")
+                  for s_index, scope in enumerate(_repeated(resource_spans, "scopeSpans",
+                                                            f"{path}."))]
+        resource = resource_spans.get("resource")
         try:
-            resource = resource_spans.get("resource") or {}
             resource_attributes = decode_attributes(
-                resource.get("attributes") if isinstance(resource, dict) else None)
+                None if resource is None else _message(resource, f"{path}.resource").get(
+                    "attributes"))
         except ConventionError as error:
-            if request_problems:
+            if mine == 0:  # the resource's spans are all rejected, and all counted
                 records.append(IngestProblem("request", f"{path}.resource: {error}"))
+                rejected_spans += sum(len(spans) for spans in scopes)
             continue
-        for s_index, scope_spans in enumerate(resource_spans.get("scopeSpans") or []):
-            spans = scope_spans.get("spans") if isinstance(scope_spans, dict) else None
-            for index, span in enumerate(spans if isinstance(spans, list) else []):
+        for s_index, spans in enumerate(scopes):
+            for index, span in enumerate(spans):
                 seen += 1
                 if (seen - 1) % parts != mine:
                     continue
                 where = f"{path}.scopeSpans[{s_index}].spans[{index}]"
                 span_id = span.get("spanId") if isinstance(span, dict) else None
                 label = f"span {span_id} ({where})" if span_id else f"span {where}"
-                records.append(map_span(span, resource_attributes, options,
-                                        location="request", label=label))
-    return records
+                record = map_span(span, resource_attributes, options, location="request",
+                                  label=label)
+                rejected_spans += isinstance(record, IngestProblem)
+                records.append(record)
+    return records, rejected_spans
+
+
+def _message(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _NotAnExport(f"{path} is not a JSON object")
+    return value
+
+
+def _repeated(message: dict[str, Any], key: str, prefix: str) -> list[Any]:
+    """A repeated field: a list, or null / absent for none."""
+    value = message.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _NotAnExport(f"{prefix}{key} is not a list")
+    return value
 
 
 def _serve(connection: Connection, options: MappingOptions, dialect: str, parent: int) -> None:
@@ -120,7 +171,7 @@ def _serve(connection: Connection, options: MappingOptions, dialect: str, parent
         body, media_type, part = message
         try:
             connection.send(decode_part(body, media_type, options, dialect, part))
-        except Exception as error:  # a mapping bug: the receiver maps this request itself
+        except Exception as error:  # a mapping bug met by this request: the next one is mapped
             connection.send(f"{type(error).__name__}: {error}")
 
 
@@ -131,8 +182,9 @@ class MappingPool:
     threads can deadlock the child, while a fork server forks from a clean process that has
     imported tracegrade once. Each worker has a pipe of its own; a request's parts are sent
     down every pipe at once and the answers read back in a thread, one request at a time
-    (each request already keeps every worker busy). Should a worker fail, the pool stops
-    and requests are mapped in the receiver's own process, as without workers.
+    (each request already keeps every worker busy). Should a worker stop, the pool stops
+    and requests are mapped in the receiver's own process, as without workers; a request
+    whose mapping raises only fails that request.
     """
 
     def __init__(self, workers: int, options: MappingOptions, dialect: str) -> None:
@@ -160,7 +212,11 @@ class MappingPool:
             connection.recv()
 
     async def decode(self, body: bytes, media_type: str) -> Decoded:
-        """The request mapped by every worker, each taking its share of the spans."""
+        """The request mapped by every worker, each taking its share of the spans.
+
+        Raises:
+            MappingError: mapping the request raised in a worker.
+        """
         if self.broken is None:
             decoded = await asyncio.to_thread(self._round_trip, body, media_type)
             if decoded is not None:
@@ -170,6 +226,8 @@ class MappingPool:
 
     def _round_trip(self, body: bytes, media_type: str) -> Decoded | None:
         with self._lock:
+            if self.broken is not None:  # stopped while this request waited for the lock
+                return None
             try:
                 for part, connection in enumerate(self._connections):
                     connection.send((body, media_type, (part, self.workers)))
@@ -178,9 +236,9 @@ class MappingPool:
                 self._fail(f"a mapping worker stopped: {error}")
                 return None
         decoded = [part for part in parts if isinstance(part, Decoded)]
-        if len(decoded) < len(parts):
-            self._fail(str(next(part for part in parts if not isinstance(part, Decoded))))
-            return None
+        if len(decoded) < len(parts):  # every worker answered: the pool is still in step
+            raise MappingError(next(str(part) for part in parts
+                                    if not isinstance(part, Decoded)))
         for other in decoded[1:]:
             decoded[0].merge(other)
         return decoded[0]

@@ -9,8 +9,9 @@ through a :class:`~tracegrade.server._writer.BatchWriter`.
 Answers follow the OTLP/HTTP specification: ``200`` with an ``ExportTraceServiceResponse`` in
 the request's encoding, whose ``partial_success`` counts and names the spans that could not be
 mapped; ``400`` for an undecodable body, ``401`` without the bearer token, ``413`` for an
-oversized body, ``415`` for an unsupported content type or encoding, and ``503`` with
-``Retry-After`` when the writer is backed up or the store failed (a retryable answer).
+oversized body, ``415`` for an unsupported content type or encoding, ``500`` when mapping the
+request raised, and ``503`` with ``Retry-After`` when the writer is backed up or the store
+failed (a retryable answer).
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from tracegrade.server._mapping import JSON, PROTOBUF, Decoded, MappingPool, decode_part
+from tracegrade.server._mapping import (
+    JSON,
+    PROTOBUF,
+    Decoded,
+    MappingError,
+    MappingPool,
+    decode_part,
+)
 from tracegrade.server._writer import BatchWriter, WriterClosed, WriterOverloaded
 from tracegrade.sources._base import MappingOptions
 from tracegrade.store import UpsertCounts
@@ -46,6 +54,7 @@ TRACE_PATHS = ("/v1/traces", "/api/public/otel/v1/traces")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _MAX_NAMED_REJECTIONS = 20
 _GRPC_INVALID_ARGUMENT = 3
+_GRPC_INTERNAL = 13
 _GRPC_UNAUTHENTICATED = 16
 _GRPC_UNAVAILABLE = 14
 
@@ -83,16 +92,17 @@ def create_app(
     """The receiver as an ASGI app.
 
     Args:
-        writer: Writes the received spans (closed when the app shuts down).
+        writer: Writes the received spans. The app's shutdown closes it and waits until what
+            is queued is written, or until ``writer.stop_waiting()`` is called.
         options: How spans are mapped; ``options.source`` is the source they are stored under.
         token: When set, every request needs ``Authorization: Bearer <token>`` (or HTTP Basic
             with the token as password, which is what Langfuse SDKs send).
-        max_body_bytes: The largest body accepted, after decompression.
+        max_body_bytes: The largest body accepted, as sent and after decompression.
         acknowledge: ``stored`` answers once the spans are committed (an exporter's retry
             covers any failure); ``queued`` answers once they are mapped and queued, so an
             exporter's next request overlaps the write (faster, but spans queued when the
-            process dies, or whose write fails, are lost; they are counted in
-            ``stats.spans_lost``).
+            process dies, or whose write fails, are lost; those whose write fails are counted
+            in ``stats.spans_lost``).
         pool: Worker processes that map requests (see :class:`MappingPool`); without one,
             requests are mapped in a thread of this process.
 
@@ -103,6 +113,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        if writer.pending_spans:  # said, so that a wait (or a kill during it) is explained
+            logger.warning("spans to write before stopping: %d", writer.pending_spans)
         await anyio.to_thread.run_sync(writer.close)
 
     app = FastAPI(title="tracegrade OTLP receiver", lifespan=lifespan, docs_url=None,
@@ -115,16 +127,14 @@ def create_app(
         wants_json = _media_type(request) == JSON
         try:
             _check_token(request, token)
-            body = _decompressed(await request.body(), request, max_body_bytes)
             media_type = _media_type(request)
             if media_type not in (PROTOBUF, JSON):
                 raise _Refusal(415, f"unsupported Content-Type {media_type!r} "
                                     f"(send {PROTOBUF} or {JSON})")
-            if pool is not None:
-                decoded = await pool.decode(body, media_type)
-            else:
-                decoded = await anyio.to_thread.run_sync(
-                    decode_part, body, media_type, options, writer.store.dialect)
+            encoding = _content_encoding(request)
+            body = _decompressed(await _read_body(request, max_body_bytes), encoding,
+                                 max_body_bytes)
+            decoded = await _decode(body, media_type, options, writer.store.dialect, pool)
             if decoded.undecodable is not None:
                 raise _Refusal(400, decoded.undecodable)
             if decoded.accepted:
@@ -133,8 +143,8 @@ def create_app(
             stats.errors[refusal.status] = stats.errors.get(refusal.status, 0) + 1
             return _status_response(refusal, wants_json)
         stats.spans_accepted += decoded.accepted
-        stats.spans_rejected += len(decoded.rejected)
-        return _export_response(decoded.rejected, wants_json)
+        stats.spans_rejected += decoded.rejected_spans
+        return _export_response(decoded, wants_json)
 
     for path in TRACE_PATHS:
         app.add_api_route(path, export_traces, methods=["POST"], include_in_schema=False)
@@ -164,21 +174,72 @@ def _check_token(request: Request, token: str | None) -> None:
                        {"WWW-Authenticate": "Bearer"})
 
 
-def _decompressed(body: bytes, request: Request, limit: int) -> bytes:
+def _content_encoding(request: Request) -> str:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        data = body
-    elif encoding == "gzip":
-        try:
-            decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data = decompressor.decompress(body, limit + 1)
-        except zlib.error as error:
-            raise _Refusal(400, f"the gzip body is corrupt: {error}") from None
-    else:
+    if encoding not in ("", "identity", "gzip"):
         raise _Refusal(415, f"unsupported Content-Encoding {encoding!r} (use gzip or none)")
-    if len(data) > limit:
+    return encoding
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body as sent, refused (413) as soon as it is known to be over ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
         raise _Refusal(413, f"the request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _Refusal(413, f"the request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+def _decompressed(body: bytes, encoding: str, limit: int) -> bytes:
+    if encoding != "gzip":
+        return body
+    try:
+        data = _gunzip(body, limit)
+    except zlib.error as error:
+        raise _Refusal(400, f"the gzip body is corrupt: {error}") from None
+    if len(data) > limit:
+        raise _Refusal(413, f"the decompressed request body is larger than {limit} bytes")
     return data
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Every gzip member of ``body`` (their contents concatenated), stopping past ``limit``.
+
+    Raises:
+        zlib.error: a member is corrupt or cut short, or bytes follow the last one.
+        _Refusal: the body ends inside a member (400).
+    """
+    data = bytearray()
+    rest = body
+    while True:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        # A budget of at least 1 byte: 0 would mean "no limit" to zlib.
+        data += member.decompress(rest, limit + 1 - len(data))
+        if len(data) > limit:
+            return bytes(data)
+        if not member.eof:
+            raise _Refusal(400, "the gzip body is truncated: it ends inside a member")
+        rest = member.unused_data
+        if not rest:
+            return bytes(data)
+
+
+async def _decode(body: bytes, media_type: str, options: MappingOptions, dialect: str,
+                  pool: MappingPool | None) -> Decoded:
+    try:
+        if pool is not None:
+            return await pool.decode(body, media_type)
+        return await anyio.to_thread.run_sync(decode_part, body, media_type, options, dialect)
+    except Exception as error:  # a mapping bug: this request fails, loudly; the next is mapped
+        logger.exception("a request could not be mapped")
+        reason = str(error) if isinstance(error, MappingError) else \
+            f"{type(error).__name__}: {error}"
+        raise _Refusal(500, f"the request could not be mapped: {reason}",
+                       _GRPC_INTERNAL) from None
 
 
 async def _write(writer: BatchWriter, decoded: Decoded, stats: ReceiverStats, *,
@@ -190,7 +251,7 @@ async def _write(writer: BatchWriter, decoded: Decoded, stats: ReceiverStats, *,
         raise _Refusal(503, str(error), _GRPC_UNAVAILABLE, {"Retry-After": "1"}) from None
     if not wait:
         def count_lost(done: Future[UpsertCounts]) -> None:
-            if done.exception() is not None:
+            if not done.cancelled() and done.exception() is not None:
                 stats.spans_lost += spans
                 logger.error("%d received spans could not be stored: %s", spans,
                              done.exception())
@@ -198,18 +259,21 @@ async def _write(writer: BatchWriter, decoded: Decoded, stats: ReceiverStats, *,
         future.add_done_callback(count_lost)
         return
     try:
-        await asyncio.wrap_future(future)
+        # Shielded: a request cancelled while waiting must not cancel the write of the spans
+        # it handed over.
+        await asyncio.shield(asyncio.wrap_future(future))
     except Exception as error:  # the store failed: retryable, the exporter sends them again
         raise _Refusal(503, f"the spans could not be stored: {type(error).__name__}",
                        _GRPC_UNAVAILABLE, {"Retry-After": "1"}) from None
 
 
-def _export_response(rejected: list[str], wants_json: bool) -> Response:
+def _export_response(decoded: Decoded, wants_json: bool) -> Response:
     message = ExportTraceServiceResponse()
+    rejected = decoded.rejected
     if rejected:
         named = rejected[:_MAX_NAMED_REJECTIONS]
         more = len(rejected) - len(named)
-        message.partial_success.rejected_spans = len(rejected)
+        message.partial_success.rejected_spans = decoded.rejected_spans
         message.partial_success.error_message = "; ".join(named) + (
             f"; and {more} more" if more else "")
     if wants_json:

@@ -7,13 +7,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from types import FrameType
 from typing import Literal
 
 import uvicorn
 
 from tracegrade._gc import tune_for_service
 from tracegrade.server._mapping import MappingPool
-from tracegrade.server._receiver import ReceiverStats, create_app
+from tracegrade.server._receiver import DEFAULT_MAX_BODY_BYTES, ReceiverStats, create_app
 from tracegrade.server._writer import BatchWriter
 from tracegrade.sources._base import MappingOptions
 from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT
@@ -24,6 +25,17 @@ TOKEN_ENV = "TRACEGRADE_SERVER_TOKEN"
 
 class ServerConfigError(ValueError):
     """The receiver cannot start as configured (e.g. a public address without a token)."""
+
+
+class SpansNotWritten(RuntimeError):
+    """The receiver stopped before the store took every span it had received."""
+
+    def __init__(self, spans: int, *, acknowledged: bool) -> None:
+        told = "acknowledged" if acknowledged else "received (not acknowledged)"
+        super().__init__(f"{spans} {told} span{'s' if spans != 1 else ''} "
+                         f"{'were' if spans != 1 else 'was'} not written: the receiver "
+                         "stopped before the store took them")
+        self.spans = spans
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,8 @@ class ServerSettings:
     """Answer exporters once spans are committed (``stored``) or queued (``queued``)."""
     workers: int = 0
     """Processes that share the mapping of each request (0: a thread of this process)."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """The largest request body accepted, as sent and after decompression."""
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -86,6 +100,8 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
           *, sock: socket.socket | None = None) -> None:
     """Receive spans until interrupted (Ctrl-C), writing them to ``store``.
 
+    Stopping waits until every received span is written; a second Ctrl-C gives up on them.
+
     Args:
         store: Where received spans go.
         options: How they are mapped (``options.source`` names their source).
@@ -95,22 +111,70 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
 
     Raises:
         ServerConfigError: the address is not loopback and there is no token.
+        SpansNotWritten: stopped (given up) before every received span was written.
     """
     sock = sock or listen(settings)
     pool = _pool(settings, options, store)
     tune_for_service()
     writer = BatchWriter(store, max_batch_spans=settings.max_batch_spans)
     app = create_app(writer, options, token=settings.token,
-                     acknowledge=settings.acknowledge, pool=pool)
+                     max_body_bytes=settings.max_body_bytes, acknowledge=settings.acknowledge,
+                     pool=pool)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    server = _Server(config, writer)
     try:
         server.run(sockets=[sock])
     finally:
-        writer.close()
-        if pool is not None:
-            pool.close()
+        try:
+            _finish_writing(writer, app.state.stats, settings.acknowledge)
+        finally:
+            if pool is not None:
+                pool.close()
+
+
+def _finish_writing(writer: BatchWriter, stats: ReceiverStats,
+                   acknowledge: Literal["stored", "queued"], timeout: float | None = None
+                   ) -> None:
+    """Wait until the writer has written what it was given, unless told to give up.
+
+    Args:
+        writer: The receiver's writer (closed here, if it was not already).
+        stats: The receiver's counters: acknowledged spans given up on count as lost.
+        acknowledge: How the receiver acknowledged them.
+        timeout: The longest wait in seconds; None waits until written, or until Ctrl-C or
+            ``writer.stop_waiting()``.
+
+    Raises:
+        SpansNotWritten: some received spans were not written (they never will be).
+    """
+    try:
+        written = writer.close(timeout)
+    except KeyboardInterrupt:  # Ctrl-C while waiting: give up on what is still queued
+        if not writer.pending_spans:
+            raise
+        written = False
+    unwritten = writer.pending_spans
+    if written or not unwritten:
+        return
+    writer.stop_waiting()  # so that the app's shutdown, if it is waiting too, ends
+    acknowledged = acknowledge == "queued"
+    if acknowledged:
+        stats.spans_lost += unwritten
+    raise SpansNotWritten(unwritten, acknowledged=acknowledged)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, whose forced exit (a second Ctrl-C) also gives up on queued spans."""
+
+    def __init__(self, config: uvicorn.Config, writer: BatchWriter) -> None:
+        super().__init__(config)
+        self._writer = writer
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self.force_exit:
+            self._writer.stop_waiting()
 
 
 def _pool(settings: ServerSettings, options: MappingOptions, store: Store
@@ -129,7 +193,9 @@ class BackgroundReceiver:
         sock = listen(settings)
         self.pool = _pool(settings, options, store)
         self.writer = BatchWriter(store, max_batch_spans=settings.max_batch_spans)
+        self.acknowledge = settings.acknowledge
         app = create_app(self.writer, options, token=settings.token,
+                         max_body_bytes=settings.max_body_bytes,
                          acknowledge=settings.acknowledge, pool=self.pool)
         self.stats: ReceiverStats = app.state.stats
         host, port = sock.getsockname()[:2]
@@ -150,12 +216,20 @@ class BackgroundReceiver:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish in-flight requests, write what is queued, and stop."""
+        """Finish in-flight requests, write what is queued, and stop.
+
+        Raises:
+            SpansNotWritten: received spans were still unwritten after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
         self._server.should_exit = True
         self._thread.join(timeout)
-        self.writer.close()
-        if self.pool is not None:
-            self.pool.close()
+        try:
+            _finish_writing(self.writer, self.stats, self.acknowledge,
+                           max(deadline - time.monotonic(), 0))
+        finally:
+            if self.pool is not None:
+                self.pool.close()
 
     def __enter__(self) -> BackgroundReceiver:
         return self.start()

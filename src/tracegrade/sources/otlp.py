@@ -143,6 +143,28 @@ def map_proto_request(
     return decoder.request(memoryview(data), 0)
 
 
+def map_proto_request_counted(
+    data: bytes,
+    options: MappingOptions,
+    *,
+    name: str,
+    max_attribute_bytes: int = DEFAULT_MAX_ATTRIBUTE_BYTES,
+    part: tuple[int, int] = (0, 1),
+) -> tuple[list[Span | IngestProblem], int]:
+    """:func:`map_proto_request`, with how many spans its problems kept out.
+
+    A problem with a span stands for that span; one with a resource, for every span the
+    resource holds (what OTLP's ``rejected_spans`` counts). The problem of an undecodable
+    request counts none.
+
+    Returns:
+        The records, and the number of spans rejected.
+    """
+    decoder = _ProtoDecoder(name, options, max_attribute_bytes, part)
+    records = list(decoder.request(memoryview(data), 0))
+    return records, decoder.rejected_spans
+
+
 # --- JSON ----------------------------------------------------------------------------------------
 
 
@@ -725,6 +747,8 @@ class _ProtoDecoder:
         self.max_attribute_bytes = max_attribute_bytes
         self.part, self.parts = part
         self._spans_seen = 0
+        self.rejected_spans = 0
+        """Spans kept out by the problems yielded so far (all of a rejected resource's)."""
 
     def framed_requests(self, cursor: _Cursor) -> Iterator[Span | IngestProblem]:
         """The collector file exporter's stream: each request preceded by its 4-byte length."""
@@ -817,10 +841,15 @@ class _ProtoDecoder:
 
     def resource_spans(self, data: memoryview, start: int) -> Iterator[Span | IngestProblem]:
         """The spans of one ``ResourceSpans``, each decoded on its own."""
+        spans: list[tuple[int, memoryview]] = []
         try:
-            resource_attributes, spans = self._resource_and_spans(data, start)
+            resource = self._read_resource_spans(data, start, spans)
+            resource_attributes = self._resource_attributes(resource)
         except (_WireError, DecodeError, ConventionError) as error:
             if self.part == 0:
+                # Spans behind unreadable bytes cannot be counted: at least one is lost.
+                unreadable = isinstance(error, _WireError)
+                self.rejected_spans += max(len(spans), 1) if unreadable else len(spans)
                 yield self._problem(start, f"ResourceSpans: {error}")
             return
         for span_start, payload in spans:
@@ -830,35 +859,47 @@ class _ProtoDecoder:
             try:
                 span = trace_pb2.Span.FromString(bytes(payload))
             except DecodeError as error:
+                self.rejected_spans += 1
                 yield self._problem(span_start, f"span is not valid protobuf: {error}")
                 continue
-            yield map_span(
+            record = map_span(
                 _span_dict(span),
                 resource_attributes,
                 self.options,
                 location=f"{self.name}@{span_start}",
                 max_attribute_bytes=self.max_attribute_bytes,
             )
+            if isinstance(record, IngestProblem):
+                self.rejected_spans += 1
+            yield record
 
-    def _resource_and_spans(
-        self, data: memoryview, start: int
-    ) -> tuple[dict[str, JSONValue], list[tuple[int, memoryview]]]:
-        resource_attributes: dict[str, JSONValue] = {}
-        spans: list[tuple[int, memoryview]] = []
+    @staticmethod
+    def _read_resource_spans(
+        data: memoryview, start: int, spans: list[tuple[int, memoryview]]
+    ) -> bytes:
+        """The ``Resource`` (serialised), adding each span to ``spans`` as it is found.
+
+        Spans are gathered before the resource is decoded, so that a resource rejected as a
+        whole can say how many spans it held.
+        """
+        resource_parts: list[bytes] = []
         for field, field_start, payload in _fields(data, start):
-            if field == 1:
-                resource = resource_pb2.Resource.FromString(bytes(payload))
-                resource_attributes = decode_attributes(
-                    [_key_value(kv) for kv in resource.attributes],
-                    max_value_bytes=self.max_attribute_bytes,
-                )
+            if field == 1:  # a field repeated in a message merges: parts concatenate
+                resource_parts.append(bytes(payload))
             elif field == 2:
-                spans.extend(
-                    (span_start, span)
-                    for number, span_start, span in _fields(payload, field_start)
-                    if number == 2
-                )
-        return resource_attributes, spans
+                for number, span_start, span in _fields(payload, field_start):
+                    if number == 2:
+                        spans.append((span_start, span))
+        return b"".join(resource_parts)
+
+    def _resource_attributes(self, resource: bytes) -> dict[str, JSONValue]:
+        if not resource:
+            return {}
+        decoded = resource_pb2.Resource.FromString(resource)
+        return decode_attributes(
+            [_key_value(kv) for kv in decoded.attributes],
+            max_value_bytes=self.max_attribute_bytes,
+        )
 
     @staticmethod
     def _skip_or_read(cursor: _Cursor, key: int) -> bytes:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from tests.conftest import make_span
 from tests.helpers_golden import GRADER, VERSION, add_labels, add_verdicts, spans
 from tracegrade.cli import cli
 from tracegrade.labels import (
@@ -157,3 +158,68 @@ def test_a_label_file_with_a_utf8_bom_is_read(store: Store, workspace: Path) -> 
     summary = import_label_file(store, path)
     assert (summary.inserted, summary.problem_count) == (1, 0)
     assert stored_labels(store)[0]["critique"] == "naïve"
+
+
+def test_jsonl_labels_false_and_zero_are_fail_labels_not_blank(store: Store,
+                                                               workspace: Path) -> None:
+    store.upsert_spans(spans(4))
+    path = workspace / "labels.jsonl"
+    values: list[object] = [False, 0, True, None]
+    path.write_text("".join(orjson.dumps({"source": "test", "span_id": f"span-00000{i}",
+                                          "criterion": "c", "label": value}).decode() + "\n"
+                            for i, value in enumerate(values)), encoding="utf-8")
+    summary = import_label_file(store, path)
+    assert (summary.read, summary.blank, summary.inserted) == (3, 1, 3)
+    assert [row["label"] for row in stored_labels(store)] == ["fail", "fail", "pass"]
+
+
+def test_a_malformed_jsonl_line_is_a_bad_row_naming_its_line(store: Store,
+                                                              workspace: Path) -> None:
+    path = workspace / "labels.jsonl"
+    path.write_text('{"source": "p", "span_id": "a", "criterion": "c", "label": "pass"}\n'
+                    '{"source": "p", "span_id": "b", "criterion": "c", "label": "fail"\n',
+                    encoding="utf-8")
+    summary = import_label_file(store, path)
+    assert (summary.inserted, summary.blank, summary.problem_count) == (1, 0, 1)
+    assert summary.problems[0].startswith(f"{path}:line 2: not JSON")
+
+
+def test_the_same_label_twice_in_one_file_keeps_the_later_row(store: Store,
+                                                              workspace: Path) -> None:
+    store.upsert_spans(spans(2))
+    path = workspace / "labels.csv"
+    path.write_text("source,span_id,criterion,label,labeler\n"
+                    "test,span-000000,c,pass,ann\n"
+                    "test,span-000000,c,fail,ann\n", encoding="utf-8")
+    first = import_label_file(store, path)
+    assert (first.inserted, first.updated, first.superseded) == (1, 0, 1)
+    assert [row["label"] for row in stored_labels(store)] == ["fail"]
+    path.write_text("source,span_id,criterion,label,labeler\n"
+                    "test,span-000000,c,pass,ann\n"
+                    "test,span-000001,c,pass,ann\n"
+                    "test,span-000000,c,fail,ann\n"
+                    "test,span-000000,c,pass,ann\n", encoding="utf-8")
+    second = import_label_file(store, path)
+    assert (second.inserted, second.updated, second.superseded) == (1, 1, 2)
+    assert [row["label"] for row in stored_labels(store)] == ["pass", "pass"]
+
+
+def test_labels_import_cli_says_how_many_rows_a_later_row_overrode(store: Store,
+                                                                  store_url: str,
+                                                                  workspace: Path) -> None:
+    store.upsert_spans(spans(1))
+    path = workspace / "labels.csv"
+    path.write_text("span_id,criterion,label\nspan-000000,c,pass\nspan-000000,c,fail\n",
+                    encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 new and 0 updated labels" in result.stdout
+    assert "1 rows were overridden by a later row" in result.stdout
+
+
+def test_queue_leaves_out_replayed_spans(store: Store) -> None:
+    production = spans(4)
+    replayed = [make_span(10 + i, source="replay") for i in range(4)]
+    add_verdicts(store, production + replayed, ["pass", "fail"] * 4)
+    queue = label_queue(store, GRADER, VERSION, size=20)
+    assert {item.source for item in queue} == {"test"} and len(queue) == 4

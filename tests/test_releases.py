@@ -119,3 +119,34 @@ def test_deploy_mark_and_releases_commands(workspace: Path) -> None:
                             "deployed_at": datetime(2026, 11, 8, 12, tzinfo=UTC).isoformat()}]}]
     table = runner.invoke(cli, ["releases"])
     assert "2026.11.2" in table.stdout and "production" in table.stdout
+
+
+def test_replayed_spans_keep_their_own_release_under_markers(store: Store) -> None:
+    """`tracegrade replay --release rc1` stores spans that start now: they are rc1's, not
+    production traffic of whatever release was deployed last."""
+    from tracegrade.datasets import REPLAY_SOURCE
+
+    production = [make_span(i, start_time=BASE_TIME + timedelta(minutes=i), release=None)
+                  for i in range(400)]
+    replayed = [make_span(1000 + i, source=REPLAY_SOURCE, release="rc1",
+                          start_time=BASE_TIME + timedelta(days=1, seconds=i))
+                for i in range(40)]
+    store.upsert_spans([*production, *replayed])
+    store.insert_verdicts([
+        VerdictRow(source=span.source, span_id=span.span_id, grader="g", grader_version="v",
+                   outcome="fail" if span.source == REPLAY_SOURCE else "pass", reason="",
+                   inclusion_probability=1.0, run_id="r")
+        for span in [*production, *replayed]])
+    mark_deploy(store, "blue", BASE_TIME)
+    mark_deploy(store, "green", BASE_TIME + timedelta(minutes=200))
+
+    listed = {r.name: r.spans for r in list_releases(store, "deploy_markers")}
+    settings = RegressionSettings(releases="deploy_markers")
+    default = find_regressions(store, settings=settings)
+    named = find_regressions(store, candidate="rc1", settings=settings)
+
+    assert listed == {"blue": 200, "green": 200, "rc1": 40}
+    assert (default.baseline, default.candidate) == ("blue", "green")
+    assert default.findings[0].candidate.failed == 0 and default.regressed == []
+    assert (named.baseline, named.candidate) == ("green", "rc1")
+    assert named.findings[0].candidate.failed == 40

@@ -144,6 +144,23 @@ def test_a_failed_delivery_is_retried_next_round(store: Store, store_url: str,
     assert len(webhook.received) == 1
 
 
+def test_a_delivery_interrupted_by_ctrl_c_is_announced_by_the_next_run(
+        store: Store, store_url: str, webhook: Webhook) -> None:
+    seed(store, "r1", 950, 50, 0)
+    seed(store, "r2", 280, 120, 10_000)
+    webhook.fail_next = 1
+
+    def ctrl_c(_: float) -> None:  # pressed while backing off before the retry
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        watch_once(store, config(store_url), webhook=webhook.url, sleep=ctrl_c)
+    assert webhook.received == [] and alert_rows(store) == 0
+    again = watch_once(store, config(store_url), webhook=webhook.url, sleep=no_sleep)
+    assert [f.grader for f in again.new_findings] == ["g"]
+    assert len(webhook.received) == 1 and alert_rows(store) == 1
+
+
 def test_a_small_slice_is_watched_on_its_own(store: Store, store_url: str) -> None:
     seed(store, "r1", 1950, 50, 0)
     seed(store, "r1", 50, 0, 5_000, environment="eu")

@@ -77,19 +77,24 @@ class LabelCounts:
 
     inserted: int = 0
     updated: int = 0
+    superseded: int = 0
+    """Labels replaced by a later one with the same identity in the same batch."""
 
 
 def store_labels(store: Store, labels: Iterable[Label]) -> LabelCounts:
     """Insert labels, or update label and critique of ones already stored; splits never change.
 
-    A label's identity is (source, span_id, criterion, labeler).
+    A label's identity is (source, span_id, criterion, labeler); when the batch holds the same
+    one twice, the later one wins (a corrected row further down a file).
     """
-    counts = LabelCounts()
-    batch = list(labels)
+    given = list(labels)
+    latest = {(lb.source, lb.span_id, lb.criterion, lb.labeler or ""): lb for lb in given}
+    counts = LabelCounts(superseded=len(given) - len(latest))
+    batch = list(latest.values())
     if not batch:
         return counts
     c = t.labels.c
-    keys = [(lb.source, lb.span_id, lb.criterion, lb.labeler or "") for lb in batch]
+    keys = list(latest)
     with store.engine.begin() as conn:
         existing = {
             (row.source, row.span_id, row.criterion, row.labeler or ""): row.id
@@ -108,7 +113,6 @@ def store_labels(store: Store, labels: Iterable[Label]) -> LabelCounts:
             conn.execute(t.labels.insert().values(
                 source=label.source, span_id=label.span_id, criterion=label.criterion,
                 labeler=label.labeler or "", split=split.value, created_at=now, **values))
-            existing[key] = -1
             counts.inserted += 1
     return counts
 
@@ -138,6 +142,8 @@ class LabelImport:
     """Rows without a label yet (an unfilled queue row): skipped silently."""
     inserted: int = 0
     updated: int = 0
+    superseded: int = 0
+    """Rows overridden by a later row for the same label in the file (the later one wins)."""
     unknown_spans: int = 0
     """Labels whose span is not in the store (kept: the span may be imported later)."""
     problem_count: int = 0
@@ -153,8 +159,8 @@ class LabelImport:
         """A JSON-ready summary."""
         return {"path": self.path, "read": self.read, "blank": self.blank,
                 "inserted": self.inserted, "updated": self.updated,
-                "unknown_spans": self.unknown_spans, "bad_rows": self.problem_count,
-                "problems": self.problems}
+                "superseded": self.superseded, "unknown_spans": self.unknown_spans,
+                "bad_rows": self.problem_count, "problems": self.problems}
 
 
 def import_label_file(store: Store, path: Path, source: str | None = None) -> LabelImport:
@@ -175,7 +181,7 @@ def import_label_file(store: Store, path: Path, source: str | None = None) -> La
     rows = list(_label_rows(path))
     pending: list[tuple[str, dict[str, Any]]] = []
     for where, row in rows:
-        if not str(row.get("label") or "").strip():
+        if "__problem__" not in row and _is_blank(row.get("label")):
             summary.blank += 1
             continue
         summary.read += 1
@@ -189,9 +195,15 @@ def import_label_file(store: Store, path: Path, source: str | None = None) -> La
             summary.problem(f"{path}:{where}: {exc}")
     counts = store_labels(store, labels)
     summary.inserted, summary.updated = counts.inserted, counts.updated
+    summary.superseded = counts.superseded
     known = {(s, span_id) for span_id, found in sources.items() for s in found}
     summary.unknown_spans = sum(1 for lb in labels if (lb.source, lb.span_id) not in known)
     return summary
+
+
+def _is_blank(value: Any) -> bool:
+    """No label yet: missing, or empty text. ``false`` and ``0`` are labels (fail)."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _label_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -221,7 +233,7 @@ def _jsonl_rows(text: str) -> Iterator[tuple[str, dict[str, Any]]]:
         except orjson.JSONDecodeError as exc:
             value = {"__problem__": f"not JSON ({exc})"}
         if not isinstance(value, dict):
-            value = {"__problem__": "not a JSON object", "label": "?"}
+            value = {"__problem__": "not a JSON object"}
         yield f"line {number}", value
 
 
@@ -330,7 +342,8 @@ def label_queue(store: Store, grader: str, grader_version: str, size: int = 50, 
                 release: str | None = None, uncertain_first: bool = True) -> list[QueueItem]:
     """The spans most worth labeling next for ``grader``: half judged pass, half judged fail.
 
-    Spans already labeled for this criterion are left out. Within each verdict, spans whose
+    Spans already labeled for this criterion, and replays of golden items (not production),
+    are left out. Within each verdict, spans whose
     score sits nearest 0.5 (the grader was least sure) come first when ``uncertain_first``;
     otherwise (and to break ties) the order is a fixed pseudo-random one, so within each verdict
     the queue is a random sample — what the corrected pass rate assumes (docs/calibration.md).
@@ -364,6 +377,9 @@ def label_queue(store: Store, grader: str, grader_version: str, size: int = 50, 
 
 def _queue_candidates(store: Store, grader: str, grader_version: str, release: str | None
                       ) -> list[tuple[str, str, str, float | None, str]]:
+    # Imported here: tracegrade.datasets imports the graders, whose few-shot code imports this.
+    from tracegrade.datasets import EXCLUDED_SOURCES
+
     v, s, lb = t.verdicts.c, t.spans.c, t.labels.c
     labeled = select(lb.source, lb.span_id).where(lb.criterion == grader)
     query = (
@@ -371,7 +387,7 @@ def _queue_candidates(store: Store, grader: str, grader_version: str, release: s
         .select_from(t.verdicts.join(t.spans, and_(s.source == v.source,
                                                    s.span_id == v.span_id)))
         .where(v.grader == grader, v.grader_version == grader_version,
-               v.outcome.in_(["pass", "fail"]),
+               v.outcome.in_(["pass", "fail"]), v.source.not_in(EXCLUDED_SOURCES),
                tuple_(v.source, v.span_id).not_in(labeled))
     )
     if release is not None:

@@ -6,6 +6,9 @@ environment). The assignment is computed when spans are read, as a SQL expressio
 written into ``spans``: the stored span stays exactly what its source sent, so its content hash
 is unchanged, re-importing still adds nothing, and a marker added or corrected later re-assigns
 spans (and their verdicts) without re-grading anything.
+
+Spans stored by ``tracegrade replay`` are the exception: they start when the replay ran, which
+says nothing about production, so they keep the release the replay was given.
 """
 
 from __future__ import annotations
@@ -107,20 +110,24 @@ def release_column(store: Store, source: ReleaseSource) -> ColumnElement[Any]:
     """A SQL expression over ``spans`` giving each span's release.
 
     For deploy markers it is a ``CASE`` over the markers, latest first; spans older than every
-    applicable marker get NULL.
+    applicable marker get NULL. Replayed spans (``tracegrade replay --release``) keep their own
+    release: they ran against that release, whenever the replay happened.
     """
     if source == "span":
         return t.spans.c.release
+    from tracegrade.datasets._replay import REPLAY_SOURCE  # the replay machinery loads late
+
+    s = t.spans.c
+    replayed = (s.source == REPLAY_SOURCE, s.release)
     markers = deploy_markers(store)
     if not markers:
-        return literal(None, type_=t.spans.c.release.type)
-    s = t.spans.c
-    whens = [
+        return case(replayed, else_=literal(None, type_=s.release.type))
+    whens = [replayed, *[
         (and_(s.start_time >= marker.deployed_at,
               s.environment == marker.environment if marker.environment else true()),
          literal(marker.name))
         for marker in sorted(markers, key=lambda m: m.deployed_at, reverse=True)
-    ]
+    ]]
     return case(*whens, else_=literal(None, type_=s.release.type))
 
 

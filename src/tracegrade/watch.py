@@ -7,9 +7,10 @@ alarms. Every grader and configured slice with enough baseline verdicts is watch
 ``alpha / m`` of the watch's false-alarm budget.
 
 A finding is raised once: its key goes into the ``alerts`` table before it is announced, and a
-finding already there is never announced again (a webhook that failed gives the claim back so
-the next tick retries). Findings go to the caller (stdout) and, when configured, to a
-Slack-compatible incoming webhook as ``{"text": ..., "blocks": [...]}``.
+finding already there is never announced again (a delivery that failed or was interrupted gives
+the claim back so the next tick, or the next run, retries). Findings go to the caller (stdout)
+and, when configured, to a Slack-compatible incoming webhook as
+``{"text": ..., "blocks": [...]}``.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def detect(store: Store, settings: RegressionSettings, alpha: float) -> Detectio
     overall = tallies.overall()
     try:
         baseline, candidate = choose_releases(rates_in_order(overall), None, None,
-                                              replay_only_releases(store))
+                                              replay_only_releases(store, settings.releases))
     except NotEnoughReleases as exc:
         return Detection(waiting=str(exc))
     plain = replace(settings, strata=())  # the tallies hold slices only
@@ -292,6 +293,11 @@ def _announce(store: Store, finding: WatchFinding, webhook: str | None, tick: Ti
             release_alert(store, finding)
             tick.problems.append(f"webhook: {exc}")
             return
+        except BaseException:
+            # Ctrl-C (or any failure) mid-delivery: the alert was not sent, so give the claim
+            # back for the next run to announce, then let the interruption go on.
+            release_alert(store, finding)
+            raise
     tick.new_findings.append(finding)
 
 

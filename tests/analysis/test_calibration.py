@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import orjson
 import pytest
@@ -17,6 +19,7 @@ from tracegrade.analysis.calibration import (
     CalibrationSettings,
     calibrate,
     calibration_status,
+    latest_grader_version,
     verdict_on_trust,
 )
 from tracegrade.analysis.correction import (
@@ -28,6 +31,7 @@ from tracegrade.analysis.correction import (
 from tracegrade.cli import cli
 from tracegrade.labels import Split, split_for
 from tracegrade.store import Store
+from tracegrade.store import _schema as t
 
 # A fixed label set: 60 spans, with the human label and the grader's verdict of each.
 HUMAN = ["pass"] * 40 + ["fail"] * 20
@@ -140,6 +144,40 @@ def test_calibrate_explains_missing_labels_and_verdicts(store: Store) -> None:
         calibrate(store, GRADER)
     with pytest.raises(CalibrationError, match="has no verdicts in the store"):
         calibrate(store, "unknown")
+
+
+def test_the_latest_grader_version_is_the_one_with_the_newest_verdict(store: Store) -> None:
+    # v1, then v2, then the config reverted to v1 and graded new spans: v1 is what ran last,
+    # although the registry (insert-once) says v2 was registered last.
+    for start, version, day in ((0, "v1", 1), (5, "v2", 2), (10, "v1", 3)):
+        made = spans(5, start=start)
+        add_verdicts(store, made, ["pass"] * 5, version=version)
+        when = datetime(2026, 11, day, tzinfo=UTC)
+        with store.engine.begin() as conn:
+            conn.execute(t.verdicts.update().where(t.verdicts.c.span_id.in_(
+                [span.span_id for span in made])).values(created_at=when))
+            if version == "v2" or day == 1:  # the registry keeps v1's first registration
+                conn.execute(t.graders.update().where(t.graders.c.version == version)
+                             .values(created_at=when))
+    assert latest_grader_version(store, GRADER) == "v1"
+    # Without verdicts, the most recently registered version.
+    for version, day in (("b", 5), ("a", 4)):
+        store.register_grader("fresh", version, "regex", {})
+        with store.engine.begin() as conn:
+            conn.execute(t.graders.update().where(t.graders.c.name == "fresh",
+                                                  t.graders.c.version == version)
+                         .values(created_at=datetime(2026, 11, day, tzinfo=UTC)))
+    assert latest_grader_version(store, "fresh") == "b"
+
+
+def test_calibrate_grader_version_without_a_grader_is_a_usage_error(store: Store,
+                                                                    store_url: str) -> None:
+    labeled_store(store, n=100)
+    result = CliRunner().invoke(cli, ["--store", store_url, "calibrate", "--grader-version",
+                                      "v9"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --grader-version needs a GRADER")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_calibrate_cli_shows_kappa_and_the_corrected_rate(store: Store, store_url: str) -> None:

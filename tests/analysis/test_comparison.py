@@ -51,6 +51,15 @@ def test_hajek_variance_is_the_wls_sandwich_variance() -> None:
     assert float(rates.variance[()]) == pytest.approx(float(fit.bse[0]) ** 2, rel=1e-9)
 
 
+def test_the_effective_size_never_exceeds_the_verdicts() -> None:
+    # 900 passes sampled at 10% and 10 failures at 100%: p(1−p)/V would say ~8,900 verdicts.
+    uncapped = c.weighted_rate(900 * 10.0, 10.0, 900 * 100.0, 10.0)
+    assert float(uncapped.effective_n[()]) > 910
+    capped = c.weighted_rate(900 * 10.0, 10.0, 900 * 100.0, 10.0, decided=910)
+    assert float(capped.effective_n[()]) == 910
+    assert float(capped.rate[()]) == float(uncapped.rate[()])
+
+
 def test_all_pass_falls_back_to_kish() -> None:
     rates = c.weighted_rate(10.0 + 20 * 2, 0.0, 10.0 + 20 * 4, 0.0)
     assert float(rates.rate[()]) == 1.0
@@ -154,6 +163,33 @@ def test_cmh_matches_statsmodels_and_is_one_sided() -> None:
     assert test.strata == 3
 
 
+RABBITS = np.array([  # Agresti (2002) / R's ?mantelhaen.test: penicillin level strata
+    ((0, 6), (0, 5)), ((3, 3), (0, 6)), ((6, 0), (2, 4)), ((5, 1), (6, 0)), ((2, 0), (5, 0)),
+], dtype=float).transpose(1, 2, 0)  # rows immediate / delayed injection, columns cured / died
+
+
+def test_exact_stratified_test_matches_r_and_fisher() -> None:
+    worse, better = c.exact_stratified_p(RABBITS)
+    # mantelhaen.test(Rabbits, exact = TRUE): S = 16, two-sided p = 0.03994, here twice the
+    # one-sided 0.020 Agresti reports.
+    assert 2 * better == pytest.approx(0.03994, abs=1e-5)
+    assert worse + better > 1  # both include the observed sum
+    # One stratum: Fisher's exact test.
+    table = np.array([[[33.0], [7.0]], [[39.0], [1.0]]])
+    one = c.exact_stratified_p(table)
+    assert one == pytest.approx((fisher_exact([[33, 39], [7, 1]], alternative="less").pvalue,
+                                 fisher_exact([[33, 39], [7, 1]], alternative="greater").pvalue))
+
+
+def test_cmh_turns_exact_when_the_strata_are_too_small() -> None:
+    test = c.cmh(RABBITS)
+    assert c.mantel_fleiss(RABBITS) < c.MANTEL_FLEISS_MIN
+    assert test.method == "cmh-exact"
+    assert (test.p_worse, test.p_better) == pytest.approx(c.exact_stratified_p(RABBITS))
+    large = np.array([[[80, 40, 150], [20, 60, 50]], [[90, 50, 170], [10, 50, 30]]], float)
+    assert c.cmh(large).method == "cmh" and c.cmh(large, exact=True).method == "cmh-exact"
+
+
 def test_benjamini_hochberg_matches_statsmodels() -> None:
     p = np.random.default_rng(0).random(40) ** 3
     assert c.benjamini_hochberg(p) == pytest.approx(multipletests(p, method="fdr_bh")[1])
@@ -217,3 +253,10 @@ def test_decide_orders_regressed_over_improved_over_unchanged() -> None:
                       alpha=0.05, effect=0.05)
     assert list(status) == [c.REGRESSED, c.IMPROVED, c.UNCHANGED, c.INSUFFICIENT,
                             c.INSUFFICIENT]
+
+
+def test_a_drop_whose_whole_interval_is_beyond_the_effect_is_never_unchanged() -> None:
+    status = c.decide(q_worse=[0.5, 0.5, 0.01], q_better=[0.5, 0.5, 0.5], mde=[0.01] * 3,
+                      tested=[True] * 3, alpha=0.05, effect=0.05,
+                      diff_high=[-0.06, -0.04, -0.06])
+    assert list(status) == [c.INSUFFICIENT, c.UNCHANGED, c.REGRESSED]

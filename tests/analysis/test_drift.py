@@ -11,7 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import make_span
-from tracegrade.analysis.drift import DriftSettings, analyze_drift, dataset_drift
+from tracegrade.analysis.drift import (
+    DriftError,
+    DriftSettings,
+    analyze_drift,
+    dataset_drift,
+)
 from tracegrade.analysis.staleness import StalenessSettings, find_stale_items
 from tracegrade.cli import cli
 from tracegrade.datasets import GoldenItem, add_items, create_dataset
@@ -65,6 +70,44 @@ def test_same_distribution_gives_an_auc_near_half_and_nothing_missing() -> None:
     assert report.auc_p_value is not None and report.auc_p_value > 0.01
     assert report.missing == []
     assert report.coverage is not None and report.coverage > 0.9
+
+
+def test_a_golden_set_unrelated_to_production_does_not_cover_it() -> None:
+    rng = random.Random(7)
+    golden = ["where is my order", "cancel my subscription", "reset my password",
+              "update billing address"]
+    topics = ["translate this poem into french", "write python code to sort a list",
+              "what is the capital of peru", "recommend a sci-fi novel",
+              "explain quantum entanglement simply"]
+    production = [f"{rng.choice(topics)} {rng.choice(['please', 'now', 'thanks'])}"
+                  for _ in range(200)]
+    report = analyze_drift(golden, production)
+    assert report.coverage is not None and report.coverage < 0.1
+    assert sum(c.production_share for c in report.missing) > 0.9
+
+
+def test_one_off_topic_golden_item_does_not_widen_coverage() -> None:
+    rng = random.Random(4)
+    golden, production = messages(rng, 30), messages(rng, 1200, warranty_share=0.3)
+    before = analyze_drift(golden, production)
+    after = analyze_drift([*golden, "Translate this poem into French"], production)
+    assert before.coverage is not None and after.coverage is not None
+    assert abs(after.coverage - before.coverage) < 0.02
+
+
+def test_drift_without_any_text_is_a_one_line_error(store: Store, store_url: str) -> None:
+    with pytest.raises(DriftError, match="no golden or production input has any text"):
+        analyze_drift(["", " "], ["", ""])
+    store.upsert_spans([make_span(i, kind=SpanKind.AGENT, name="agent", input=None,
+                                  parent_id=None) for i in range(5)])
+    create_dataset(store, "gold")
+    add_items(store, "gold", [GoldenItem(id=f"g{i}", input="",
+                                         metadata={"span_kind": "agent", "span_name": "agent"})
+                              for i in range(3)])
+    result = CliRunner().invoke(cli, ["--store", store_url, "drift", "gold"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: no golden or production input has any text")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_drift_command_compares_with_the_items_own_span_kind(store: Store,

@@ -18,7 +18,9 @@ from tracegrade.analysis import (
     find_regressions,
     wilson_interval,
 )
+from tracegrade.analysis._aggregate import Tally
 from tracegrade.analysis.comparison import spans_needed
+from tracegrade.analysis.rates import rate_from_tally
 from tracegrade.analysis.regressions import compare
 from tracegrade.spans import SpanKind
 from tracegrade.store import Store, VerdictRow
@@ -110,6 +112,7 @@ class Verdicts:
     model: str | None = None
     probability: float = 1.0
     grader: str = "g"
+    version: str = "v"
 
 
 def seed(store: Store, groups: Iterable[Verdicts]) -> None:
@@ -121,7 +124,8 @@ def seed(store: Store, groups: Iterable[Verdicts]) -> None:
             spans.append(make_span(i, release=group.release, name=group.name,
                                    model=group.model, kind=SpanKind.LLM))
             verdicts.append(VerdictRow(source="test", span_id=f"span-{i:06d}",
-                                       grader=group.grader, grader_version="v", outcome=outcome,
+                                       grader=group.grader, grader_version=group.version,
+                                       outcome=outcome,
                                        reason="", inclusion_probability=group.probability,
                                        run_id="r"))
         store.upsert_spans(spans)
@@ -182,6 +186,70 @@ def test_a_traffic_mix_shift_is_not_a_regression(store: Store) -> None:
     assert (finding.test, finding.strata) == ("cmh", 2)
     assert finding.status is not FindingStatus.REGRESSED
     assert finding.odds_ratio == pytest.approx(1.0, abs=0.15)
+    # The pooled pass rate fell by far more than the effect, but within each span name
+    # nothing changed, and the test had the power to see it: unchanged.
+    assert finding.diff_high is not None and finding.diff_high < -0.05
+    assert finding.status is FindingStatus.UNCHANGED
+
+
+def test_a_traffic_mix_shift_in_a_small_sample_is_not_a_regression(store: Store) -> None:
+    """Small tables get the exact test; with strata, its exact stratified form."""
+    seed(store, [
+        Verdicts("r1", outcomes(145, 0), name="easy"),
+        Verdicts("r1", outcomes(4, 1), name="hard"),
+        Verdicts("r2", outcomes(110, 0), name="easy"),
+        Verdicts("r2", outcomes(32, 8), name="hard"),
+    ])
+    pooled = find_regressions(store, settings=RegressionSettings(strata=(), slices=()))
+    assert pooled.findings[0].status is FindingStatus.REGRESSED  # 1/150 vs 8/150 fail
+    (finding,) = find_regressions(store, settings=RegressionSettings(slices=())).findings
+    assert (finding.test, finding.strata) == ("cmh-exact", 2)
+    assert finding.status is not FindingStatus.REGRESSED
+    # "easy" never fails in either release, so it carries no information: Fisher on "hard".
+    assert finding.p_worse == pytest.approx(
+        fisher_exact([[32, 4], [8, 1]], alternative="less").pvalue)
+
+
+def test_a_new_failing_span_name_is_a_regression(store: Store) -> None:
+    """A name the baseline never had cannot enter the stratified test; it must not hide."""
+    seed(store, [
+        Verdicts("r1", outcomes(950, 50), name="a"),
+        Verdicts("r1", outcomes(950, 50), name="b"),
+        Verdicts("r2", outcomes(950, 50), name="a"),
+        Verdicts("r2", outcomes(950, 50), name="b"),
+        Verdicts("r2", outcomes(0, 200), name="new_tool"),  # 9% of the candidate
+    ])
+    (finding,) = find_regressions(store, settings=RegressionSettings(slices=())).findings
+    assert (finding.test, finding.strata) == ("cmh", 2)
+    assert finding.status is FindingStatus.REGRESSED
+
+
+def test_traffic_gone_from_the_candidate_does_not_count_against_it(store: Store) -> None:
+    """The baseline also served an easy span name (9% of it) that the candidate no longer
+    has; the one name both served passes exactly as often as before."""
+    seed(store, [
+        Verdicts("r1", outcomes(1500, 1000), name="a"),
+        Verdicts("r1", outcomes(250, 0), name="retired"),
+        Verdicts("r2", outcomes(1500, 1000), name="a"),
+    ])
+    pooled = find_regressions(store, settings=RegressionSettings(strata=(), slices=()))
+    assert pooled.findings[0].status is FindingStatus.REGRESSED  # 63.6% → 60.0%
+    (finding,) = find_regressions(store, settings=RegressionSettings(slices=())).findings
+    assert (finding.test, finding.strata) == ("cmh", 1)
+    assert finding.status is FindingStatus.UNCHANGED
+
+
+def test_a_new_span_name_passing_as_usual_leaves_a_mix_shift_alone(store: Store) -> None:
+    seed(store, [
+        Verdicts("r1", outcomes(1800, 200), name="easy"),
+        Verdicts("r1", outcomes(300, 200), name="hard"),
+        Verdicts("r2", outcomes(450, 50), name="easy"),
+        Verdicts("r2", outcomes(1200, 800), name="hard"),
+        Verdicts("r2", outcomes(170, 30), name="new"),  # 85%: the baseline passed 84%
+    ])
+    (finding,) = find_regressions(store, settings=RegressionSettings(slices=())).findings
+    assert finding.test == "cmh"
+    assert finding.status is not FindingStatus.REGRESSED
 
 
 def test_strata_new_in_the_candidate_are_not_ignored(store: Store) -> None:
@@ -195,6 +263,14 @@ def test_strata_new_in_the_candidate_are_not_ignored(store: Store) -> None:
     (finding,) = find_regressions(store, settings=RegressionSettings(slices=())).findings
     assert finding.test == "score"
     assert finding.status is FindingStatus.REGRESSED
+
+
+def test_weights_never_make_a_sample_worth_more_than_its_verdicts() -> None:
+    # Passes sampled at 10%, failures at 100%: the linearisation variance alone would make
+    # these 910 verdicts worth ~8,900.
+    tally = Tally(passed=900, failed=10, w_pass=9000.0, w_fail=10.0, w2_pass=90_000.0,
+                  w2_fail=10.0)
+    assert rate_from_tally(("r", "g", "v"), tally).effective_n == pytest.approx(910)
 
 
 def test_unequal_sampling_is_weighted(store: Store) -> None:
@@ -247,6 +323,51 @@ def test_a_replayed_release_is_compared_only_when_named(store: Store) -> None:
     assert (default.baseline, default.candidate) == ("r1", "r2")
     assert default.findings[0].status is FindingStatus.REGRESSED
     assert (named.baseline, named.candidate) == ("r2", "rc1")
+
+
+def test_the_candidate_always_comes_after_the_baseline(store: Store) -> None:
+    seed(store, [Verdicts("r1", outcomes(950, 50)), Verdicts("r2", outcomes(950, 50)),
+                 Verdicts("r3", outcomes(950, 50))])
+
+    def pair(**named: str) -> tuple[str | None, str | None]:
+        report = find_regressions(store, **named)
+        return report.baseline, report.candidate
+
+    assert pair(baseline="r1") == ("r1", "r3")
+    assert pair(candidate="r2") == ("r1", "r2")
+    with pytest.raises(NotEnoughReleases, match="no release after 'r3'"):
+        find_regressions(store, baseline="r3")
+    with pytest.raises(NotEnoughReleases, match="no release before 'r1'"):
+        find_regressions(store, candidate="r1")
+    with pytest.raises(NotEnoughReleases, match="candidate must come after the baseline"):
+        find_regressions(store, baseline="r2", candidate="r1")
+
+
+def test_a_release_graded_only_with_skips_is_not_chosen_by_default(store: Store) -> None:
+    seed(store, [Verdicts("r1", outcomes(950, 50)), Verdicts("r2", ["skip"] * 100),
+                 Verdicts("r3", outcomes(800, 200)), Verdicts("r4", ["skip"] * 100)])
+    report = find_regressions(store)
+    assert (report.baseline, report.candidate) == ("r1", "r3")
+    assert report.findings[0].status is FindingStatus.REGRESSED
+
+
+def test_a_release_graded_only_with_errors_is_compared(store: Store) -> None:
+    seed(store, [Verdicts("r1", outcomes(950, 50)), Verdicts("r2", outcomes(0, 0, 300))])
+    report = find_regressions(store)
+    assert report.candidate == "r2"
+    assert report.findings[0].errors_rose  # a grader that broke
+
+
+def test_a_grader_version_gone_from_the_candidate_is_not_compared(store: Store) -> None:
+    # The grader's config changed during r2: r2 holds both versions, r3 only the new one.
+    seed(store, [Verdicts("r1", outcomes(950, 50), version="v1"),
+                 Verdicts("r2", outcomes(475, 25), version="v1"),
+                 Verdicts("r2", outcomes(950, 50), version="v2"),
+                 Verdicts("r3", outcomes(950, 50), version="v2")])
+    report = find_regressions(store, settings=RegressionSettings(slices=()))
+    assert [(f.grader_version, f.status) for f in report.findings] == [
+        ("v2", FindingStatus.UNCHANGED)]
+    assert report.insufficient == []
 
 
 def test_a_grader_that_starts_erroring_regressed_though_its_pass_rate_held(store: Store

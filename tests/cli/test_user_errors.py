@@ -21,8 +21,8 @@ from sqlalchemy import select, text
 from tests.cli.test_cli import otlp_line, write_traces
 from tests.conftest import make_span, slow_grader_command
 from tracegrade.cli import cli
+from tracegrade.store import VerdictRow, open_store
 from tracegrade.store import _schema as t
-from tracegrade.store import open_store
 
 
 def invoke(*args: str) -> Result:
@@ -205,6 +205,28 @@ def test_spans_without_a_release_show_as_none_in_tables(workspace: Path) -> None
         assert "None" not in shown.stdout and "(none)" in shown.stdout, shown.stdout
     assert orjson.loads(invoke("report", "--format", "json").stdout)[0]["release"] is None
     assert orjson.loads(invoke("releases", "--format", "json").stdout)[0]["release"] is None
+
+
+# -- 7b. regressions never compare backwards -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("named", "said"), [
+    (["--baseline", "r2"], "no release after 'r2' to compare with it"),
+    (["--candidate", "r1"], "no release before 'r1' to compare it with"),
+    (["--baseline", "r2", "--candidate", "r1"], "candidate must come after the baseline"),
+])
+def test_regressions_refuse_a_candidate_before_its_baseline(workspace: Path, named: list[str],
+                                                              said: str) -> None:
+    url = a_store(workspace / "two.db", spans=0)
+    spans = [make_span(i, release="r1" if i < 100 else "r2") for i in range(200)]
+    with open_store(url) as store:
+        store.upsert_spans(spans)
+        store.insert_verdicts([VerdictRow(source="test", span_id=span.span_id, grader="g",
+                                          grader_version="v", outcome="pass", reason="",
+                                          inclusion_probability=1.0, run_id="r")
+                               for span in spans])
+    assert_one_line_error(invoke("--store", url, "regressions", *named), said,
+                          "releases in order: r1, r2")
 
 
 # -- 8. an unknown grader parameter is named ------------------------------------------------------

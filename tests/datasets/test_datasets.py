@@ -28,7 +28,9 @@ from tracegrade.datasets import (
     create_dataset,
     dataset_items,
     export_dataset,
+    failing_span_keys,
     import_dataset,
+    labeled_span_keys,
     list_datasets,
     promote_labeled,
     promote_spans,
@@ -272,3 +274,59 @@ def test_dataset_round_trips_through_fake_braintrust(store: Store, store_url: st
 
     assert sorted(canonical(r["input"]) for r in rows.values()) == sorted(
         canonical(i["input"]) for i in ITEMS)
+
+
+def test_a_replay_output_that_is_not_json_is_an_application_error(store: Store) -> None:
+    replay_setup(store)
+    summary = replay(store, "gold", "c1", target_of(
+        "tests.datasets.replay_targets:set_for_refunds"), graders_checking_capitals())
+    assert summary.app_errors == 1 and dict(summary.outcomes["shouts"]) == {"pass": 1,
+                                                                            "error": 1}
+    replayed = {s.span.attributes["tracegrade.item_id"]: s.span for s in store.iter_spans()
+                if s.span.source == "replay"}
+    assert replayed["a"].output == "WHERE IS MY ORDER"
+    assert replayed["b"].status.code.value == "error" and replayed["b"].output is None
+    assert replayed["b"].status.message is not None
+    assert "cannot be stored as JSON" in replayed["b"].status.message
+
+
+def test_replay_cli_exits_1_without_a_traceback_on_an_output_that_is_not_json(
+        store: Store, store_url: str, workspace: Path) -> None:
+    replay_setup(store)
+    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
+        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
+         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--store", store_url, "replay", "gold", "--release", "c",
+                                      "--target", "tests.datasets.replay_targets:set_for_refunds",
+                                      "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert orjson.loads(result.stdout)["app_errors"] == 1
+
+
+def test_promote_failing_and_labeled_leave_out_replayed_spans(store: Store,
+                                                              store_url: str) -> None:
+    items = replay_setup(store)
+    graders = graders_checking_capitals()
+    replay(store, "gold", "c1", target_of("tests.datasets.replay_targets:echo_lower"), graders)
+    replayed = [s.span for s in store.iter_spans() if s.span.source == "replay"]
+    add_verdicts(store, spans(2), ["fail", "pass"], grader="shouts",
+                 version=graders[0].version)
+    add_labels(store, replayed + spans(1), ["fail"] * (len(replayed) + 1), criterion="shouts")
+    assert failing_span_keys(store, "shouts", graders[0].version) == [("test", "span-000000")]
+    assert [key[:2] for key in labeled_span_keys(store, "shouts")] == [
+        ("test", "span-000000")]
+    result = CliRunner().invoke(cli, ["--store", store_url, "dataset", "promote", "gold",
+                                      "--failing", "shouts", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert {item.id for item in dataset_items(store, "gold")} == {
+        *(item.id for item in items), "test:span-000000"}
+
+
+def test_a_dataset_file_with_a_utf8_bom_keeps_its_first_item(store: Store,
+                                                             workspace: Path) -> None:
+    source = workspace / "bom.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + jsonl(ITEMS))
+    counts = import_dataset(store, "gold", source)
+    assert (counts.inserted, counts.problem_count) == (2, 0)
+    assert [item.id for item in dataset_items(store, "gold")] == ["q1", "q2"]

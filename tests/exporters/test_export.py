@@ -285,6 +285,28 @@ def test_export_command_reports_json_and_exits_1_when_a_destination_fails(
     assert orjson.loads(ok.output)["destinations"][0]["exported"] == 1
 
 
+def test_export_of_an_unknown_grader_is_a_one_line_error(
+        store: Store, store_url: str, fake_langfuse: FakeLangfuse,
+        langfuse_pulled: Config) -> None:
+    write_config(langfuse_pulled, graders=[{"name": "llm_ok", "type": "status_ok",
+                                            "applies_to": {"kind": "llm"}}])
+    store.insert_verdicts([verdict("prod", "obs-0000001", "pass")])
+
+    typo = CliRunner().invoke(cli, ["--store", store_url, "export", "--grader", "nope"])
+    assert typo.exit_code == 2, typo.output
+    assert typo.stderr.strip().splitlines() == [
+        "Error: no grader named 'nope' in the config or the store (graders: llm_ok, "
+        "order_status_present)"]
+    assert fake_langfuse.scores == {}
+
+    stored = CliRunner().invoke(cli, ["--store", store_url, "export", "--grader",
+                                      "order_status_present", "--format", "json"])
+    assert stored.exit_code == 0, stored.output  # known from its verdicts alone
+    assert orjson.loads(stored.stdout)["destinations"][0]["exported"] == 1
+    with pytest.raises(ExportError, match="'nope'"):
+        export_verdicts(store, langfuse_pulled, graders=["nope"])
+
+
 # -- datasets ----------------------------------------------------------------------------------
 
 

@@ -377,20 +377,31 @@ def verdict_on_trust(agreement: Agreement, settings: CalibrationSettings
 
 
 def latest_grader_version(store: Store, grader: str) -> str:
-    """The most recently registered version of ``grader`` (what the last ``grade`` ran).
+    """The version of ``grader`` with the newest verdict (what the last ``grade`` ran).
+
+    A version is registered only once, so the registry alone would miss a config reverted to
+    an earlier version; it decides only between versions graded at the same moment, and when
+    no version has verdicts yet (the most recently registered one).
 
     Raises:
         CalibrationError: the grader has never been run.
     """
-    g = t.graders.c
-    query = select(g.version).where(g.name == grader).order_by(g.created_at.desc(),
-                                                               g.version).limit(1)
+    g, v = t.graders.c, t.verdicts.c
     with store.engine.connect() as conn:
-        version = conn.execute(query).scalar()
-    if version is None:
+        registered = [str(version) for version in conn.execute(
+            select(g.version).where(g.name == grader).order_by(g.created_at.desc(), g.version)
+        ).scalars()]
+        last_verdict = {str(version): last for version, last in conn.execute(
+            select(v.grader_version, func.max(v.created_at)).where(v.grader == grader)
+            .group_by(v.grader_version))}
+    newest_first = {version: rank for rank, version in enumerate(registered)}
+    if last_verdict:
+        return max(last_verdict, key=lambda version: (
+            last_verdict[version], -newest_first.get(version, len(registered))))
+    if not registered:
         raise CalibrationError(f"grader {grader!r} has no verdicts in the store "
                                "(run `tracegrade grade` first)")
-    return str(version)
+    return registered[0]
 
 
 def labeled_criteria(store: Store) -> list[str]:

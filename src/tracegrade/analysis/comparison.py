@@ -8,14 +8,18 @@ validation simulations run the very same code:
 - :func:`two_sample`: the difference with a Newcombe interval and one-sided p-values — the
   score test for large tables, an exact test (Boschloo, or Fisher when Boschloo would be slow)
   for small ones;
-- :func:`cmh`: the Cochran-Mantel-Haenszel test within strata (statsmodels ``StratifiedTable``);
+- :func:`cmh`: the Cochran-Mantel-Haenszel test within strata (statsmodels ``StratifiedTable``),
+  or its exact conditional form (:func:`exact_stratified_p`) when the strata are too small for
+  the chi-square approximation (the Mantel-Fleiss criterion);
 - :func:`benjamini_hochberg`, :func:`minimum_detectable_effect`, :func:`spans_needed`,
   :func:`decide`.
 
 Power comes from statsmodels' ``power_proportions_2indep`` (the score test's null and
-alternative variances), solved for the effect or the sample size with scipy's ``brentq``. One
-small piece is written out: the sign of the CMH statistic (its magnitude comes from
-statsmodels), so the test can be one-sided.
+alternative variances), solved for the effect or the sample size with scipy's ``brentq``. Two
+small pieces are written out: the sign of the CMH statistic (its magnitude comes from
+statsmodels), so the test can be one-sided; and the exact conditional CMH test, a convolution
+of scipy's hypergeometric distributions (checked against Fisher's test and R's
+``mantelhaen.test(exact = TRUE)``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
-from scipy.stats import boschloo_exact, false_discovery_control, fisher_exact, norm
+from scipy.stats import boschloo_exact, false_discovery_control, fisher_exact, hypergeom, norm
 from statsmodels.stats.contingency_tables import StratifiedTable
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
@@ -65,7 +69,7 @@ class WeightedRates:
 
 
 def weighted_rate(w_pass: ArrayLike, w_fail: ArrayLike, w2_pass: ArrayLike,
-                  w2_fail: ArrayLike) -> WeightedRates:
+                  w2_fail: ArrayLike, decided: ArrayLike | None = None) -> WeightedRates:
     """The Hajek pass rate ``Σ w·y / Σ w`` with its linearisation (sandwich) variance.
 
     With ``w = 1/π``: ``V = Σ w²(y − p̂)² / (Σ w)²``, which needs only the weight sums per
@@ -74,6 +78,10 @@ def weighted_rate(w_pass: ArrayLike, w_fail: ArrayLike, w2_pass: ArrayLike,
     pass rates needs (at π = 1 it is exactly the binomial ``p(1−p)/n``). It equals statsmodels'
     WLS-on-a-constant HC0 variance. The effective sample size is ``p(1−p)/V``; at p ∈ {0, 1},
     where V vanishes, Kish's ``(Σw)²/Σw²`` stands in.
+
+    ``decided``, the number of verdicts behind the weights, caps the effective sample size:
+    weights can shrink the variance estimate below the binomial one (many heavy passes, a few
+    light failures), but a sample is never worth more verdicts than it holds.
     """
     wp, wf = np.asarray(w_pass, dtype=float), np.asarray(w_fail, dtype=float)
     w2p, w2f = np.asarray(w2_pass, dtype=float), np.asarray(w2_fail, dtype=float)
@@ -85,6 +93,8 @@ def weighted_rate(w_pass: ArrayLike, w_fail: ArrayLike, w2_pass: ArrayLike,
         bernoulli = rate * (1 - rate)
         effective = np.where(variance > 0, bernoulli / variance, kish)
     effective = np.where(total > 0, effective, 0.0)
+    if decided is not None:
+        effective = np.minimum(effective, np.asarray(decided, dtype=float))
     return WeightedRates(rate, variance, effective)
 
 
@@ -177,15 +187,25 @@ class StratifiedTest:
     odds_ratio_low: float | None
     odds_ratio_high: float | None
     strata: int
+    method: str = "cmh"
+    """``cmh`` (chi-square approximation) or ``cmh-exact`` (exact conditional test)."""
 
 
-def cmh(tables: NDArray[np.float64], alpha: float = 0.05) -> StratifiedTest:
+MANTEL_FLEISS_MIN = 5.0
+"""The CMH chi-square is trusted when the sum of the strata's expected candidate passes lies at
+least this far from both ends of its range (Mantel & Fleiss 1980); else the exact test runs."""
+
+
+def cmh(tables: NDArray[np.float64], alpha: float = 0.05, exact: bool = False
+        ) -> StratifiedTest:
     """One-sided CMH test that the candidate passes less (and more) often within strata.
 
     Args:
         tables: shape (2, 2, K): rows candidate / baseline, columns pass / fail, one 2×2
             table per stratum (strata with a single verdict or one empty row are dropped).
         alpha: for the Mantel-Haenszel pooled odds ratio's interval.
+        exact: use the exact conditional test (:func:`exact_stratified_p`) whatever the
+            sizes; it is also used when the Mantel-Fleiss criterion fails.
 
     statsmodels gives the (uncorrected) chi-square statistic; its square root carries the sign
     of ``Σ (a − E[a])``, candidate passes minus their expectation, so ``Φ(z)`` is the p-value
@@ -196,17 +216,62 @@ def cmh(tables: NDArray[np.float64], alpha: float = 0.05) -> StratifiedTest:
     kept = tables[:, :, keep]
     if kept.shape[2] == 0:
         return StratifiedTest(1.0, 1.0, None, None, None, 0)
+    strata = int(kept.shape[2])
     stratified = StratifiedTable(kept)
+    ratio, low, high = _pooled_odds_ratio(stratified, alpha)
+    if exact or mantel_fleiss(kept) < MANTEL_FLEISS_MIN:
+        worse, better = exact_stratified_p(kept)
+        return StratifiedTest(worse, better, ratio, low, high, strata, "cmh-exact")
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = float(stratified.test_null_odds(correction=False).statistic)
     if not math.isfinite(statistic):
-        return StratifiedTest(1.0, 1.0, None, None, None, int(kept.shape[2]))
+        return StratifiedTest(1.0, 1.0, None, None, None, strata)
     n = kept.sum(axis=(0, 1))
     expected = kept[0].sum(axis=0) * kept[:, 0].sum(axis=0) / n
     z = math.copysign(math.sqrt(statistic), float((kept[0, 0] - expected).sum()))
-    ratio, low, high = _pooled_odds_ratio(stratified, alpha)
-    return StratifiedTest(float(norm.cdf(z)), float(norm.sf(z)), ratio, low, high,
-                          int(kept.shape[2]))
+    return StratifiedTest(float(norm.cdf(z)), float(norm.sf(z)), ratio, low, high, strata)
+
+
+def mantel_fleiss(tables: NDArray[np.float64]) -> float:
+    """How far ``Σ E[a]`` (expected candidate passes) lies from the nearer end of its range.
+
+    Each stratum's candidate passes ``a`` range over ``[max(0, m − n_b), min(n_c, m)]`` given
+    its margins (``m`` passes in all); the chi-square approximation of the CMH statistic is
+    adequate when the distance is at least 5 (Mantel & Fleiss 1980).
+    """
+    n_c, n_b, passes = tables[0].sum(axis=0), tables[1].sum(axis=0), tables[:, 0].sum(axis=0)
+    expected = float((n_c * passes / (n_c + n_b)).sum())
+    low = float(np.maximum(0.0, passes - n_b).sum())
+    high = float(np.minimum(n_c, passes).sum())
+    return min(expected - low, high - expected)
+
+
+def exact_stratified_p(tables: NDArray[np.float64]) -> tuple[float, float]:
+    """Exact conditional one-sided p-values of a common odds ratio of 1 across strata.
+
+    Given every stratum's margins, the candidate's passes in each stratum are hypergeometric
+    under the null, independently; their sum (the CMH statistic's numerator) has the
+    convolution of those distributions. 'Worse' is ``P(S ≤ s)``, 'better' ``P(S ≥ s)`` — as
+    R's ``mantelhaen.test(exact = TRUE)``, and Fisher's exact test for one stratum. Effective
+    counts are rounded to whole verdicts.
+
+    Args:
+        tables: shape (2, 2, K): rows candidate / baseline, columns pass / fail.
+    """
+    counts = np.rint(np.asarray(tables, dtype=float)).astype(np.int64)
+    distribution = np.ones(1)
+    observed = 0
+    for k in range(counts.shape[2]):
+        (passed_c, failed_c), (passed_b, failed_b) = counts[:, :, k]
+        n_c, total = passed_c + failed_c, passed_c + failed_c + passed_b + failed_b
+        passes = passed_c + passed_b
+        if total == 0:
+            continue
+        low = max(0, passes - (total - n_c))
+        support = np.arange(low, min(n_c, passes) + 1)
+        distribution = np.convolve(distribution, hypergeom.pmf(support, total, passes, n_c))
+        observed += int(passed_c - low)
+    return _p(distribution[: observed + 1].sum()), _p(distribution[observed:].sum())
 
 
 def _pooled_odds_ratio(stratified: Any, alpha: float
@@ -308,17 +373,21 @@ def spans_needed(p_baseline: float, n_baseline: float, n_candidate: float, effec
 
 
 def decide(q_worse: ArrayLike, q_better: ArrayLike, mde: ArrayLike, tested: ArrayLike,
-           alpha: float, effect: float) -> NDArray[np.int_]:
+           alpha: float, effect: float, diff_high: ArrayLike | None = None) -> NDArray[np.int_]:
     """Each test's status code: regressed, improved, unchanged, or insufficient data.
 
     Regressed / improved when the BH q-value is below ``alpha``; unchanged when neither and the
-    data could have detected ``effect`` (MDE ≤ effect); insufficient data otherwise or when the
-    test was not run.
+    data could have detected ``effect`` (MDE ≤ effect) — but never when the difference's whole
+    interval (its upper end ``diff_high``) lies below ``−effect``: the pass rate did drop by more
+    than the effect, even if the test (within strata, say) does not call it a regression.
+    Insufficient data otherwise or when the test was not run.
     """
     qw, qb = np.asarray(q_worse, dtype=float), np.asarray(q_better, dtype=float)
     m, ran = np.asarray(mde, dtype=float), np.asarray(tested, dtype=bool)
     status = np.full(qw.shape, INSUFFICIENT, dtype=int)
-    status[ran & (m <= effect)] = UNCHANGED
+    dropped = np.zeros(qw.shape, dtype=bool) if diff_high is None else np.asarray(
+        np.asarray(diff_high, dtype=float) < -effect)
+    status[ran & (m <= effect) & ~dropped] = UNCHANGED
     status[ran & (qb < alpha)] = IMPROVED
     status[ran & (qw < alpha)] = REGRESSED
     return status

@@ -13,7 +13,9 @@ Then:
   its cross-validated ROC AUC (0.5 = indistinguishable) comes with a Mann-Whitney p-value;
 - nearest-neighbour coverage: a production input is covered when its nearest golden item is no
   farther than 95% of golden items are from their own nearest other golden item (and never
-  less than the median distance to the nearest *different* golden item);
+  less than the median distance to the nearest *different* golden item), but never farther
+  than ``max_coverage_radius`` (cosine distance 0.5): a few golden items far apart from each
+  other must not make everything count as covered;
 - suggestions: production spans chosen greedily so each newly covers as much uncovered
   production traffic as possible.
 """
@@ -61,6 +63,11 @@ class DriftSettings:
     min_coverage: float = 0.5
     """A cluster most of whose inputs have no golden item within the radius is missing."""
     coverage_quantile: float = 0.95
+    max_coverage_radius: float = 0.5
+    """The coverage radius never exceeds this cosine distance (similarity 0.5). Without it, a
+    small or scattered golden set, whose items are far from one another, would have a radius
+    so wide that unrelated production inputs count as covered, and one off-topic golden item
+    could widen it a lot."""
     max_classifier_rows: int = 10_000
     """Production inputs used by the two-sample classifier (a seeded subsample beyond this)."""
     suggest: int = 0
@@ -166,12 +173,15 @@ def analyze_drift(golden: Sequence[str], production: Sequence[str],
         embedder: how texts become vectors (TF-IDF + SVD by default).
 
     Raises:
-        DriftError: fewer than two golden items or production inputs.
+        DriftError: fewer than two golden items or production inputs, or no text in any.
     """
     settings = settings or DriftSettings()
     if len(golden) < 2 or len(production) < 2:
         raise DriftError(f"need at least two golden items and two production inputs; have "
                          f"{len(golden)} and {len(production)}")
+    if not any(text.strip() for text in (*golden, *production)):
+        raise DriftError("no golden or production input has any text to compare (are the "
+                         "inputs empty, or are the spans' inputs not recorded?)")
     embedder = embedder or TfidfSvdEmbedder(seed=settings.seed)
     vectors = embedder.embed(list(production) + list(golden))
     prod_vectors, golden_vectors = vectors[:len(production)], vectors[len(production):]
@@ -251,7 +261,7 @@ def _coverage(prod: Matrix, golden: Matrix, settings: DriftSettings
     distinct = distinct[np.isfinite(distinct)]
     if distinct.size:
         radius = max(radius, float(np.median(distinct)))
-    return max(radius, _SAME), prod_distance
+    return max(min(radius, settings.max_coverage_radius), _SAME), prod_distance
 
 
 _SAME = 1e-4

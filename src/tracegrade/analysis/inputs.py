@@ -8,14 +8,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tracegrade.datasets import GoldenItem, dataset_items, require_dataset
+from tracegrade.datasets import EXCLUDED_SOURCES, GoldenItem, dataset_items, require_dataset
 from tracegrade.graders._targets import text_of
 from tracegrade.spans import JSONValue
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
-
-EXCLUDED_SOURCES = ("replay",)
-"""Spans tracegrade made itself (replays of golden items) are not production."""
 
 
 @dataclass(frozen=True)

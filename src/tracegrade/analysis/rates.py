@@ -74,7 +74,7 @@ def rate_from_tally(series: SeriesKey, tally: Tally, alpha: float = 0.05) -> Pas
     effective_n = 0.0
     if tally.decided:
         weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
-                                            tally.w2_fail)
+                                            tally.w2_fail, tally.decided)
         rate, effective_n = float(weighted.rate), float(weighted.effective_n)
         lows, highs = comparison.wilson_interval(rate * effective_n, effective_n, alpha)
         low, high = float(lows), float(highs)
@@ -128,3 +128,9 @@ def release_order(rates: Iterable[PassRate]) -> list[str | None]:
         if rate.release not in order:
             order.append(rate.release)
     return order
+
+
+def judged_releases(rates: Iterable[PassRate]) -> frozenset[str | None]:
+    """Releases with at least one decided (pass/fail) or error verdict: the ones a comparison
+    can say something about (a release graded only with skips cannot)."""
+    return frozenset(rate.release for rate in rates if rate.decided or rate.errors)

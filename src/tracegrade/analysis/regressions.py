@@ -7,8 +7,11 @@ compared with the baseline's:
   Hajek weights and their linearisation variance when inclusion probabilities differ;
 - one-sided p-values for "worse" and for "better": the score test for large tables, Boschloo's
   (or Fisher's) exact test for small ones, and the Cochran-Mantel-Haenszel test within strata
-  (span name by default) when the grader's spans fall into several, so a shift in traffic mix
-  is not mistaken for a regression;
+  (span name by default; its exact conditional form for small strata) when the grader's spans
+  fall into several, so a shift in traffic mix is not mistaken for a regression. Candidate
+  verdicts in strata the baseline never had are tested against the baseline apart, so new
+  failing traffic cannot hide behind the strata; and a drop whose whole interval lies beyond
+  the effect is never called unchanged;
 - Benjamini-Hochberg q-values across every grader and slice tested, as one family
   (``scipy.stats.false_discovery_control``);
 - the minimum detectable effect at the current sample sizes (at level alpha / m, so the stated
@@ -24,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import case, func, select
@@ -32,9 +35,15 @@ from sqlalchemy import case, func, select
 from tracegrade.analysis import comparison
 from tracegrade.analysis._aggregate import SeriesKey, Tally, VerdictTallies, tally_verdicts
 from tracegrade.analysis.errors import NotEnoughReleases
-from tracegrade.analysis.rates import PassRate, rate_from_tally, rates_in_order, release_order
+from tracegrade.analysis.rates import (
+    PassRate,
+    judged_releases,
+    rate_from_tally,
+    rates_in_order,
+    release_order,
+)
 from tracegrade.analysis.settings import AnalysisConfig
-from tracegrade.releases import ReleaseSource
+from tracegrade.releases import ReleaseSource, release_column
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
 
@@ -115,7 +124,7 @@ class Finding:
     q_worse: float | None = None
     q_better: float | None = None
     test: str | None = None
-    """score, boschloo, fisher, exact or cmh; None when not tested."""
+    """score, boschloo, fisher, exact, cmh or cmh-exact; None when not tested."""
     strata: int = 1
     odds_ratio: float | None = None
     odds_ratio_ci: tuple[float, float] | None = None
@@ -239,22 +248,24 @@ def find_regressions(
     tallies = tally_verdicts(store, settings.releases, (*settings.strata, *settings.slices),
                              settings.environment)
     report = analyse(tallies, baseline, candidate, settings,
-                     not_by_default=replay_only_releases(store))
+                     not_by_default=replay_only_releases(store, settings.releases))
     mark_calibration(store, report.findings)
     return report
 
 
-def replay_only_releases(store: Store) -> frozenset[str]:
+def replay_only_releases(store: Store, releases: ReleaseSource = "span") -> frozenset[str]:
     """Releases whose spans all come from ``tracegrade replay`` (not production traffic).
 
     They are compared only when named: a replay stored under ``rc1`` must not become the
-    default candidate (or baseline) and hide what production did.
+    default candidate (or baseline) and hide what production did. ``releases`` says how a
+    span's release is found (a replay stored under a deployed release's name shares it).
     """
     from tracegrade.datasets import REPLAY_SOURCE
 
     s = t.spans.c
+    release = release_column(store, releases)
     production = func.sum(case((s.source != REPLAY_SOURCE, 1), else_=0))
-    query = select(s.release).where(s.release.is_not(None)).group_by(s.release) \
+    query = select(release).where(release.is_not(None)).group_by(release) \
         .having(production == 0)
     with store.engine.connect() as conn:
         return frozenset(row[0] for row in conn.execute(query))
@@ -297,28 +308,45 @@ def choose_releases(rates: Sequence[PassRate], baseline: str | None, candidate: 
                     not_by_default: frozenset[str] = frozenset()) -> tuple[str, str]:
     """The releases to compare: as named, or the latest and the one before it.
 
-    Releases in ``not_by_default`` (replays) are compared only when named.
+    The candidate always comes after the baseline (in the order releases first appeared): a
+    release named alone is compared with the latest release after it (``baseline``) or the
+    latest one before it (``candidate``). Only releases with a decided (pass/fail) or error
+    verdict are chosen by default — a release graded only with skips has nothing to compare —
+    and releases in ``not_by_default`` (replays) are compared only when named.
 
     Raises:
-        NotEnoughReleases: a named release has no verdicts, or there are fewer than two.
+        NotEnoughReleases: a named release has no verdicts, the candidate does not come after
+            the baseline, or there is no release to compare with.
     """
     order = [r for r in release_order(rates) if r is not None]
+    listed = f"releases in order: {', '.join(order) or 'none'}"
     for name in (baseline, candidate):
         if name is not None and name not in order:
-            known = ", ".join(order) or "none"
-            raise NotEnoughReleases(f"release {name!r} has no verdicts (releases: {known})")
-    eligible = [r for r in order if r not in not_by_default]
-    if candidate is None:
-        others = [r for r in eligible if r != baseline]
-        candidate = others[-1] if others else None
-    if baseline is None and candidate is not None:
-        earlier = [r for r in order[: order.index(candidate)] if r in eligible]
-        baseline = earlier[-1] if earlier else None
-    if candidate is None or baseline is None or baseline == candidate:
+            raise NotEnoughReleases(f"release {name!r} has no verdicts ({listed})")
+    judged = judged_releases(rates)
+    eligible = [r for r in order if r not in not_by_default and r in judged]
+    if baseline is not None and candidate is not None:
+        if order.index(candidate) <= order.index(baseline):
+            raise NotEnoughReleases(f"the candidate must come after the baseline: {candidate!r} "
+                                    f"is not after {baseline!r} ({listed})")
+    elif baseline is not None:
+        later = [r for r in eligible if order.index(r) > order.index(baseline)]
+        if not later:
+            raise NotEnoughReleases(f"no release after {baseline!r} to compare with it "
+                                    f"({listed})")
+        candidate = later[-1]
+    elif candidate is not None:
+        earlier = [r for r in eligible if order.index(r) < order.index(candidate)]
+        if not earlier:
+            raise NotEnoughReleases(f"no release before {candidate!r} to compare it with "
+                                    f"({listed})")
+        baseline = earlier[-1]
+    elif len(eligible) >= 2:
+        baseline, candidate = eligible[-2], eligible[-1]
+    else:
         raise NotEnoughReleases(
-            "need verdicts in two releases to compare; found "
-            f"{len(order)} ({', '.join(order) or 'none'})"
-        )
+            "need pass/fail or error verdicts in two releases to compare; found "
+            f"{len(eligible)} ({', '.join(eligible) or 'none'})")
     return baseline, candidate
 
 
@@ -333,13 +361,28 @@ class Comparison:
     baseline: Tally
     candidate: Tally
     strata: list[tuple[Tally, Tally]]
+    """Per stratum seen in both releases: its (baseline, candidate) tallies."""
     unmatched: float
+    """The largest share of a release's decided verdicts in strata the other release lacks."""
+    new_in_candidate: Tally = field(default_factory=Tally)
+    """The candidate's verdicts in strata the baseline lacks (new span names, say): the
+    stratified test cannot compare them, so they are tested against the baseline apart."""
+
+
+class _Strata(NamedTuple):
+    matched: list[tuple[Tally, Tally]]
+    unmatched: float
+    new_in_candidate: Tally
 
 
 def build_comparisons(tallies: VerdictTallies, overall: dict[SeriesKey, Tally], baseline: str,
                       candidate: str, settings: RegressionSettings) -> list[Comparison]:
-    """Every grader series and slice to compare, graders each followed by their slices."""
-    series = sorted({(g, v) for (r, g, v) in overall if r in (baseline, candidate)})
+    """Every grader series and slice to compare, graders each followed by their slices.
+
+    Only series (grader, version) with verdicts in the candidate are compared: a grader version
+    that was replaced before the candidate has nothing left to compare.
+    """
+    series = sorted({(g, v) for (r, g, v) in overall if r == candidate})
     strata = tallies.by(settings.strata)
     slices = [_SliceView(d, tallies, settings) for d in settings.slices]
     pairs: list[Comparison] = []
@@ -370,19 +413,19 @@ class _SliceView:
 
 
 def _pair(grader: str, version: str, slice_key: SliceKey | None, releases: tuple[str, str],
-          b: Tally, c: Tally, settings: RegressionSettings,
-          strata: tuple[list[tuple[Tally, Tally]], float]) -> Comparison:
+          b: Tally, c: Tally, settings: RegressionSettings, strata: _Strata) -> Comparison:
     finding = Finding(grader, version, rate_from_tally((releases[0], grader, version), b,
                                                        settings.alpha),
                       rate_from_tally((releases[1], grader, version), c, settings.alpha),
                       slice=slice_key)
-    return Comparison(finding, b, c, strata[0], strata[1])
+    return Comparison(finding, b, c, strata.matched, strata.unmatched, strata.new_in_candidate)
 
 
 def _strata_of(strata: dict[tuple[SeriesKey, tuple[str | None, ...]], Tally], grader: str,
                version: str, baseline: str, candidate: str,
-               within: tuple[int, str] | None) -> tuple[list[tuple[Tally, Tally]], float]:
-    """Per stratum (baseline, candidate) tallies, and the largest unmatched share of a side.
+               within: tuple[int, str] | None) -> _Strata:
+    """Per stratum (baseline, candidate) tallies, the largest unmatched share of a side, and
+    the candidate's verdicts in strata the baseline has none in.
 
     ``within`` restricts to one slice: (position of the slice dimension among the strata keys,
     value) — used when the strata dimensions include the slice's.
@@ -395,10 +438,14 @@ def _strata_of(strata: dict[tuple[SeriesKey, tuple[str | None, ...]], Tally], gr
             continue
         sides.setdefault(values, [Tally(), Tally()])[release == candidate].merge(tally)
     matched = [(b, c) for b, c in sides.values() if b.decided and c.decided]
+    new = Tally()
+    for b, c in sides.values():
+        if c.decided and not b.decided:
+            new.merge(c)
     totals = [sum(s[i].decided for s in sides.values()) for i in (0, 1)]
     kept = [sum(pair[i].decided for pair in matched) for i in (0, 1)]
     unmatched = max((1 - k / n) if n else 0.0 for k, n in zip(kept, totals, strict=True))
-    return matched, unmatched
+    return _Strata(matched, unmatched, new)
 
 
 def _slice_pairs(parent: Comparison, view: _SliceView, settings: RegressionSettings,
@@ -500,28 +547,64 @@ def _test(pairs: list[Comparison], settings: RegressionSettings) -> None:
         f.diff_low, f.diff_high = float(result.low[i]), float(result.high[i])
         f.p_worse, f.p_better = float(result.p_worse[i]), float(result.p_better[i])
         f.test = result.method[i]
-        if f.test == "score" and len(pair.strata) >= 2 \
-                and pair.unmatched <= settings.unmatched_share:
-            _stratify(pair, settings)
+        if _stratified(pair, settings):
+            # Small tables get the exact conditional test, so mix shift is still kept apart.
+            _stratify(pair, settings, exact=f.test != "score")
 
 
-def _stratify(pair: Comparison, settings: RegressionSettings) -> None:
+def _stratified(pair: Comparison, settings: RegressionSettings) -> bool:
+    """Whether the comparison runs within strata: the grader's spans fall into several, or
+    into one seen in both releases beside a few seen in one only (traffic that vanished from
+    the candidate must not count against it); and strata seen in one release only hold at
+    most ``unmatched_share`` of a release's verdicts (above it the pooled test runs)."""
+    several = len(pair.strata) >= 2 or (len(pair.strata) == 1 and pair.unmatched > 0)
+    return several and pair.unmatched <= settings.unmatched_share
+
+
+def _stratify(pair: Comparison, settings: RegressionSettings, exact: bool) -> None:
+    """Replace the pooled test by the test within strata (CMH, or its exact form).
+
+    Strata the baseline lacks cannot enter it; the candidate's verdicts there are tested
+    against the baseline's apart, and the two p-values combined (weighted Bonferroni, each
+    weighted by its share of the candidate), so new failing traffic is not hidden.
+    """
     tables = np.zeros((2, 2, len(pair.strata)))
     for k, (b, c) in enumerate(pair.strata):
         for row, tally in enumerate((c, b)):
-            weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
-                                                tally.w2_fail)
-            passes = float(weighted.rate) * float(weighted.effective_n)
-            tables[row, :, k] = (passes, float(weighted.effective_n) - passes)
-    stratified = comparison.cmh(tables, settings.alpha)
-    if stratified.strata < 2:
+            passes, effective = _effective_counts(tally)
+            tables[row, :, k] = (passes, effective - passes)
+    stratified = comparison.cmh(tables, settings.alpha, exact=exact)
+    if stratified.strata == 0:
         return
     f = pair.finding
-    f.p_worse, f.p_better, f.test = stratified.p_worse, stratified.p_better, "cmh"
+    f.p_worse, f.p_better, f.test = stratified.p_worse, stratified.p_better, stratified.method
+    if pair.new_in_candidate.decided:
+        share = pair.new_in_candidate.decided / pair.candidate.decided
+        worse, better = _new_strata_p(pair, settings)
+        f.p_worse = min(1.0, f.p_worse / (1 - share), worse / share)
+        f.p_better = min(1.0, f.p_better / (1 - share), better / share)
     f.strata = stratified.strata
     f.odds_ratio = stratified.odds_ratio
     if stratified.odds_ratio_low is not None and stratified.odds_ratio_high is not None:
         f.odds_ratio_ci = (stratified.odds_ratio_low, stratified.odds_ratio_high)
+
+
+def _effective_counts(tally: Tally) -> tuple[float, float]:
+    """(passes, decided) at the tally's effective sample size."""
+    weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
+                                        tally.w2_fail, tally.decided)
+    effective = float(weighted.effective_n)
+    return float(weighted.rate) * effective, effective
+
+
+def _new_strata_p(pair: Comparison, settings: RegressionSettings) -> tuple[float, float]:
+    """One-sided p-values that the candidate's verdicts in new strata pass less (more) often
+    than the baseline's verdicts."""
+    passes, effective = _effective_counts(pair.new_in_candidate)
+    b_passes, b_effective = _effective(pair.finding.baseline)
+    result = comparison.two_sample([b_passes], [b_effective], [passes], [effective],
+                                   settings.alpha)
+    return float(result.p_worse[0]), float(result.p_better[0])
 
 
 def _control_fdr(findings: list[Finding], settings: RegressionSettings) -> None:
@@ -546,11 +629,19 @@ def _set_mde(findings: list[Finding], settings: RegressionSettings) -> None:
 
 def _settle(finding: Finding, tests: int, settings: RegressionSettings) -> None:
     level = settings.alpha / max(tests, 1)
+    # A pooled drop beyond the effect is never "unchanged" — unless the test compared within
+    # strata: there the pooled difference may be a shift in traffic mix, which the design says
+    # is not a change of the grader's pass rate (new strata are tested on their own).
+    stratified = (finding.test or "").startswith("cmh")
+    diff_high = None if stratified else finding.diff_high
     code = comparison.decide(
         _or_nan(finding.q_worse), _or_nan(finding.q_better), _or_nan(finding.mde),
-        finding.tested, settings.alpha, settings.effect)
+        finding.tested, settings.alpha, settings.effect, _or_nan(diff_high))
     finding.own_status = finding.status = _BY_CODE[int(code)]
-    if finding.own_status is FindingStatus.INSUFFICIENT:
+    dropped = diff_high is not None and diff_high < -settings.effect
+    if finding.own_status is FindingStatus.INSUFFICIENT and not dropped:
+        # (A pooled drop beyond the effect that the test does not call a regression is no
+        # matter of sample size: more spans would not settle it.)
         _set_needed(finding, level, settings)
 
 

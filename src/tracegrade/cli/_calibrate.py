@@ -41,6 +41,8 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
     with simulated 95% intervals). Results are stored per grader version: a
     changed grader is uncalibrated until checked again.
     """
+    if grader_version is not None and grader is None:
+        fail("--grader-version needs a GRADER (versions belong to one grader)")
     config = app.config()
     thresholds = config.calibration
     settings = CalibrationSettings(
@@ -55,7 +57,7 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
             fail("no human labels in the store (import some with `tracegrade labels import`)")
         for name in graders:
             try:
-                results.append(calibrate(store, name, grader_version if grader else None,
+                results.append(calibrate(store, name, grader_version,
                                          settings=settings, release=release))
             except CalibrationError as exc:
                 if grader:

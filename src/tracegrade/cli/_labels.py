@@ -66,6 +66,9 @@ def import_command(app: AppContext, file: Path | None, source: str | None, remot
         f"Imported {result.get('inserted', 0)} new and {result.get('updated', 0)} updated "
         f"labels; {result.get('blank', 0)} unlabeled rows and {result.get('bad_rows', 0)} bad "
         f"rows skipped.", highlight=False)
+    if result.get("superseded"):
+        app.console.print(f"{result['superseded']} rows were overridden by a later row for the "
+                          "same label (the later row was kept).", highlight=False)
     if result.get("unknown_spans"):
         app.console.print(f"{result['unknown_spans']} labels name spans not in the store "
                           "(kept; import those spans to use them).", highlight=False)

@@ -12,6 +12,7 @@ from tracegrade.datasets._promote import (
     resolve_span_keys,
 )
 from tracegrade.datasets._replay import (
+    EXCLUDED_SOURCES,
     REPLAY_SOURCE,
     ReplaySummary,
     function_target,
@@ -33,6 +34,7 @@ from tracegrade.datasets._store import (
 )
 
 __all__ = [
+    "EXCLUDED_SOURCES",
     "REPLAY_SOURCE",
     "ReplaySummary",
     "function_target",

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from tracegrade.datasets._items import GoldenItem, SourceSpan
+from tracegrade.datasets._replay import EXCLUDED_SOURCES
 from tracegrade.datasets._rules import time_sensitive_reason
 from tracegrade.datasets._store import DatasetError, ItemCounts, add_items, require_dataset
 from tracegrade.graders._targets import text_of
@@ -93,13 +94,13 @@ def resolve_span_keys(store: Store, span_ids: Sequence[str], source: str | None
 
 def failing_span_keys(store: Store, grader: str, grader_version: str, *,
                       release: str | None = None, limit: int = 50) -> list[tuple[str, str]]:
-    """Spans the grader version failed, most recent first."""
+    """Production spans the grader version failed, most recent first (not replays)."""
     v, s = t.verdicts.c, t.spans.c
     query = (select(v.source, v.span_id)
              .select_from(t.verdicts.join(t.spans, and_(s.source == v.source,
                                                         s.span_id == v.span_id)))
              .where(v.grader == grader, v.grader_version == grader_version,
-                    v.outcome == "fail")
+                    v.outcome == "fail", v.source.not_in(EXCLUDED_SOURCES))
              .order_by(s.start_time.desc(), v.span_id).limit(limit))
     if release is not None:
         query = query.where(s.release == release)
@@ -110,11 +111,12 @@ def failing_span_keys(store: Store, grader: str, grader_version: str, *,
 def labeled_span_keys(store: Store, criterion: str | None = None, *, label: str | None = None,
                       release: str | None = None, limit: int = 50
                       ) -> list[tuple[str, str, str, str | None]]:
-    """(source, span_id, label, critique) of human-labeled spans, newest label first."""
+    """(source, span_id, label, critique) of human-labeled production spans, newest first."""
     lb, s = t.labels.c, t.spans.c
     query = (select(lb.source, lb.span_id, lb.label, lb.critique)
              .select_from(t.labels.join(t.spans, and_(s.source == lb.source,
                                                       s.span_id == lb.span_id)))
+             .where(lb.source.not_in(EXCLUDED_SOURCES))
              .order_by(lb.created_at.desc(), lb.id.desc()))
     if criterion is not None:
         query = query.where(lb.criterion == criterion)

@@ -33,8 +33,12 @@ from tracegrade.grading import grade_one
 from tracegrade.spans import JSONValue, Span, SpanKind, Status, StatusCode, utc_now
 from tracegrade.store import Store, VerdictRow
 from tracegrade.store import _schema as t
+from tracegrade.store._fast import dump_json
 
 REPLAY_SOURCE = "replay"
+EXCLUDED_SOURCES = (REPLAY_SOURCE,)
+"""Sources of spans tracegrade made itself (replays of golden items): not production, so never
+promoted by query, queued for labeling, or compared with a golden set."""
 Target = Callable[[JSONValue, str], JSONValue]
 """Calls the application with an item's input (and its id); returns the output."""
 
@@ -158,6 +162,10 @@ def _run_item(item: GoldenItem, dataset: str, release: str, target: Target,
         output = target(item.input, item.id)
     except Exception as exc:  # the application may fail in any way; that is what replay checks
         status = Status(code=StatusCode.ERROR, message=f"{type(exc).__name__}: {exc}"[:500])
+    unstorable = _json_problem(output)
+    if unstorable:
+        # Checked here, per item: one odd answer must not abort storing the others.
+        status, output = Status(code=StatusCode.ERROR, message=unstorable[:500]), None
     elapsed = timedelta(seconds=time.perf_counter() - clock)
     if progress:
         progress(1)
@@ -170,6 +178,15 @@ def _run_item(item: GoldenItem, dataset: str, release: str, target: Target,
         output=output, release=release,
         attributes={"tracegrade.dataset": dataset, "tracegrade.item_id": item.id,
                     "tracegrade.expected_output": item.expected_output})
+
+
+def _json_problem(output: JSONValue) -> str | None:
+    """Why the store cannot keep ``output`` as JSON (a set, an object…); None when it can."""
+    try:
+        dump_json(output)
+    except (TypeError, ValueError) as exc:
+        return f"the output cannot be stored as JSON ({type(exc).__name__}: {exc})"
+    return None
 
 
 def _replace(store: Store, spans: list[Span]) -> None:

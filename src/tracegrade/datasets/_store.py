@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from codecs import BOM_UTF8
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -203,7 +204,9 @@ def import_dataset(store: Store, dataset: str, path: Path, *,
 def _read_jsonl(path: Path, counts: ItemCounts) -> Iterator[GoldenItem]:
     seen: set[str] = set()
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            # A BOM (Windows editors, Excel) is not part of the first item.
+            line = raw.removeprefix(BOM_UTF8) if number == 1 else raw
             if not line.strip():
                 continue
             problem = None

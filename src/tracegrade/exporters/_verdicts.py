@@ -19,11 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tracegrade.config import Config
-from tracegrade.exporters._common import RemoteConfig, remote_source, remote_sources, stable_id
+from tracegrade.exporters._common import (
+    ExportError,
+    RemoteConfig,
+    remote_source,
+    remote_sources,
+    stable_id,
+)
 from tracegrade.sources._http import RemoteError, RemoteRejected
 from tracegrade.sources.braintrust import BraintrustApi, BraintrustSourceConfig
 from tracegrade.sources.langfuse import LangfuseApi, LangfuseSourceConfig
@@ -130,14 +136,37 @@ def export_verdicts(
         the error that stopped it if one did (the remaining verdicts wait for the next run).
 
     Raises:
-        ExportError: ``destination`` is not a configured Langfuse or Braintrust source.
+        ExportError: ``destination`` is not a configured Langfuse or Braintrust source, or a
+            name in ``graders`` is no grader of the config or the store.
     """
+    if graders:
+        require_known_graders(store, config, graders)
     targets = [remote_source(config, destination)] if destination else remote_sources(config)
     summary = ExportSummary()
     for target in targets:
         summary.destinations.append(
             _export_to(store, target, list(graders or []), batch_size, progress))
     return summary
+
+
+def require_known_graders(store: Store, config: Config, graders: Sequence[str]) -> None:
+    """Refuse grader names that neither the config nor the store knows (a typo would export
+    nothing and look like success).
+
+    Raises:
+        ExportError: naming the unknown graders and the known ones.
+    """
+    known = {grader.name for grader in config.graders} | _stored_graders(store)
+    unknown = [name for name in dict.fromkeys(graders) if name not in known]
+    if unknown:
+        raise ExportError(f"no grader named {', '.join(map(repr, unknown))} in the config or "
+                          f"the store (graders: {', '.join(sorted(known)) or 'none'})")
+
+
+def _stored_graders(store: Store) -> set[str]:
+    query = union(select(t.graders.c.name), select(t.verdicts.c.grader).distinct())
+    with store.engine.connect() as conn:
+        return {row[0] for row in conn.execute(query)}
 
 
 def _export_to(store: Store, target: RemoteConfig, graders: list[str], batch_size: int,

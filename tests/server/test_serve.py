@@ -40,8 +40,11 @@ cli(["--store", "sqlite:///r.db", "serve", "--port", "0", "--workers", "0",
 def gated_serve(workspace: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The receiver, started, with one span acknowledged and its write held."""
     (workspace / "serve.py").write_text(GATED_SERVE)
+    # SIGINT's default disposition: a test run started in the background (as CI may be)
+    # inherits SIGINT ignored, and uvicorn re-raises the signal it caught once it has stopped.
     process = subprocess.Popen([sys.executable, "serve.py"], cwd=workspace,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stderr is not None
         url = re.search(r"http://[\d.]+:\d+", read_until(process, "/v1/traces"))

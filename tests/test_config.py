@@ -29,6 +29,12 @@ def test_env_interpolation(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.release_from == "resource.v"
 
 
+def test_double_dollar_escapes_a_literal_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("user", "alice")
+    config = load_config(write("release_from: \"hi $${user} and $${nope_unset}\"\n"))
+    assert config.release_from == "hi ${user} and ${nope_unset}"
+
+
 def test_unset_env_names_the_key_and_variable() -> None:
     with pytest.raises(ConfigError, match=r"store: environment variable NOPE_NOT_SET is not set"):
         load_config(write("store: ${NOPE_NOT_SET}\n"))

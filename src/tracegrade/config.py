@@ -160,7 +160,8 @@ class Config(BaseModel):
         self.require(*entries)
 
 
-_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ENV_PATTERN = re.compile(r"(\$\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""``${NAME}`` or ``${NAME:-default}``; ``$${`` is the escape for a literal ``${``."""
 
 
 DEFERRED_SECTIONS = ("sources", "graders", "judges")
@@ -195,6 +196,8 @@ def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None =
                 path: tuple[str | int, ...] = ()) -> Any:
     """Replace ``${NAME}`` (or ``${NAME:-default}``) in every string with the environment's value.
 
+    ``$${`` stands for a literal ``${`` (say, in a rubric quoting a prompt's template).
+
     With ``unset``, a variable that is unset and has no default is left as written and recorded
     there; without it, it is an error.
 
@@ -211,7 +214,9 @@ def interpolate(value: Any, where: str = "", unset: list[UnsetVariable] | None =
         return value
 
     def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group(1):
+            return "${"
+        name, default = match.group(2), match.group(3)
         if name in os.environ:
             return os.environ[name]
         if default is not None:

@@ -107,3 +107,37 @@ def test_check_without_a_config_or_code_path_is_a_one_line_error(workspace: Path
     result = invoke("init", "--check")
     assert result.exit_code == 2
     assert "give --from-code PATH" in result.output
+
+
+SPACED_APP = '''\
+from openai import OpenAI
+from pydantic import BaseModel
+
+client = OpenAI()
+SYSTEM = "Use 200 words or fewer.\\nKeep the summary under 50 words."
+
+
+class Answer(BaseModel):
+    summary: str
+
+
+def answer(question: str):
+    return client.chat.completions.parse(
+        model="gpt-4o-mini", response_format=Answer,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+    )
+'''
+
+
+def test_check_passes_right_after_init_with_twin_rules_and_spaced_paths(
+        workspace: Path) -> None:
+    app = workspace / "my app"
+    app.mkdir()
+    (app / "bot copy.py").write_text(SPACED_APP, encoding="utf-8")
+    assert invoke("init", "--from-code", "my app", "--no-judges").exit_code == 0
+    markers = read_markers((workspace / "tracegrade.yaml").read_text(encoding="utf-8"))
+    keys = [grader.key for grader in markers.graders]
+    assert len(keys) == len(set(keys)) >= 4
+    assert any("bot%20copy.py" in key for key in keys)
+    result = invoke("init", "--check")
+    assert result.exit_code == 0, result.output

@@ -42,6 +42,8 @@ def test_from_code_refuses_to_overwrite_and_force_keeps_store_and_sources(
     assert forced.exit_code == 0, forced.output
     config = load_config()
     assert config.store == "sqlite:///kept.db"
+    assert Path("tracegrade.yaml.bak").read_text(encoding="utf-8").startswith(
+        "store: sqlite:///kept.db\n")
     assert [s.name for s in config.sources] == ["exported"]
     # The carried-over source matched no file: the dry run says so instead of failing.
     assert "source exported: no file matches" in forced.output

@@ -254,6 +254,25 @@ def test_unparsable_files_are_reported_and_tests_are_skipped(tmp_path: Path) -> 
     assert len(facts.problems) == 1 and facts.problems[0].startswith("broken.py: not valid Python")
 
 
+def test_an_expression_too_deep_for_the_parser_is_reported_not_raised(tmp_path: Path) -> None:
+    (tmp_path / "long.py").write_text("P = " + " + ".join(['"a"'] * 20_000) + "\n",
+                                      encoding="utf-8")
+    facts = analyse(tmp_path)
+    assert facts.problems == ["long.py: nested too deeply for Python's parser, skipped"]
+
+
+CALL = "from openai import OpenAI\nOpenAI().chat.completions.create(model='x', messages=[])\n"
+
+
+def test_a_byte_order_mark_or_a_coding_line_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "bom.py").write_bytes(b"\xef\xbb\xbf" + CALL.encode())
+    (tmp_path / "latin.py").write_bytes(
+        b"# -*- coding: latin-1 -*-\nNAME = '\xe9'\n" + CALL.encode())
+    facts = analyse(tmp_path)
+    assert facts.problems == []
+    assert sorted(call.origin.file for call in facts.llm_calls) == ["bom.py", "latin.py"]
+
+
 def test_a_missing_path_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or directory"):
         analyse(tmp_path / "nope")

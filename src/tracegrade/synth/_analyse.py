@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tokenize
 from pathlib import Path
 
 from tracegrade.synth._facts import CodeFacts
@@ -77,7 +78,11 @@ def _read(file: Path, relative: str, problems: list[str]) -> str | None:
         problems.append(f"{relative}: larger than {MAX_FILE_BYTES // 1000} kB, skipped")
         return None
     try:
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        problems.append(f"{relative}: not UTF-8 text, skipped")
+        if file.suffix in PYTHON_SUFFIXES:
+            # Python honours a byte-order mark and a PEP 263 ``# coding:`` line; so does this.
+            with tokenize.open(file) as source:
+                return source.read()
+        return file.read_text(encoding="utf-8-sig")
+    except (UnicodeDecodeError, SyntaxError, LookupError):
+        problems.append(f"{relative}: not text in its declared encoding (or UTF-8), skipped")
         return None

@@ -174,6 +174,9 @@ def _language_check(instruction: str) -> Check | None:
     match = _LANGUAGE.search(instruction)
     if match is None or match["language"] not in LANGUAGE_SCRIPTS:
         return None
+    clause = re.split(r"[.;,:]", instruction[:match.start("language")])[-1]
+    if _NEGATION.search(clause):
+        return None  # "never respond in Russian" forbids a script; no grader checks that
     scripts = LANGUAGE_SCRIPTS[match["language"]]
     return Check(instruction, "script_is", "script_" + "_".join(s.lower() for s in scripts),
                  {"scripts": scripts}, key="language")

@@ -115,7 +115,7 @@ def propose(facts: CodeFacts, source: str = "otlp", *, judges: bool = True) -> S
     builder.tools()
     builder.llm_calls()
     builder.prompts()
-    proposals = _unique_names(_deduplicated(builder.proposals))
+    proposals = _unique_keys(_unique_names(_deduplicated(builder.proposals)))
     for proposal in proposals:
         if proposal.judged and not judges:
             proposal.disabled = "llm_judge graders are off (--no-judges, or this " \
@@ -303,13 +303,22 @@ def judge_rubric(instruction: str, label: str, whole_trace: bool) -> str:
     """
     evidence = "Tool results in this trace:\n{{ trace.tool_results }}\n" if whole_trace else ""
     return (
-        f"The application's system prompt ({label}) instructs the assistant:\n"
-        f'  "{instruction}"\n'
+        f"The application's system prompt ({jinja_literal(label)}) instructs the assistant:\n"
+        f'  "{jinja_literal(instruction)}"\n'
         "Pass if the reply follows this instruction, or if the instruction does not apply\n"
         "to this conversation. Fail if the reply breaks it.\n"
         f"User message:\n{{{{ span.user_message }}}}\n{evidence}"
         "Reply:\n{{ span.output_text }}\n"
     )
+
+
+def jinja_literal(text: str) -> str:
+    """``text`` as literal rubric text: a prompt's ``{{ customer }}`` is not a rubric variable."""
+    if not any(opener in text for opener in ("{{", "{%", "{#")):
+        return text
+    if "endraw" in text:
+        return text.replace("{", "(").replace("}", ")")
+    return f"{{% raw %}}{text}{{% endraw %}}"
 
 
 # --- grouping, naming, dedup -------------------------------------------------------------------
@@ -386,6 +395,23 @@ def _unique_names(proposals: list[Proposal]) -> list[Proposal]:
             name, index = f"{base}_{index}", index + 1
         proposal.name = name
         used.add(name)
+    return proposals
+
+
+def _unique_keys(proposals: list[Proposal]) -> list[Proposal]:
+    """Keys a ``# synth: KEY DIGEST`` line can hold: one word each, none repeated.
+
+    Two rules of one kind in a prompt ("under 100 words" twice) would share a key; the later
+    ones get ``#2``, ``#3`` in proposal order, which a fresh analysis of the same code repeats.
+    """
+    used: set[str] = set()
+    for proposal in proposals:
+        base = re.sub(r"[%\s]", lambda m: f"%{ord(m.group()):02X}", proposal.key)
+        key, index = base, 2
+        while key in used:
+            key, index = f"{base}#{index}", index + 1
+        proposal.key = key
+        used.add(key)
     return proposals
 
 

@@ -109,7 +109,10 @@ class _Converter:
             return _enum_schema(info.node)
         properties: dict[str, Any] = {}
         required: list[str] = []
-        for name, field_schema, is_required in self._fields(info, kind, seen):
+        fields = self._fields(info, kind, seen)
+        if kind == "pydantic":
+            fields = self._renamed(info, fields)
+        for name, field_schema, is_required in fields:
             properties[name] = field_schema
             if is_required and name not in required:
                 required.append(name)
@@ -118,13 +121,18 @@ class _Converter:
             result["required"] = required
         return result
 
-    def _fields(self, info: ClassInfo, kind: str | None, seen: frozenset[str]
+    def _fields(self, info: ClassInfo, kind: str | None, seen: frozenset[str],
+                lineage: frozenset[int] = frozenset()
                 ) -> list[tuple[str, dict[str, Any], bool]]:
+        lineage = lineage | {id(info.node)}
         inherited: list[tuple[str, dict[str, Any], bool]] = []
         for base in info.node.bases:
             parent = self.lookup(_last_name(base), info.file)
-            if parent is not None and model_kind(parent, self.lookup) == kind:
-                inherited += self._fields(parent, kind, seen)
+            # ``class Order(base.Order)`` finds itself by name: its base stays unknown.
+            if parent is None or id(parent.node) in lineage:
+                continue
+            if model_kind(parent, self.lookup) == kind:
+                inherited += self._fields(parent, kind, seen, lineage)
         total = _typeddict_total(info.node)
         own = [
             field_info
@@ -141,6 +149,8 @@ class _Converter:
         name = statement.target.id
         if name == "model_config" or _last_name(_unsubscript(statement.annotation)) == "ClassVar":
             return None
+        if kind == "pydantic" and name.startswith("_"):
+            return None  # a private attribute, never part of the model's JSON
         schema = self.annotation(statement.annotation, file, seen)
         if kind == "typeddict":
             wrapper = _last_name(_unsubscript(statement.annotation))
@@ -148,6 +158,27 @@ class _Converter:
             return name, schema, required
         required, constraints = _default_and_constraints(statement.value)
         return name, {**schema, **constraints}, required
+
+    def _renamed(self, info: ClassInfo, fields: list[tuple[str, dict[str, Any], bool]]
+                 ) -> list[tuple[str, dict[str, Any], bool]]:
+        """A pydantic model's fields under the names its JSON uses (``alias``, generators)."""
+        generator = _alias_generator(info.node)
+        aliases = {
+            statement.target.id: _field_aliases(statement.value)
+            for statement in info.node.body
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+        }
+        unknown = _has_unknown_generator(info.node)
+        renamed: list[tuple[str, dict[str, Any], bool]] = []
+        for name, schema, required in fields:
+            generated = generator(name) if generator else name
+            validation, serialization = aliases.get(name, (None, None))
+            names = {validation or generated, serialization or generated}
+            if unknown and validation is None:
+                required = False  # the name in the JSON cannot be read from the source
+            # With a serialization alias the JSON may carry either name: require neither.
+            renamed.append((validation or generated, schema, required and len(names) == 1))
+        return renamed
 
     def annotation(self, node: ast.expr, file: str, seen: frozenset[str]) -> dict[str, Any]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -184,6 +215,8 @@ class _Converter:
         if origin == "Literal":
             literals = [a.value for a in args if isinstance(a, ast.Constant)]
             return {"enum": literals} if len(literals) == len(args) else {}
+        if origin in {"tuple", "Tuple"} and not (len(args) == 2 and _is_ellipsis(args[1])):
+            return _fixed_tuple([self.annotation(a, file, seen) for a in args])
         if origin in _ARRAYS:
             items = self.annotation(args[0], file, seen) if args else {}
             return {"type": "array", "items": items} if items else {"type": "array"}
@@ -200,14 +233,69 @@ def _any_of(options: list[dict[str, Any]]) -> dict[str, Any]:
     return {"anyOf": options}
 
 
+def _fixed_tuple(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``tuple[str, int]``: a JSON array with one item of each type, in order."""
+    return {"type": "array", "prefixItems": items, "minItems": len(items),
+            "maxItems": len(items)}
+
+
 def _enum_schema(node: ast.ClassDef) -> dict[str, Any]:
-    values = [
-        statement.value.value
+    members = [
+        statement.value
         for statement in node.body
-        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
-        and isinstance(statement.value.value, str | int)
+        if isinstance(statement, ast.Assign)
+        and not all(isinstance(t, ast.Name) and t.id.startswith("_") for t in statement.targets)
     ]
-    return {"enum": values} if values else {}
+    values = [m.value for m in members
+              if isinstance(m, ast.Constant) and isinstance(m.value, str | int)]
+    # A member set by auto() or an expression has a value the source does not spell out.
+    return {"enum": values} if values and len(values) == len(members) else {}
+
+
+_ALIAS_GENERATORS: dict[str, Callable[[str], str]] = {
+    "to_camel": lambda name: (lambda parts: parts[0] + "".join(p.title() for p in parts[1:]))(
+        name.split("_")),
+    "to_pascal": lambda name: "".join(part.title() for part in name.split("_")),
+    "to_snake": lambda name: name,
+}
+
+
+def _model_config(node: ast.ClassDef) -> dict[str, ast.expr]:
+    """The keywords of ``model_config = ConfigDict(...)`` (or a dict literal)."""
+    for statement in node.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target, value = statement.target, statement.value
+        else:
+            continue
+        if not (isinstance(target, ast.Name) and target.id == "model_config"):
+            continue
+        if isinstance(value, ast.Call):
+            return {k.arg: k.value for k in value.keywords if k.arg}
+        if isinstance(value, ast.Dict):
+            return {k.value: v for k, v in zip(value.keys, value.values, strict=True)
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return {}
+
+
+def _alias_generator(node: ast.ClassDef) -> Callable[[str], str] | None:
+    generator = _model_config(node).get("alias_generator")
+    return _ALIAS_GENERATORS.get(_last_name(generator)) if generator is not None else None
+
+
+def _has_unknown_generator(node: ast.ClassDef) -> bool:
+    return "alias_generator" in _model_config(node) and _alias_generator(node) is None
+
+
+def _field_aliases(value: ast.expr | None) -> tuple[str | None, str | None]:
+    """The validation and serialization names a ``Field(alias=...)`` sets, None when unset."""
+    if not (isinstance(value, ast.Call) and _last_name(value.func) == "Field"):
+        return None, None
+    keywords = {k.arg: k.value.value for k in value.keywords
+                if k.arg and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)}
+    alias = keywords.get("alias")
+    return keywords.get("validation_alias", alias), keywords.get("serialization_alias", alias)
 
 
 def _default_and_constraints(value: ast.expr | None) -> tuple[bool, dict[str, Any]]:

@@ -61,12 +61,17 @@ def analyse_python(sources: dict[str, str]) -> CodeFacts:
             modules[file] = ast.parse(text, filename=file)
         except (SyntaxError, ValueError) as exc:
             facts.problems.append(f"{file}: not valid Python ({exc})")
+        except (RecursionError, MemoryError):
+            facts.problems.append(f"{file}: nested too deeply for Python's parser, skipped")
     project = PythonProject(modules)
     imports = {file: _imports(module) for file, module in modules.items()}
     used = {origin.split(".")[0] for found in imports.values() for origin in found.values()}
     for file, module in modules.items():
         analyser = _FileAnalyser(project, file, imports[file], used, facts)
-        analyser.run(module)
+        try:
+            analyser.run(module)
+        except RecursionError:
+            facts.problems.append(f"{file}: nested too deeply to analyse, partly skipped")
     _link_tools(project, facts)
     facts.files = sorted(sources)
     return facts

@@ -133,7 +133,7 @@ def _grader_block(proposal: Proposal) -> str:
         comments.append(f"Commented out: {proposal.disabled}.")
     lines = [_comment(text, "  ") for text in comments]
     lines.append(f"  # {MARKER} {proposal.key} {proposal.digest}")
-    config = proposal.config()
+    config = literal_env(proposal.config())
     config["applies_to"] = _Flow(config["applies_to"])
     for key in ("scripts", "flags", "values"):
         if isinstance(config.get(key), list) and len(str(config[key])) < 60:
@@ -142,6 +142,21 @@ def _grader_block(proposal: Proposal) -> str:
     prefix = "  # " if proposal.disabled else "  "
     lines += [prefix + line for line in body]
     return "\n".join(lines) + "\n"
+
+
+def literal_env(value: Any) -> Any:
+    """``value`` with every ``${`` escaped as ``$${``, so loading the config reads it verbatim.
+
+    A prompt's ``${name}`` template quoted in a rubric, or a schema pattern with ``${``, must not
+    become an environment variable the config interpolates.
+    """
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, dict):
+        return {key: literal_env(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [literal_env(item) for item in value]
+    return value
 
 
 def _comment(text: str, indent: str) -> str:

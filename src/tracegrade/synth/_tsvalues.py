@@ -197,20 +197,20 @@ def string_value(node: Node) -> str:
             parts.append(text(child))
         elif child.type == "escape_sequence":
             parts.append(_unescape(text(child)))
-    return "".join(parts)
+    # JavaScript strings are UTF-16: "\uD83D\uDE00" is one character; a lone half is not text.
+    return "".join(parts).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _unescape(sequence: str) -> str:
     body = sequence[1:]
     if body[:1] in _ESCAPES:
         return _ESCAPES[body[:1]]
-    if body.startswith("u{") and body.endswith("}"):
-        return chr(int(body[2:-1], 16))
-    if body.startswith(("u", "x")) and len(body) > 1:
+    code = body[2:-1] if body.startswith("u{") and body.endswith("}") else body[1:]
+    if body.startswith(("u", "x")) and code:
         try:
-            return chr(int(body[1:], 16))
-        except ValueError:
-            return body
+            return chr(int(code, 16))
+        except (ValueError, OverflowError):
+            return "\ufffd" if body.startswith("u{") else body
     return body
 
 

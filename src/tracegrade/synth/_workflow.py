@@ -109,6 +109,11 @@ def init_from_code(options: InitOptions, progress: ProgressFactory | None = None
     text = render_config(synthesis, _shown_path(options.code_path), settings)
     _check_loads(text, path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        backup = path.with_name(path.name + ".bak")
+        backup.write_bytes(path.read_bytes())
+        notes.append(f"the config it replaced is kept as {backup} (its hand-written graders "
+                     "are not carried over)")
     path.write_text(text, encoding="utf-8")
     report = None
     if options.dry_run and configured_sources(path):

@@ -3,12 +3,14 @@
 ``z.object``, ``z.string``, ``z.number``, ``z.boolean``, ``z.array``, ``z.enum``, ``z.literal``,
 ``z.union``, ``z.record``, ``z.any`` and ``z.date``, with ``.optional()``, ``.nullable()``,
 ``.default()``, ``.int()``, ``.min()`` / ``.max()``, ``.email()`` / ``.url()`` / ``.uuid()``,
-``.regex()``, ``.array()`` and ``.describe()``. Anything else becomes ``{}`` (accept anything),
-so a converted schema is never stricter than the Zod one.
+``.regex()`` (without flags), ``.or()``, ``.partial()``, ``.array()`` and ``.describe()``.
+Anything else becomes ``{}`` (accept anything), so a converted schema is never stricter than
+the Zod one.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
@@ -140,9 +142,14 @@ class _Converter:
         if method in ("min", "max", "length", "nonempty") and schema.get("type") in _BOUNDS:
             return Zod(self.bound(schema, method, arguments), inner.optional)
         if method == "regex" and arguments and arguments[0].type == "regex":
-            pattern = arguments[0].child_by_field_name("pattern")
+            pattern = _portable_pattern(arguments[0])
             if pattern is not None:
-                return Zod({**schema, "pattern": text(pattern)}, inner.optional)
+                return Zod({**schema, "pattern": pattern}, inner.optional)
+        if method == "or" and arguments:
+            return Zod(_either(schema, self.schema_of(arguments[0]).schema),
+                       inner.optional or self.schema_of(arguments[0]).optional)
+        if method in ("partial", "deepPartial") and not arguments:
+            return Zod({k: v for k, v in schema.items() if k != "required"}, inner.optional)
         # describe(), refine(), transform()… change nothing a JSON Schema could check.
         return inner
 
@@ -157,3 +164,38 @@ class _Converter:
         if method == "length":
             return {**schema, low_key: value, high_key: value}
         return {**schema, (low_key if method == "min" else high_key): value}
+
+
+def _either(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    """``a.or(b)``: literals become one ``enum``, other schemas an ``anyOf``."""
+    if not left or not right:
+        return {}  # one side accepts anything, so the union does too
+    values = [_literals(left), _literals(right)]
+    if values[0] is not None and values[1] is not None:
+        return {"enum": values[0] + values[1]}
+    chained = left["anyOf"] if set(left) == {"anyOf"} else [left]  # a.or(b).or(c)
+    return {"anyOf": [*chained, right]}
+
+
+def _literals(schema: dict[str, Any]) -> list[Any] | None:
+    if set(schema) == {"const"}:
+        return [schema["const"]]
+    if set(schema) == {"enum"}:
+        return list(schema["enum"])
+    return None
+
+
+def _portable_pattern(regex: Node) -> str | None:
+    """A ``/…/`` literal's pattern, or None when Python's ``re`` would not read it the same.
+
+    Flags change what the pattern matches, and JavaScript-only syntax (``\\p{L}``) does not
+    compile: dropping the constraint keeps the schema no stricter than the Zod one.
+    """
+    pattern = regex.child_by_field_name("pattern")
+    if pattern is None or regex.child_by_field_name("flags") is not None:
+        return None
+    try:
+        re.compile(text(pattern))
+    except (re.error, RecursionError, OverflowError):
+        return None
+    return text(pattern)

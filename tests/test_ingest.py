@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from tests.conftest import make_span, processes_running, slow_grader_command
+from tests.sources import collector_json, request, span
 from tracegrade import _parallel_import
 from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
 from tracegrade.cli import cli
@@ -195,7 +196,7 @@ def test_workers_leave_checkpoints_to_the_parent(tmp_path: Path,
         with open_store(f"sqlite:///{copy}", migrate=False) as alone:
             assert alone.count_spans() > summary.spans // 2
 
-    setup = _parallel_import._Setup(path, None, MappingOptions(source="demo"),  # type: ignore[arg-type]
+    setup = _parallel_import._Setup(path, None, {}, MappingOptions(source="demo"),  # type: ignore[arg-type]
                                     f"sqlite:///{database}", None)
     worker = _parallel_import._Worker(setup, None, None, None)
     with worker.store.engine.connect() as conn:
@@ -366,3 +367,55 @@ def test_a_nul_in_an_id_is_a_bad_record_on_every_backend(tmp_path: Path, store: 
     assert [p.reason.rpartition(", ")[2] for p in summary.problems] == [
         f"{field} contains a NUL character" for field in ("span_id", "trace_id", "parent_id")]
     assert store.count_spans() == 4
+
+
+def repeated_span_lines(tmp_path: Path, name: str = "repeated.jsonl") -> Path:
+    """3000 OTLP JSON lines, one span each; span 1 again at line 2500 with other content."""
+    lines = [orjson.dumps(collector_json(request([span({"k": i}, span_id=i)])))
+             for i in range(1, 3001)]
+    lines[2499] = orjson.dumps(collector_json(request([span({"k": "changed"}, span_id=1)])))
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_span_repeated_far_apart_keeps_its_last_copy_on_reimport(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """Which batch or chunk holds each copy changes nothing: the file's last copy is written,
+    once, and a re-import of the unchanged file rewrites nothing (so no verdict is dropped)."""
+    monkeypatch.setattr(_parallel_import, "CHUNK_BYTES", 64 * 1024)
+    path = repeated_span_lines(tmp_path)
+    options = MappingOptions(source="rep")
+    with open_store(f"sqlite:///{tmp_path / f'rep{workers}.db'}") as store:
+        first = import_files(store, [path], options, batch_size=100, workers=workers)
+        second = import_files(store, [path], options, batch_size=100, workers=workers)
+        [stored] = [s for s in store.iter_spans() if s.span.span_id == f"{1:016x}"]
+    assert (first.spans, first.counts.inserted, first.counts.updated) == (2999, 2999, 0)
+    assert (second.counts.unchanged, second.counts.updated, second.counts.regraded) == (
+        2999, 0, 0)
+    assert stored.span.attributes["k"] == "changed"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_link_to_an_earlier_span_is_not_a_later_copy_of_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """The first pass finds repeated ids by scanning bytes, which a link's spanId also matches:
+    the span it links to must still be imported."""
+    monkeypatch.setattr(_parallel_import, "CHUNK_BYTES", 64 * 1024)
+    lines = [orjson.dumps(collector_json(request([span({"k": i}, span_id=i)])))
+             for i in range(1, 2001)]
+    linking = span({"k": "links"}, span_id=5000)
+    linking.links.add(trace_id=linking.trace_id, span_id=(1).to_bytes(8, "big"))
+    document = collector_json(request([linking]))
+    [link] = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["links"]
+    link.update(traceId=linking.trace_id.hex(), spanId=f"{1:016x}")  # hex, as the collector
+    lines.append(orjson.dumps(document))
+    path = tmp_path / "linked.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert path.read_bytes().count(b'"spanId":"' + f"{1:016x}".encode()) == 2
+    with open_store(f"sqlite:///{tmp_path / f'link{workers}.db'}") as store:
+        summary = import_files(store, [path], MappingOptions(source="lnk"), batch_size=100,
+                               workers=workers)
+        assert store.get_span("lnk", f"{1:016x}") is not None
+    assert (summary.spans, summary.counts.inserted) == (2001, 2001)

@@ -4,8 +4,9 @@ Decoding, mapping, serialising and grading a span costs several times what writi
 and all of it is interpreter-bound, so an import uses one process per CPU. The file is cut into
 chunks of whole lines; each worker maps and grades its chunk, then writes it to the store
 itself, in its own transaction, when its turn comes: chunks commit in file order, as an
-in-process import would, so the newest copy of a repeated span still wins. The parent only cuts
-the file and tallies what the workers report, in order.
+in-process import would; a copy of a span that a later line repeats is left out (see
+:func:`~tracegrade.sources.files.later_copies`), so the file's last copy wins wherever it
+lies. The parent only cuts the file and tallies what the workers report, in order.
 
 Kill safety is the in-process import's: each chunk's spans and verdicts commit together, and a
 re-import of the same file skips what is already stored.
@@ -30,7 +31,14 @@ from tracegrade._workers import exit_with
 from tracegrade.grading import BatchGrader, BatchGraderSpec, GradeSummary, InlineGrading
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import DEFAULT_MAX_ATTRIBUTE_BYTES
-from tracegrade.sources.files import READ_ERRORS, LineMapper, is_compressed, open_lines
+from tracegrade.sources.files import (
+    READ_ERRORS,
+    LineMapper,
+    SpanKey,
+    is_compressed,
+    open_lines,
+    skip_earlier_copies,
+)
 from tracegrade.spans import Span, utc_now
 from tracegrade.store import Store, UpsertCounts, open_store
 from tracegrade.store._fast import db_time
@@ -50,10 +58,11 @@ class ImportAborted(Exception):
 class _Chunk:
     index: int
     start: int = 0
-    """Byte range of the chunk in an uncompressed file …"""
+    """Byte range of the chunk in an uncompressed file (or where its lines start in a
+    decompressed one) …"""
     end: int = 0
     lines: list[bytes] | None = None
-    """… or its lines, read by the parent from a compressed one."""
+    """… or its lines, read by the parent from a compressed one (each with its newline)."""
 
 
 @dataclass
@@ -72,6 +81,8 @@ class ChunkReport:
 class _Setup:
     path: Path
     mapper: LineMapper
+    later: dict[SpanKey, int]
+    """Repeated keys and the offset of the last line holding each."""
     options: MappingOptions
     store_url: str
     grading: BatchGraderSpec | None
@@ -122,11 +133,16 @@ class _Worker:
         spans: list[Span] = []
         prepared = PreparedBatch({}, [])
         mapper, options, grader = self.setup.mapper, self.setup.options, self.grader
+        later = self.setup.later
         dialect = self.store.dialect
         stamp = db_time(utc_now(), dialect)
         repeated = False
+        offset = chunk.start
+        # Split lines lost their newline; a compressed chunk's kept theirs.
+        newline = 0 if chunk.lines is not None else 1
         for number, line in enumerate(self._lines(chunk), start=1):
             report.lines = number
+            line_offset, offset = offset, offset + len(line) + newline
             if not line.strip():
                 continue
             mapped: list[Span] = []
@@ -135,6 +151,8 @@ class _Worker:
                     report.problems.append((number, record.reason))
                 else:
                     mapped.append(record)
+            if later:
+                mapped = skip_earlier_copies(mapped, line_offset, later)
             spans.extend(mapped)
             if not repeated:
                 batch = prepare_batch(mapped, grader, dialect, stamp)
@@ -224,6 +242,7 @@ def import_with_workers(
     store: Store,
     path: Path,
     mapper: LineMapper,
+    later: dict[SpanKey, int],
     options: MappingOptions,
     workers: int,
     grade: InlineGrading | None,
@@ -232,12 +251,14 @@ def import_with_workers(
 ) -> None:
     """Import ``path`` with ``workers`` processes; reports come back in file order.
 
-    ``on_report`` gets each chunk's report; ``on_problem`` each problem, located in the file.
+    ``later`` is :func:`~tracegrade.sources.files.later_copies` of the file. ``on_report``
+    gets each chunk's report; ``on_problem`` each problem, located in the file.
 
     Raises:
         Whatever a worker's write raised (chunks before it are committed, none after it).
     """
-    setup = _Setup(path, mapper, options, store.engine.url.render_as_string(hide_password=False),
+    setup = _Setup(path, mapper, later, options,
+                   store.engine.url.render_as_string(hide_password=False),
                    grade.batch.spec() if grade is not None and grade.graders else None)
     # Forking is instant and shares what this process imported; a fresh interpreter (spawn)
     # takes seconds to import tracegrade, but is the only safe way when threads are running.
@@ -290,18 +311,18 @@ def _chunks(path: Path, on_problem: Callable[[IngestProblem], None]) -> Iterator
 
 def _line_chunks(path: Path, on_problem: Callable[[IngestProblem], None]) -> Iterator[_Chunk]:
     lines: list[bytes] = []
-    size = index = read = 0
+    size = index = read = start = 0
     try:
         for read, line in open_lines(path):  # noqa: B007 - ``read`` locates a read error
             lines.append(line)
             size += len(line)
             if size >= CHUNK_BYTES:
-                yield _Chunk(index, lines=lines)
-                lines, size, index = [], 0, index + 1
+                yield _Chunk(index, start, lines=lines)
+                lines, start, size, index = [], start + size, 0, index + 1
     except READ_ERRORS as error:
         if lines:
-            yield _Chunk(index, lines=lines)
+            yield _Chunk(index, start, lines=lines)
             lines = []
         on_problem(IngestProblem(f"{path}:{read + 1}", f"cannot read the file: {error}"))
     if lines:
-        yield _Chunk(index, lines=lines)
+        yield _Chunk(index, start, lines=lines)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +11,15 @@ from tracegrade._gc import bulk_allocation
 from tracegrade._parallel_import import ChunkReport, can_fork, import_with_workers
 from tracegrade.grading import InlineGrading
 from tracegrade.sources._base import IngestProblem, MappingOptions
-from tracegrade.sources.files import LineMapper, line_mapper, read_file
+from tracegrade.sources.files import (
+    READ_ERRORS,
+    LineMapper,
+    SpanKey,
+    later_copies,
+    line_mapper,
+    read_file,
+    read_lines,
+)
 from tracegrade.spans import Span
 from tracegrade.store import GradeBatch, Store, UpsertCounts
 
@@ -84,12 +92,15 @@ def import_files(
     summary = ImportSummary()
     with bulk_allocation():
         for path in paths:
-            mapper = line_mapper(path) if _parallel_wanted(path, workers, grade) else None
-            if mapper is not None:
-                _import_in_workers(store, path, mapper, options, summary, on_problem, progress,
-                                   grade, workers or default_workers())
+            mapper = line_mapper(path)
+            later = _later_copies(path, mapper, options)
+            if mapper is not None and _parallel_wanted(path, workers, grade):
+                _import_in_workers(store, path, mapper, later, options, summary, on_problem,
+                                   progress, grade, workers or default_workers())
             else:
-                spans = _spans_of(path, options, summary, on_problem, progress)
+                records = (read_file(path, options) if mapper is None
+                           else read_lines(path, mapper, options, later))
+                spans = _spans_of(records, summary, on_problem, progress)
                 summary.counts.add(store.upsert_spans(spans, batch_size=batch_size,
                                                       grade=grade))
             summary.files += 1
@@ -116,8 +127,18 @@ def _parallel_wanted(path: Path, workers: int | None, grade: GradeBatch | None) 
     return default_workers() > 1 and can_fork() and path.stat().st_size >= PARALLEL_MIN_BYTES
 
 
-def _import_in_workers(store: Store, path: Path, mapper: LineMapper, options: MappingOptions,
-                       summary: ImportSummary,
+def _later_copies(path: Path, mapper: LineMapper | None,
+                  options: MappingOptions) -> dict[SpanKey, int]:
+    if mapper is None:
+        return {}
+    try:
+        return later_copies(path, mapper, options)
+    except READ_ERRORS:
+        return {}  # the import reports where the file is damaged
+
+
+def _import_in_workers(store: Store, path: Path, mapper: LineMapper,
+                       later: dict[SpanKey, int], options: MappingOptions, summary: ImportSummary,
                        on_problem: Callable[[IngestProblem], None] | None,
                        progress: ProgressCallback | None, grade: GradeBatch | None,
                        workers: int) -> None:
@@ -131,7 +152,7 @@ def _import_in_workers(store: Store, path: Path, mapper: LineMapper, options: Ma
         if progress:
             progress(report.spans)
 
-    import_with_workers(store, path, mapper, options, workers, inline, on_report,
+    import_with_workers(store, path, mapper, later, options, workers, inline, on_report,
                         lambda problem: _note_problem(summary, problem, on_problem))
 
 
@@ -144,10 +165,10 @@ def _note_problem(summary: ImportSummary, problem: IngestProblem,
         on_problem(problem)
 
 
-def _spans_of(path: Path, options: MappingOptions, summary: ImportSummary,
+def _spans_of(records: Iterable[Span | IngestProblem], summary: ImportSummary,
               on_problem: Callable[[IngestProblem], None] | None,
               progress: ProgressCallback | None) -> Iterator[Span]:
-    for record in read_file(path, options):
+    for record in records:
         if isinstance(record, IngestProblem):
             _note_problem(summary, record, on_problem)
             continue

@@ -251,3 +251,11 @@ def test_a_nul_character_in_an_id_is_a_problem(tmp_path: Path, field: str) -> No
 def test_nul_characters_elsewhere_are_kept() -> None:
     span = span_from_record(MINIMAL | {"name": "a\u0000b", "output": "x\u0000"}, OPTIONS)
     assert (span.name, span.output) == ("a\u0000b", "x\u0000")
+
+
+def test_a_byte_order_mark_opening_the_file_costs_no_record(tmp_path: Path) -> None:
+    path = write_lines(tmp_path, b"\xef\xbb\xbf" + orjson.dumps(MINIMAL),
+                       MINIMAL | {"span_id": "s2"})
+    results = list(read_file(path, OPTIONS))
+    assert [r.span_id for r in results if isinstance(r, Span)] == ["s1", "s2"]
+    assert len(results) == 2

@@ -643,3 +643,40 @@ def test_large_document_read_past_a_nan_still_streams_with_flat_memory(tmp_path:
         f"{path}@23", "resourceSpans[0].scopeSpans[0].spans[0]: invalid JSON: NaN is not a "
         "JSON value")]
     assert peak < 4 * 1024 * 1024  # the whole file would be over 25 MiB
+
+
+@pytest.mark.parametrize("name", ["lines.jsonl", "lines.txt"])
+def test_json_lines_opening_with_a_line_that_is_not_json_are_still_json(
+        tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"garbage line\n" + b"".join(json_line(batch(i, 1)) for i in range(1, 3001)))
+    results = read(path)
+    assert detect_format(path) is TraceFileFormat.OTLP_JSON
+    assert span_ids(results) == list(range(1, 3001))
+    assert [p.location for p in results if isinstance(p, IngestProblem)] == [f"{path}:1"]
+
+
+@pytest.mark.parametrize("document", [
+    {"resourceMetrics": [{"resource": {}, "scopeMetrics": []}]},
+    {"resourceSpans": {"oops": 1}},
+])
+def test_a_document_that_is_not_a_trace_export_is_a_problem(
+        tmp_path: Path, document: dict[str, Any]) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document, indent=2))
+    [problem] = read(path)
+    assert problem == IngestProblem(f"{path}@0",
+                                    "not an OTLP trace export: no resourceSpans list")
+
+
+def test_an_empty_trace_export_document_is_no_problem(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"resourceSpans": []}, indent=2))
+    assert read(path) == []
+
+
+def test_a_byte_order_mark_opening_json_lines_costs_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(json_line(batch(i, 1)) for i in (1, 2, 3)))
+    assert read(path) == [r for r in read(path) if isinstance(r, Span)]
+    assert span_ids(read(path)) == [1, 2, 3]

@@ -103,6 +103,7 @@ def map_span_line(
     line: bytes, location: str, options: MappingOptions, max_value_bytes: int
 ) -> Span | IngestProblem:
     """Map one line of span JSONL."""
+    line = line.removeprefix(b"\xef\xbb\xbf")  # a BOM opening the file
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:

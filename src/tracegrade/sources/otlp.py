@@ -225,6 +225,7 @@ def _is_request(line: bytes) -> bool:
     return isinstance(record, dict) and "resourceSpans" in record
 
 
+_BOM = b"\xef\xbb\xbf"
 _REQUEST_START = re.compile(rb'\{\s*"resourceSpans"\s*:')
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
@@ -263,6 +264,7 @@ def map_json_line(
     :func:`_recover_document`): ``NaN`` or invalid UTF-8 costs the span or resource holding
     it, not the whole request. Any other invalid line is one problem.
     """
+    line = line.removeprefix(_BOM)  # a BOM opening the file
     try:
         request = orjson.loads(line)
     except orjson.JSONDecodeError as error:
@@ -312,6 +314,8 @@ def _read_json_document(
         try:
             resource_spans = next(items)
         except StopIteration:
+            if index == 0 and not _holds_resource_spans_list(stream):
+                yield IngestProblem(f"{name}@0", "not an OTLP trace export: no resourceSpans list")
             return
         except (ijson.JSONError, ValueError) as error:
             failure: Exception = error
@@ -344,6 +348,19 @@ def _read_json_document(
         yield record
     if not reported:  # what ijson tripped on lies outside every resource
         yield IngestProblem(failed_at, f"invalid JSON: {_first_line(failure)}")
+
+
+def _holds_resource_spans_list(stream: io.BufferedIOBase) -> bool:
+    """Whether a document that gave no ``ResourceSpans`` has a ``resourceSpans`` list (empty),
+    rather than being some other document (metrics, say) that must not pass as no spans."""
+    try:
+        stream.seek(0)
+        for prefix, event, _ in ijson.parse(stream, multiple_values=True):
+            if prefix == "resourceSpans" and event == "start_array":
+                return True
+    except (ijson.JSONError, ValueError, *_READ_ERRORS):
+        return True  # the reader reported it, or will not see it the same way twice
+    return False
 
 
 def _recover_document(

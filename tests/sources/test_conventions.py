@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.sources import collector_json, protobuf_json, request, span
+from tests.sources import collector_json, key_values, protobuf_json, request, span
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.conventions import (
     ConventionError,
@@ -487,6 +487,83 @@ def test_malformed_exception_events_are_ignored() -> None:
     assert (result.status.code, result.status.message) == (StatusCode.ERROR, None)
 
 
+def test_error_with_only_an_exception_type_takes_the_type_as_message() -> None:
+    raw = collector_json(request([span(status=2)]))["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    raw["events"] = [
+        {
+            "name": "exception",
+            "attributes": [{"key": "exception.type", "value": {"stringValue": "TimeoutError"}}],
+        }
+    ]
+    result = span_from_otlp(raw, {}, OPTIONS)
+    assert (result.status.code, result.status.message) == (StatusCode.ERROR, "TimeoutError")
+
+
+def span_with_events_and_links() -> Any:
+    built = span(status=2)
+    event = built.events.add(name="exception", time_unix_nano=1_700_000_000_200_000_000)
+    event.attributes.extend(key_values({"exception.type": "KeyError", "attempt": 2}))
+    built.events.add(name="retry")
+    link = built.links.add(trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319d"))
+    link.span_id = (9).to_bytes(8, "big")
+    link.attributes.extend(key_values({"link.kind": "follows"}))
+    return built
+
+
+EVENTS_AND_LINKS = {
+    "otel.events": [
+        {
+            "name": "exception",
+            "time": "2023-11-14T22:13:20.200000Z",
+            "attributes": {"exception.type": "KeyError", "attempt": 2},
+        },
+        {"name": "retry", "time": None, "attributes": {}},
+    ],
+    "otel.links": [
+        {
+            "trace_id": "0af7651916cd43dd8448eb211c80319d",
+            "span_id": "0000000000000009",
+            "attributes": {"link.kind": "follows"},
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("to_json", [collector_json, protobuf_json])
+def test_events_and_links_are_kept_in_attributes(to_json: Any) -> None:
+    export = request([span_with_events_and_links()])
+    [result] = map_export_request(to_json(export), OPTIONS, location="x")
+    assert isinstance(result, Span)
+    assert result.attributes == {"service.name": "shop"} | EVENTS_AND_LINKS
+    assert result.status.message == "KeyError"
+
+
+def test_unreadable_event_attributes_keep_the_span_and_say_why() -> None:
+    raw = collector_json(request([span()]))["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    raw["events"] = [{"name": "odd", "timeUnixNano": "x", "attributes": 5}, "junk"]
+    events = span_from_otlp(raw, {}, OPTIONS).attributes["otel.events"]
+    assert events == [
+        {
+            "name": "odd",
+            "time": None,
+            "attributes": {},
+            "attributes_error": "attributes 5 is not a list",
+        }
+    ]
+
+
+def test_unmapped_resource_attributes_are_kept_with_a_resource_prefix() -> None:
+    resource = {"host.name": "h1", "deployment.environment.name": "prod", "k8s.pod.name": "p"}
+    result = mapped_span({"host.name": "span-level"}, resource=resource)
+    assert result.environment == "prod"
+    assert result.attributes == {
+        "resource.host.name": "h1",
+        "resource.k8s.pod.name": "p",
+        "host.name": "span-level",
+        "service.name": "shop",
+    }
+
+
 def test_error_type_attribute_marks_the_span_failed() -> None:
     result = mapped_span({"error.type": "RateLimitError"})
     assert (result.status.code, result.status.message) == (StatusCode.ERROR, "RateLimitError")
@@ -845,3 +922,30 @@ def test_arbitrary_attributes_map_or_raise_a_mapping_error(
 def test_arbitrary_documents_never_raise(document: Any) -> None:
     for result in map_export_request(document, OPTIONS, location="f:1"):
         assert isinstance(result, Span | IngestProblem)
+
+
+def test_legacy_openinference_function_call_is_a_tool_call() -> None:
+    result = mapped_span(
+        {
+            "openinference.span.kind": "LLM",
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.function_call_name": "get_weather",
+            "llm.output_messages.0.message.function_call_arguments_json": '{"city": "Paris"}',
+        }
+    )
+    call = {"id": None, "name": "get_weather", "arguments": {"city": "Paris"}}
+    assert result.attributes["tool_calls"] == [call]
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    assert result.output == {"messages": [message]}
+
+
+def test_system_instructions_stay_an_attribute_when_input_value_wins() -> None:
+    result = mapped_span(
+        {
+            "openinference.span.kind": "LLM",
+            "input.value": "hi",
+            "gen_ai.system_instructions": "be nice",
+        }
+    )
+    assert result.input == "hi"
+    assert result.attributes["gen_ai.system_instructions"] == "be nice"

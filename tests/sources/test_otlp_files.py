@@ -13,7 +13,7 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.sources import collector_json, request, span
+from tests.sources import collector_json, key_values, request, span
 from tracegrade.sources._base import IngestProblem, MappingOptions
 from tracegrade.sources.files import TraceFileFormat, detect_format, line_mapper, read_file
 from tracegrade.sources.otlp import map_json_line, map_proto_request
@@ -266,6 +266,34 @@ def test_collector_proto_stream_is_read(tmp_path: Path) -> None:
     results = read(path)
     assert span_ids(results) == [1, 2, 3, 10, 11, 12]
     assert results[0] == read_json_equivalent(tmp_path, batch(1))[0]
+
+
+def test_events_links_and_resource_are_kept_from_protobuf_as_from_json(tmp_path: Path) -> None:
+    built = span(span_id=1, status=2)
+    event = built.events.add(name="exception", time_unix_nano=1_700_000_000_200_000_000)
+    event.attributes.extend(key_values({"exception.type": "KeyError"}))
+    link = built.links.add(trace_id=bytes(15) + b"\x01", span_id=(9).to_bytes(8, "big"))
+    export = request([built], {"host.name": "h1"})
+    path = tmp_path / "traces.pb"
+    path.write_bytes(framed(export.SerializeToString()))
+    [from_protobuf] = read(path)
+    assert from_protobuf == read_json_equivalent(tmp_path, export)[0]
+    assert isinstance(from_protobuf, Span)
+    assert from_protobuf.status.message == "KeyError"
+    assert from_protobuf.attributes == {
+        "resource.host.name": "h1",
+        "service.name": "shop",
+        "otel.events": [
+            {
+                "name": "exception",
+                "time": "2023-11-14T22:13:20.200000Z",
+                "attributes": {"exception.type": "KeyError"},
+            }
+        ],
+        "otel.links": [
+            {"trace_id": link.trace_id.hex(), "span_id": "0000000000000009", "attributes": {}}
+        ],
+    }
 
 
 def read_json_equivalent(

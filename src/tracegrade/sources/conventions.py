@@ -218,7 +218,13 @@ def span_from_otlp(
     fields.update(_usage(attributes))
     fields.update(_identity(attributes, resource_attributes, options))
     fields["input"], fields["output"], normalised = _content(kind, attributes)
-    fields["attributes"] = _remaining_attributes(attributes, resource_attributes) | normalised
+    kept = _remaining_attributes(attributes, resource_attributes, options)
+    events, links = span.get("events"), span.get("links")
+    if events:
+        kept["otel.events"] = _events(events, max_attribute_bytes)
+    if links:
+        kept["otel.links"] = _links(links, max_attribute_bytes)
+    fields["attributes"] = kept | normalised
     return Span(**fields)
 
 
@@ -552,16 +558,23 @@ def _status(status: Any, events: Any, attributes: _Attributes) -> Status:
 
 
 def _exception_message(events: Any) -> str | None:
+    """The first exception event's message, else the first exception type."""
+    error_type = None
     for event in events if isinstance(events, list) else ():
         if not isinstance(event, dict) or event.get("name") != "exception":
             continue
         for entry in _as_list(event.get("attributes")):
-            if isinstance(entry, dict) and entry.get("key") == "exception.message":
-                value = entry.get("value")
-                text = value.get("stringValue") if isinstance(value, dict) else None
-                if isinstance(text, str) and text:
-                    return text
-    return None
+            key = entry.get("key") if isinstance(entry, dict) else None
+            if key != "exception.message" and key != "exception.type":
+                continue
+            value = entry.get("value")
+            text = value.get("stringValue") if isinstance(value, dict) else None
+            if not isinstance(text, str) or not text:
+                continue
+            if key == "exception.message":
+                return text
+            error_type = error_type or text
+    return error_type
 
 
 # --- attributes: a working copy that remembers what was mapped -----------------------------------
@@ -842,10 +855,11 @@ def _content(
 def _input_messages(attributes: _Attributes, *, wanted: bool) -> JSONValue:
     """``{"messages", "system"}`` from the flattened or GenAI input messages, when ``wanted``."""
     genai = attributes.take_value("gen_ai.input.messages")
-    system = attributes.take_value("gen_ai.system_instructions")
     if not wanted:
+        # The instructions are in no recorded input, so they stay as an attribute.
         attributes.drop_list("llm.input_messages.")
         return None
+    system = attributes.take_value("gen_ai.system_instructions")
     messages = _messages(attributes.take_list("llm.input_messages."), genai)
     system = _system_text(parse_json_value(system))
     if messages is None and system is None:
@@ -921,6 +935,15 @@ def _openinference_message(entry: dict[str, JSONValue]) -> dict[str, Any] | None
         )
         for call in _indexed_entries(entry, "message.tool_calls.")
     ]
+    if not calls and "message.function_call_name" in entry:  # OpenAI's legacy function_call
+        calls.append(
+            _tool_call(
+                {
+                    "name": entry["message.function_call_name"],
+                    "arguments": entry.get("message.function_call_arguments_json"),
+                }
+            )
+        )
     return _message(
         entry.get("message.role"),
         content,
@@ -1089,9 +1112,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _remaining_attributes(
-    attributes: _Attributes, resource: Mapping[str, JSONValue]
+    attributes: _Attributes, resource: Mapping[str, JSONValue], options: MappingOptions
 ) -> dict[str, JSONValue]:
-    kept = {key: value for key, value in attributes.values.items() if key not in attributes.mapped}
+    kept = _resource_extras(resource, options)
+    kept.update(
+        (key, value) for key, value in attributes.values.items() if key not in attributes.mapped
+    )
     metadata = kept.get("metadata")
     if isinstance(metadata, str):
         kept["metadata"] = parse_json_value(metadata)
@@ -1099,6 +1125,82 @@ def _remaining_attributes(
     if _is_text(service):
         kept["service.name"] = str(service)
     return kept
+
+
+_MAPPED_RESOURCE_KEYS = frozenset(
+    {"service.name", "service.version", "deployment.environment", "deployment.environment.name"}
+)
+
+
+def _resource_extras(
+    resource: Mapping[str, JSONValue], options: MappingOptions
+) -> dict[str, JSONValue]:
+    """Resource attributes no span field took, as ``resource.KEY``."""
+    extras = [key for key in resource if key not in _MAPPED_RESOURCE_KEYS]
+    if not extras:
+        return {}
+    mapped = {
+        spec.removeprefix("resource.")
+        for spec in (options.release_from, *options.environment_from)
+        if spec.startswith("resource.")
+    }
+    return {"resource." + key: resource[key] for key in extras if key not in mapped}
+
+
+def _events(events: Any, max_attribute_bytes: int) -> list[JSONValue]:
+    """The span's events as ``{name, time, attributes}``; an event that is not an object is
+    skipped, and one whose attributes cannot be read keeps ``attributes_error`` instead."""
+    kept: list[JSONValue] = []
+    for event in _as_list(events):
+        if not isinstance(event, dict):
+            continue
+        record: dict[str, JSONValue] = {
+            "name": event.get("name") if isinstance(event.get("name"), str) else None,
+            "time": _event_time(event.get("timeUnixNano")),
+        }
+        record.update(_side_attributes(event.get("attributes"), max_attribute_bytes))
+        kept.append(record)
+    return kept
+
+
+def _links(links: Any, max_attribute_bytes: int) -> list[JSONValue]:
+    """The span's links as ``{trace_id, span_id, attributes}`` with hex ids."""
+    kept: list[JSONValue] = []
+    for link in _as_list(links):
+        if not isinstance(link, dict):
+            continue
+        record: dict[str, JSONValue] = {
+            "trace_id": _lenient_id(link.get("traceId"), 16),
+            "span_id": _lenient_id(link.get("spanId"), 8),
+        }
+        record.update(_side_attributes(link.get("attributes"), max_attribute_bytes))
+        kept.append(record)
+    return kept
+
+
+def _side_attributes(attributes: Any, max_attribute_bytes: int) -> dict[str, JSONValue]:
+    # An event or link is context, not the span: a bad one must not reject the span.
+    try:
+        return {"attributes": decode_attributes(attributes, max_value_bytes=max_attribute_bytes)}
+    except ConventionError as error:
+        return {"attributes": {}, "attributes_error": describe_error(error)}
+
+
+def _event_time(value: Any) -> str | None:
+    try:
+        nanos = _unix_nanos(value, "timeUnixNano")
+    except ConventionError:
+        return None
+    if nanos is None:
+        return None
+    return utc_from_unix_nanos(nanos).isoformat().replace("+00:00", "Z")
+
+
+def _lenient_id(value: Any, size: int) -> str | None:
+    try:
+        return otlp_id(value, size, "id")
+    except ConventionError:
+        return None
 
 
 # --- small helpers -------------------------------------------------------------------------------

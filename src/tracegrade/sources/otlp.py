@@ -950,9 +950,20 @@ def _span_dict(span: trace_pb2.Span) -> dict[str, Any]:
         "attributes": [_key_value(kv) for kv in span.attributes],
         "status": {"code": span.status.code, "message": span.status.message},
         "events": [
-            {"name": event.name, "attributes": [_key_value(kv) for kv in event.attributes]}
+            {
+                "name": event.name,
+                "timeUnixNano": event.time_unix_nano,
+                "attributes": [_key_value(kv) for kv in event.attributes],
+            }
             for event in span.events
-            if event.name == "exception"
+        ],
+        "links": [
+            {
+                "traceId": link.trace_id.hex(),
+                "spanId": link.span_id.hex(),
+                "attributes": [_key_value(kv) for kv in link.attributes],
+            }
+            for link in span.links
         ],
     }
 

@@ -123,6 +123,15 @@ def test_retries_429s_honouring_retry_after_then_succeeds(
     assert 0.003 <= virtual.waits[2] <= 0.005
 
 
+def test_a_retry_after_of_zero_means_now(local_store: Store, fake: FakeJudge,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    virtual = use_virtual_time(monkeypatch)
+    fake.script(RateLimited(0))
+    row = grade_one_span(local_store, fake, verdict("pass"))
+    assert row["outcome"] == "pass" and row["details"]["attempts"] == 2
+    assert sum(virtual.waits) < 0.01, "Retry-After: 0 is not a one-second pause"
+
+
 def test_a_malformed_body_is_retried(local_store: Store, fake: FakeJudge) -> None:
     fake.script(MalformedBody())
     assert grade_one_span(local_store, fake, verdict("fail"))["outcome"] == "fail"

@@ -96,6 +96,8 @@ def test_ambiguous_answers_are_unreadable(text: str) -> None:
 def test_a_json_score_is_kept_when_finite() -> None:
     assert parse_verdict('{"critique": "x", "verdict": "pass", "score": 4}').score == 4.0
     assert parse_verdict('{"critique": "x", "verdict": "pass", "score": "high"}').score is None
+    assert parse_verdict('{"critique": "x", "verdict": "pass", "score": " 0.8"}').score == 0.8
+    assert parse_verdict('{"critique": "x", "verdict": "pass", "score": "NaN"}').score is None
 
 
 @pytest.mark.parametrize("text", [

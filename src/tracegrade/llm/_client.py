@@ -265,7 +265,8 @@ class _Attempts(Generic[T]):
             return await client.provider.send(self._body())
         except RetryableError as exc:
             if exc.kind == "rate_limited":
-                client.limiter.pause(min(exc.retry_after or 1.0, _MAX_WAIT_S))
+                wait = 1.0 if exc.retry_after is None else exc.retry_after  # 0 means now
+                client.limiter.pause(min(wait, _MAX_WAIT_S))
             raise
 
     def _body(self) -> dict[str, Any]:

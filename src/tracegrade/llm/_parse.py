@@ -166,6 +166,11 @@ def _pass_or_fail(value: Any) -> bool | None:
 
 
 def _score(value: Any) -> float | None:
+    if isinstance(value, str):  # "0.8": a judge that quoted its number
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None

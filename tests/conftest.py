@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,3 +138,36 @@ def slow_grader_command(workspace: Path, url: str, *args: str
         f"store: {url}\ngraders:\n  - {{name: slow, type: python, function: slow_grader:check}}\n")
     env = {**os.environ, "PYTHONPATH": str(workspace)}
     return [sys.executable, "-m", "tracegrade", *args], env
+
+
+@dataclass(frozen=True)
+class KilledGrade:
+    """A ``tracegrade grade`` killed with SIGKILL after it committed some verdicts."""
+
+    url: str
+    command: list[str]
+    env: dict[str, str]
+    pid: int
+    kept: int
+    """Verdicts in the store after the kill."""
+
+
+def kill_a_grade_mid_run(workspace: Path, spans: int = 6000) -> KilledGrade:
+    """Store ``spans`` spans, start grading them slowly in a subprocess and kill it with
+    SIGKILL once its first verdicts are committed (asserting the kill landed mid-run)."""
+    url = f"sqlite:///{workspace / 'kill.db'}"
+    with open_store(url) as store:
+        store.upsert_spans(make_span(i) for i in range(spans))
+    command, env = slow_grader_command(workspace, url, "grade", "--format", "json")
+    process = subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    with open_store(url) as store:
+        deadline = time.monotonic() + 60
+        while store.count_verdicts() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kept = store.count_verdicts()
+    assert 0 < kept < spans, "the kill must land mid-run for this test to mean anything"
+    return KilledGrade(url, command, env, process.pid, kept)
+

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_span, slow_grader_command
+from tests.conftest import kill_a_grade_mid_run, make_span
 from tracegrade.config import SamplingConfig
 from tracegrade.graders import Grader, GraderConfig, Result, build_graders, register
 from tracegrade.grading import grade
@@ -149,22 +147,9 @@ def test_sampling_records_the_inclusion_probability(store: Store) -> None:
 
 
 def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'kill.db'}"
-    with open_store(url) as store:
-        store.upsert_spans(make_span(i) for i in range(6000))
-    command, env = slow_grader_command(tmp_path, url, "grade", "--format", "json")
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    with open_store(url) as store:
-        deadline = time.monotonic() + 60
-        while store.count_verdicts() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        partial = store.count_verdicts()
-    assert 0 < partial < 6000, "the kill must land mid-run for this test to mean anything"
-    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              check=True)
-    assert f'"verdicts_written": {6000 - partial}' in finished.stdout
-    with open_store(url) as store:
+    killed = kill_a_grade_mid_run(tmp_path)
+    finished = subprocess.run(killed.command, cwd=tmp_path, env=killed.env,
+                              capture_output=True, text=True, check=True)
+    assert f'"verdicts_written": {6000 - killed.kept}' in finished.stdout
+    with open_store(killed.url) as store:
         assert store.count_verdicts() == 6000

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, select
 
-from tests.conftest import make_span, slow_grader_command
+from tests.conftest import kill_a_grade_mid_run, make_span
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig, parse_config
 from tracegrade.datasets import GoldenItem, add_items, create_dataset, replay
@@ -152,27 +150,16 @@ def test_runs_command_on_a_store_without_runs(store_url: str) -> None:
 
 def test_a_grade_killed_with_sigkill_shows_as_killed_with_its_kept_verdicts(
         tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'kill.db'}"
-    with open_store(url) as store:
-        store.upsert_spans(make_span(i) for i in range(6000))
-    command, env = slow_grader_command(tmp_path, url, "grade", "--format", "json")
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    with open_store(url) as store:
-        deadline = time.monotonic() + 60
-        while store.count_verdicts() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kept = store.count_verdicts()
-        assert 0 < kept < 6000, "the kill must land mid-run for this test to mean anything"
+    killed = kill_a_grade_mid_run(tmp_path)
+    with open_store(killed.url) as store:
         [record] = list_runs(store)
-    assert (record.status, record.pid, record.verdicts) == ("killed", process.pid, kept)
-    subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, check=True)
-    with open_store(url) as store:
-        finished, killed = list_runs(store)
-    assert (finished.status, finished.verdicts) == ("finished", 6000 - kept)
-    assert killed.run_id == record.run_id and killed.status == "killed"
+    assert (record.status, record.pid, record.verdicts) == ("killed", killed.pid, killed.kept)
+    subprocess.run(killed.command, cwd=tmp_path, env=killed.env, capture_output=True,
+                   check=True)
+    with open_store(killed.url) as store:
+        finished, again = list_runs(store)
+    assert (finished.status, finished.verdicts) == ("finished", 6000 - killed.kept)
+    assert again.run_id == record.run_id and again.status == "killed"
 
 
 def test_a_replay_that_raises_records_how_it_ended(store: Store) -> None:

@@ -389,12 +389,7 @@ def _deduplicated(proposals: list[Proposal]) -> list[Proposal]:
 def _unique_names(proposals: list[Proposal]) -> list[Proposal]:
     used: set[str] = set()
     for proposal in proposals:
-        base = proposal.name[:64].strip("_")
-        name, index = base, 2
-        while name in used:
-            name, index = f"{base}_{index}", index + 1
-        proposal.name = name
-        used.add(name)
+        proposal.name = _first_free(proposal.name[:64].strip("_"), "_", used)
     return proposals
 
 
@@ -407,12 +402,17 @@ def _unique_keys(proposals: list[Proposal]) -> list[Proposal]:
     used: set[str] = set()
     for proposal in proposals:
         base = re.sub(r"[%\s]", lambda m: f"%{ord(m.group()):02X}", proposal.key)
-        key, index = base, 2
-        while key in used:
-            key, index = f"{base}#{index}", index + 1
-        proposal.key = key
-        used.add(key)
+        proposal.key = _first_free(base, "#", used)
     return proposals
+
+
+def _first_free(base: str, separator: str, used: set[str]) -> str:
+    """``base``, else ``base`` + separator + 2, 3, … — the first not in ``used`` (now added)."""
+    value, index = base, 2
+    while value in used:
+        value, index = f"{base}{separator}{index}", index + 1
+    used.add(value)
+    return value
 
 
 def _snake(text: str) -> str:

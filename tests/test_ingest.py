@@ -7,6 +7,7 @@ import gzip
 import signal
 import subprocess
 import time
+import weakref
 from pathlib import Path
 
 import orjson
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from tests.conftest import make_span, processes_running, slow_grader_command
 from tests.sources import collector_json, request, span
 from tracegrade import _parallel_import
-from tracegrade._gc import BULK_THRESHOLD, bulk_allocation
+from tracegrade._gc import between_batches, bulk_allocation
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig
 from tracegrade.demo.generate import BUNDLED_DATA
@@ -127,6 +128,7 @@ def test_a_span_repeated_within_a_chunk_is_written_and_graded_as_its_last_copy(
         if attribute["key"] == "output.value":
             attribute["value"] = {"stringValue": "Sorry, I cannot find that order."}
     lines.insert(6, orjson.dumps(request))  # a later copy, well inside the first chunk
+    lines.insert(4, b'{"resourceSpans": [')  # and a damaged line, reported once
     path.write_bytes(b"\n".join(lines))
     results = []
     for workers in (1, 2):
@@ -144,6 +146,9 @@ def test_a_span_repeated_within_a_chunk_is_written_and_graded_as_its_last_copy(
             assert inline.summary.spans_seen == summary.counts.inserted  # each span graded once
         assert orjson.loads(output) == "Sorry, I cannot find that order."
         assert outcome == "fail"
+        locations = [problem.location for problem in summary.problems]
+        assert f"{path}:5" in locations  # beside demo_lines' own damaged line, each once
+        assert len(locations) == len(set(locations)) == summary.problem_count == 2
         results[-1] += (summary.spans, summary.counts)
     assert results[0] == results[1]
 
@@ -291,13 +296,29 @@ def test_killed_import_keeps_each_span_with_its_verdict(tmp_path: Path, workers:
         assert store.count_spans() == store.count_verdicts() == 6000
 
 
-def test_bulk_allocation_restores_the_collector() -> None:
-    before = gc.get_threshold()
+def test_bulk_allocation_turns_the_collector_off_and_restores_it() -> None:
+    assert gc.isenabled()
     with bulk_allocation():
-        assert gc.get_threshold()[0] == max(before[0], BULK_THRESHOLD)
+        assert not gc.isenabled()
         assert gc.get_freeze_count() > 0
-    assert gc.get_threshold() == before
+    assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_cyclic_garbage_of_a_bulk_job_is_freed_between_batches() -> None:
+    class Node:
+        pass
+
+    with bulk_allocation():
+        node = Node()
+        node.self = node  # type: ignore[attr-defined]
+        gone = weakref.ref(node)
+        del node
+        assert gone() is not None  # the collector is off: the cycle lives on...
+        between_batches()
+        assert gone() is None  # ...until the batch is written
+    between_batches()  # outside a bulk job it does nothing (and the collector is on)
+    assert gc.isenabled()
 
 
 def test_a_compressed_file_imports_with_workers_as_in_one_process(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from tracegrade._gc import bulk_allocation
+from tracegrade._gc import between_batches, bulk_allocation
 from tracegrade.config import Config, ConfigError, FileSourceConfig
 from tracegrade.ingest import import_files
 from tracegrade.sources._base import IngestProblem
@@ -261,6 +261,7 @@ def _read_window(store: Store, reader: RemoteReader, window: Window, resume: JSO
         save_checkpoint(store, reader.name, window, None)
     for page in _prefetched(reader.read(window, resume)):
         _commit_page(store, reader, page, result)
+        between_batches()
         if page.resume is None:
             finish_window(store, reader.name, window, page.mark)
         else:

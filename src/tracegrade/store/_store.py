@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from tracegrade._gc import between_batches
 from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.store import _fast
 from tracegrade.store import _schema as t
@@ -213,6 +214,7 @@ class Store:
             if len(batch) >= batch_size:
                 counts.add(self.write_span_batch(batch, grade))
                 batch = []
+                between_batches()
         if batch:
             counts.add(self.write_span_batch(batch, grade))
         return counts
@@ -483,6 +485,9 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+BUSY_TIMEOUT_MS = 30000
+"""How long a SQLite connection waits for another's lock before giving up."""
+
 PAGE_SIZE = 16384
 """Bytes per page of a SQLite store tracegrade creates."""
 
@@ -496,7 +501,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # Bulk writes touch index pages all over a large store: a 32 MB page cache (SQLite's default
     # is 2 MB) keeps them from being re-read every batch, and checkpointing every 40 MB of WAL
     # instead of every 4 MB copies a page rewritten by several batches back into the database

@@ -134,6 +134,20 @@ def test_nan_outside_the_resources_of_a_line_is_still_a_problem(tmp_path: Path) 
     assert problem.reason.startswith("invalid JSON: ")
 
 
+def test_a_number_beyond_a_double_where_the_mapping_never_looks_is_no_problem(
+        tmp_path: Path) -> None:
+    # orjson refuses 1e400 (it overflows a double), though it is valid JSON: the line is read
+    # again one resource at a time, and must not also be reported as skipped.
+    document = collector_json(batch(1))
+    line = json.dumps(document).encode().replace(b'"spans": [{', b'"spans": [{"kind": 1e400, ', 1)
+    assert b"1e400" in line
+    path = tmp_path / "traces.json"
+    path.write_bytes(line + b"\n")
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3]
+    assert problems(results) == []
+
+
 def test_attribute_of_20_mib_rejects_its_span_only(tmp_path: Path) -> None:
     big = request(
         [

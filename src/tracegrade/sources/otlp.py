@@ -285,9 +285,21 @@ def _recover_line(line: bytes, location: str, invalid: str, options: MappingOpti
                                             max_attribute_bytes))
     except _ScanError:
         return [IngestProblem(location, invalid)]
-    if not any(isinstance(record, IngestProblem) for record in records):
+    if not any(isinstance(record, IngestProblem) for record in records) and not (
+            records and _is_json(line)):
         records.append(IngestProblem(location, invalid))  # what is invalid lies elsewhere
     return records
+
+
+def _is_json(line: bytes) -> bool:
+    """Whether the line is JSON after all: orjson refuses some valid JSON, such as a number
+    beyond a double's range (``1e400``) in a field the mapping never reads."""
+    try:
+        for _ in ijson.parse(line, multiple_values=True):
+            pass
+    except (ijson.JSONError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def holds_json_lines(stream: io.BufferedIOBase) -> bool:

@@ -41,6 +41,7 @@ from tracegrade.datasets import (
 from tracegrade.datasets import function_target as target_of
 from tracegrade.demo.golden import GOLDEN_FILE
 from tracegrade.graders import Grader, build_graders
+from tracegrade.labels import Label, store_labels
 from tracegrade.store import Store
 
 ITEMS = [
@@ -302,6 +303,32 @@ def test_replay_cli_exits_1_without_a_traceback_on_an_output_that_is_not_json(
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
     assert orjson.loads(result.stdout)["app_errors"] == 1
+
+
+def test_promote_labeled_takes_what_the_labelers_agree_on(store: Store) -> None:
+    majority, tie, mixed = made = spans(3)
+    store.upsert_spans(made)
+    store_labels(store, [
+        Label(*majority.key, GRADER, "pass", labeler="ann"),
+        Label(*majority.key, GRADER, "fail", "too curt", labeler="bob"),
+        Label(*majority.key, GRADER, "pass", labeler="cy"),
+        Label(*tie.key, GRADER, "pass", labeler="ann"),
+        Label(*tie.key, GRADER, "fail", "wrong order", labeler="bob"),
+        Label(*mixed.key, GRADER, "pass", labeler="ann"),
+        Label(*mixed.key, "polite", "fail", "rude", labeler="ann"),
+    ])
+    agreed = {key[1]: key[2:] for key in labeled_span_keys(store)}
+    assert agreed == {majority.span_id: ("pass", "too curt"),
+                      tie.span_id: ("fail", "wrong order"),  # disputed: never expected
+                      mixed.span_id: ("fail", "rude")}  # fails one criterion of two
+    assert {key[1] for key in labeled_span_keys(store, GRADER, label="fail")} == {
+        tie.span_id}
+    create_dataset(store, "gold")
+    promote_labeled(store, "gold")
+    items = {item.id: item for item in dataset_items(store, "gold")}
+    assert items[f"test:{majority.span_id}"].expected_output == majority.output
+    assert items[f"test:{tie.span_id}"].expected_output is None
+    assert items[f"test:{mixed.span_id}"].expected_output is None
 
 
 def test_promote_failing_and_labeled_leave_out_replayed_spans(store: Store,

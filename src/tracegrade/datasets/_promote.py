@@ -111,26 +111,48 @@ def failing_span_keys(store: Store, grader: str, grader_version: str, *,
 def labeled_span_keys(store: Store, criterion: str | None = None, *, label: str | None = None,
                       release: str | None = None, limit: int = 50
                       ) -> list[tuple[str, str, str, str | None]]:
-    """(source, span_id, label, critique) of human-labeled production spans, newest first."""
+    """(source, span_id, label, critique) of human-labeled production spans, newest first.
+
+    A span's label is what its labels agree on: for each criterion the majority of its
+    labelers (a tie is ``fail``: an output people dispute must not become an expected
+    output), and across criteria ``fail`` if any criterion fails. The critique joins those
+    of the failing labels (else of all). ``label`` keeps the spans whose agreed label it is;
+    the order is that of each span's newest label.
+    """
     lb, s = t.labels.c, t.spans.c
-    query = (select(lb.source, lb.span_id, lb.label, lb.critique)
+    query = (select(lb.source, lb.span_id, lb.criterion, lb.label, lb.critique)
              .select_from(t.labels.join(t.spans, and_(s.source == lb.source,
                                                       s.span_id == lb.span_id)))
              .where(lb.source.not_in(EXCLUDED_SOURCES))
              .order_by(lb.created_at.desc(), lb.id.desc()))
     if criterion is not None:
         query = query.where(lb.criterion == criterion)
-    if label is not None:
-        query = query.where(lb.label == label)
     if release is not None:
         query = query.where(s.release == release)
-    chosen: dict[tuple[str, str], tuple[str, str, str, str | None]] = {}
+    grouped: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
     with store.engine.connect() as conn:
-        for row in conn.execute(query):
+        for source, span_id, criterion_of, label_of, critique in conn.execute(query):
+            grouped.setdefault((source, span_id), []).append((criterion_of, label_of, critique))
+    chosen = []
+    for (source, span_id), labels in grouped.items():  # newest label first
+        agreed, critique = _agreed_label(labels)
+        if label is None or agreed == label:
+            chosen.append((source, span_id, agreed, critique))
             if len(chosen) >= limit:
                 break
-            chosen.setdefault((row[0], row[1]), (row[0], row[1], row[2], row[3]))
-    return list(chosen.values())
+    return chosen
+
+
+def _agreed_label(labels: Sequence[tuple[str, str, str | None]]) -> tuple[str, str | None]:
+    """The label several (criterion, label, critique) agree on, and its critique."""
+    votes: dict[str, list[int]] = {}
+    for criterion, label, _ in labels:
+        tally = votes.setdefault(criterion, [0, 0])
+        tally[label == "pass"] += 1
+    agreed = "pass" if all(passes > fails for fails, passes in votes.values()) else "fail"
+    critiques = [critique for _, label, critique in labels
+                 if critique and (agreed == "pass" or label == "fail")]
+    return agreed, "\n".join(dict.fromkeys(critiques)) or None
 
 
 def promote_labeled(store: Store, dataset: str, criterion: str | None = None, *,

@@ -20,7 +20,7 @@ from tracegrade.cli import cli
 from tracegrade.config import parse_config
 from tracegrade.store import Store, VerdictRow
 from tracegrade.store import _schema as t
-from tracegrade.watch import run_watch, slack_payload, watch_once
+from tracegrade.watch import idempotency_key, run_watch, slack_payload, watch_once
 
 SECRET_PATH = "/services/T000/B000/s3cr3tTokenXYZ"
 
@@ -31,12 +31,14 @@ class Webhook:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.idempotency_keys: list[str | None] = []  # of every attempt, failed ones too
         self.fail_next = 0
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 — the http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.idempotency_keys.append(self.headers.get("Idempotency-Key"))
                 if hook.fail_next:
                     hook.fail_next -= 1
                     self.send_response(500)
@@ -142,6 +144,10 @@ def test_a_failed_delivery_is_retried_next_round(store: Store, store_url: str,
     retried = watch_once(store, config(store_url), webhook=webhook.url, sleep=no_sleep)
     assert [f.grader for f in retried.new_findings] == ["g"]
     assert len(webhook.received) == 1
+    # Every attempt of every round carries the finding's one idempotency key, so a receiver
+    # that honours it drops a copy sent again after a timeout it had in fact received.
+    assert len(webhook.idempotency_keys) == 5 and len(set(webhook.idempotency_keys)) == 1
+    assert webhook.idempotency_keys[0] == idempotency_key(retried.new_findings[0])
 
 
 def test_a_delivery_interrupted_by_ctrl_c_is_announced_by_the_next_run(

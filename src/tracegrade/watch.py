@@ -213,9 +213,19 @@ class WebhookError(Exception):
     """The webhook could not be reached or refused the message."""
 
 
+def idempotency_key(finding: WatchFinding) -> str:
+    """The ``Idempotency-Key`` header of a finding's every delivery attempt."""
+    return hashlib.blake2b(finding.key.encode(), digest_size=16).hexdigest()
+
+
 def post_webhook(url: str, payload: dict[str, Any],
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, *,
+                 idempotency: str | None = None) -> None:
     """POST a JSON payload through tracegrade's shared HTTP policy (retries, backoff).
+
+    Delivery is at least once: an attempt that timed out may have arrived, and is sent again.
+    ``idempotency`` goes out as the ``Idempotency-Key`` header, the same on every attempt, so a
+    receiver that honours it keeps one copy (Slack's incoming webhooks do not).
 
     Raises:
         WebhookError: the retries ran out or the endpoint refused; the message never contains
@@ -233,7 +243,8 @@ def post_webhook(url: str, payload: dict[str, Any],
     with HttpClient(f"{parts.scheme}://{parts.netloc}", service="webhook", policy=policy,
                     secrets=[path, parts.path], sleep=sleep) as client:
         try:
-            client.request("POST", path, json=payload)
+            client.request("POST", path, json=payload,
+                           headers={"Idempotency-Key": idempotency} if idempotency else None)
         except RemoteError as exc:
             raise WebhookError(str(exc)) from None
 
@@ -288,7 +299,8 @@ def _announce(store: Store, finding: WatchFinding, webhook: str | None, tick: Ti
         return
     if webhook:
         try:
-            post_webhook(webhook, slack_payload(finding), sleep=sleep)
+            post_webhook(webhook, slack_payload(finding), sleep=sleep,
+                         idempotency=idempotency_key(finding))
         except WebhookError as exc:
             release_alert(store, finding)
             tick.problems.append(f"webhook: {exc}")

@@ -358,6 +358,27 @@ def test_genai_chat_span_normalises_messages(encoding: str) -> None:
     }
 
 
+def test_genai_parts_that_are_not_text_or_tool_calls_are_kept_apart_from_the_text() -> None:
+    image = {"type": "uri", "modality": "image", "mime_type": "image/png",
+             "uri": "https://example.com/receipt.png"}
+    thought = {"type": "reasoning", "content": "The receipt shows order 42."}
+    result = mapped_span({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+            {"type": "text", "content": "Where is this order?"}, image]}]),
+        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+            thought, {"type": "text", "content": "Order 42 shipped."}]}]),
+    }, name="chat")
+    assert result.input == {"messages": [
+        {"role": "user", "content": "Where is this order?", "parts": [image]}], "system": None}
+    assert result.output == {"messages": [
+        {"role": "assistant", "content": "Order 42 shipped.", "parts": [thought]}]}
+    # An image alone is still a message, with no text.
+    alone = mapped_span({"gen_ai.operation.name": "chat", "gen_ai.input.messages": json.dumps(
+        [{"role": "user", "parts": [image]}])}, name="chat")
+    assert alone.input["messages"] == [{"role": "user", "content": None, "parts": [image]}]
+
+
 def test_genai_tool_span_takes_arguments_and_result_and_the_tool_name() -> None:
     result = mapped_span(
         {

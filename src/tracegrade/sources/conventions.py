@@ -977,17 +977,23 @@ def _genai_messages(entry: Any) -> list[dict[str, Any]]:
     ]
     calls = [_tool_call(part) for part in typed if part.get("type") == "tool_call"]
     text = _joined_text(part for part in typed if part.get("type") == "text")
-    if text is not None or calls or not messages:
-        messages.insert(
-            0,
-            _message(
-                role,
-                text,
-                tool_calls=[call for call in calls if call is not None],
-                finish_reason=entry.get("finish_reason"),
-            ),
+    # Reasoning, images (blob, uri, file) and parts of types yet to come are kept as recorded,
+    # apart from the text, which is what the reply says.
+    others = [part for part in typed if part.get("type") not in _MAPPED_PART_TYPES]
+    if text is not None or calls or others or not messages:
+        message = _message(
+            role,
+            text,
+            tool_calls=[call for call in calls if call is not None],
+            finish_reason=entry.get("finish_reason"),
         )
+        if others:
+            message["parts"] = others
+        messages.insert(0, message)
     return messages
+
+
+_MAPPED_PART_TYPES = frozenset({"text", "tool_call", "tool_call_response"})
 
 
 def _message(

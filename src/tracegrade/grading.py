@@ -33,7 +33,7 @@ from tracegrade.graders import (
     build_graders,
 )
 from tracegrade.graders._async import AsyncGrader, GradingRun
-from tracegrade.llm import Budget, BudgetExhausted, JudgeDeferred, JudgeError
+from tracegrade.llm import Budget, BudgetExhausted, JudgeDeferred, JudgeError, JudgeStopped
 from tracegrade.llm._views import root_of
 from tracegrade.sampling import Sampler
 from tracegrade.spans import Span, SpanKind, utc_now
@@ -69,7 +69,8 @@ class GradeSummary:
     """The budget stopped the judges; spans they had not graded have no verdict yet."""
     deferred: Counter[str] = field(default_factory=Counter)
     """Spans per grader left without a verdict because their judge kept failing transiently
-    (rate limits, server errors, timeouts through every retry): the next run asks again."""
+    (rate limits, server errors, timeouts through every retry), or had failed so many spans in
+    a row that the run stopped asking it: the next run asks again."""
     deferred_reason: str = ""
     """The last such failure, to show."""
 
@@ -157,6 +158,9 @@ def grade(
     Raises:
         JudgeError: a judge cannot be used (endpoint down or refusing, no price under a
             budget); verdicts already graded are kept.
+        JudgeStopped: a judge failed too many spans in a row, so it was not asked about the
+            rest; raised once the other graders have finished, naming the spans it left (none
+            of them has a verdict from it, and the summary counts them as deferred).
     """
     for grader in graders:
         store.register_grader(grader.name, grader.version, grader.config.type,
@@ -180,6 +184,9 @@ def grade(
                     progress(len(page))
                 if judging is not None and judging.fatal is not None:
                     raise judging.fatal
+            stopped = judging.stopped_error(summary) if judging is not None else None
+            if stopped is not None:
+                raise stopped
         status = "budget_exhausted" if summary.budget_exhausted else "finished"
         summary.settle(store)
     except KeyboardInterrupt:
@@ -435,6 +442,8 @@ class _AsyncGrading:
                  run: GradingRun) -> None:
         self.runner, self.store, self.graders, self.run = runner, store, graders, run
         self.fatal: JudgeError | None = None
+        self.stopped: dict[str, JudgeStopped] = {}
+        """Graders (by name) whose judge the run stopped asking: their spans are deferred."""
 
     async def open(self) -> None:
         for grader in self.graders:
@@ -444,6 +453,7 @@ class _AsyncGrading:
                    ) -> list[VerdictRow]:
         """The page's verdicts from every async grader (fatal errors are kept in ``fatal``)."""
         items = _pending_items(self.store, page, self.graders, sampler, summary, utc_now())
+        items = self._not_stopped(items, summary)
         if not items:
             return []
         try:
@@ -453,7 +463,11 @@ class _AsyncGrading:
                 grader.finish_page()
         rows: list[VerdictRow] = []
         for item, outcome in zip(items, outcomes, strict=True):
-            if isinstance(outcome, JudgeError):
+            if isinstance(outcome, JudgeStopped):
+                self.stopped.setdefault(item.grader.name, outcome)
+                summary.deferred[item.grader.name] += 1
+                summary.deferred_reason = str(outcome)
+            elif isinstance(outcome, JudgeError):
                 self.fatal = self.fatal or outcome
             elif outcome is _NO_VERDICT:
                 summary.budget_exhausted = True
@@ -467,6 +481,28 @@ class _AsyncGrading:
                 summary.count(item.grader.name, rows[-1].outcome)
                 summary.add_cost(item.grader.name, result)
         return rows
+
+    def stopped_error(self, summary: GradeSummary) -> JudgeStopped | None:
+        """One error for the judges the run stopped asking, with the spans each left."""
+        graders_by_error: dict[JudgeStopped, list[str]] = {}
+        for grader, error in self.stopped.items():
+            graders_by_error.setdefault(error, []).append(grader)
+        if not graders_by_error:
+            return None
+        return JudgeStopped("; ".join(
+            f"{error}; {sum(summary.deferred[g] for g in graders):,} spans were left without "
+            f"a verdict from grader{'s' if len(graders) > 1 else ''} "
+            f"{', '.join(map(repr, graders))} for the next run"
+            for error, graders in graders_by_error.items()))
+
+    def _not_stopped(self, items: list[_Item], summary: GradeSummary) -> list[_Item]:
+        """The items whose judge is still asked; the others are deferred without a call."""
+        if not self.stopped:
+            return items
+        for item in items:
+            if item.grader.name in self.stopped:
+                summary.deferred[item.grader.name] += 1
+        return [item for item in items if item.grader.name not in self.stopped]
 
     async def _grade_all(self, items: list[_Item]) -> list[object]:
         tasks = []

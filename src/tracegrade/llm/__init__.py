@@ -17,7 +17,7 @@ from tracegrade.llm._config import (
     bind_judge,
 )
 from tracegrade.llm._cost import PRICE_TABLE, Budget, BudgetExhausted, cost_of, prices_for
-from tracegrade.llm._errors import JudgeDeferred, JudgeError, JudgeUnavailable
+from tracegrade.llm._errors import JudgeDeferred, JudgeError, JudgeStopped, JudgeUnavailable
 from tracegrade.llm._fewshot import Example, train_examples
 from tracegrade.llm._limits import RateLimiter, TokenBucket
 from tracegrade.llm._parse import (
@@ -53,6 +53,7 @@ __all__ = [
     "JudgeReply",
     "JudgeRequest",
     "JudgeSession",
+    "JudgeStopped",
     "JudgeUnavailable",
     "JudgesField",
     "LabelAnswer",

@@ -25,6 +25,7 @@ from tracegrade.llm._errors import (
     TRANSIENT_KINDS,
     JudgeDeferred,
     JudgeError,
+    JudgeStopped,
     JudgeUnavailable,
     RejectedError,
     RetryableError,
@@ -108,7 +109,17 @@ class JudgeSession:
 
 
 class JudgeClient:
-    """One judge's calls: cache, rate limits, retries, cost and budget."""
+    """One judge's calls: cache, rate limits, retries, cost and budget, and a circuit breaker.
+
+    The breaker belongs to the client, so there is one per configured judge in a run (the
+    unit that already shares rate limits; it is named in the config and its message). Once
+    ``max_consecutive_failures`` questions in a row got no answer through all their retries
+    (:class:`JudgeDeferred`: timeouts, 5xx, 429s, dropped connections), the client stops asking:
+    every later question raises :class:`JudgeStopped` without a call, as it raises
+    :class:`JudgeUnavailable` once the endpoint refused for good. Any answer, even an unreadable
+    one or a 400, restarts the count; a cached answer or an attempt a retry recovers is no
+    failure.
+    """
 
     def __init__(self, name: str, judge: JudgeConfig, provider: Provider,
                  session: JudgeSession) -> None:
@@ -118,7 +129,14 @@ class JudgeClient:
                                    judge.tokens_per_minute, clock=session.clock,
                                    sleep=session.sleep)
         self.unavailable: JudgeUnavailable | None = None
-        """Set once the endpoint refused for good; every later question fails at once."""
+        """Set once the endpoint refused for good, or the breaker tripped; every later question
+        fails at once."""
+        self.failed_in_a_row = 0
+        """Questions in a row that got no answer through every retry (none since an answer)."""
+        # A question keeps its place through its retries and their backoff: otherwise a page's
+        # new questions take each slot a retry frees, and a dead endpoint is asked about the
+        # whole page before any question has failed for good (and could trip the breaker).
+        self._in_progress = asyncio.Semaphore(judge.max_concurrency)
         self._cached: dict[str, CachedAnswer] = {}
         self._asking: dict[str, asyncio.Future[None]] = {}
         """Questions in flight, so that spans asking the same one wait for its answer."""
@@ -153,6 +171,7 @@ class JudgeClient:
         Raises:
             BudgetExhausted: the call would take the run past its budget; it was not made.
             JudgeUnavailable: the endpoint refuses every call or cannot be reached.
+            JudgeStopped: too many questions in a row got no answer; the judge is not asked.
             JudgeDeferred: every attempt hit a rate limit, a server error or a timeout.
         """
         if self.session.use_cache:
@@ -171,18 +190,36 @@ class JudgeClient:
         done = asyncio.get_running_loop().create_future()
         self._asking.setdefault(call.key, done)
         try:
-            answer = await _Attempts(self, call, read).run()
+            async with self._in_progress:
+                answer = await _Attempts(self, call, read).run()
         except JudgeUnavailable as exc:
             self.unavailable = self.unavailable or exc
+            raise
+        except JudgeDeferred as exc:
+            self._no_answer(exc)
             raise
         finally:
             if self._asking.get(call.key) is done:
                 del self._asking[call.key]
             done.set_result(None)
+        self.failed_in_a_row = 0
         if answer.value is not None and answer.text is not None:
             self._cached[call.key] = CachedAnswer(answer.text, answer.input_tokens,
                                                   answer.output_tokens, answer.cost)
         return answer
+
+    def _no_answer(self, deferred: JudgeDeferred) -> None:
+        """Count a question left unanswered; raise JudgeStopped when it is one too many."""
+        limit = self.judge.max_consecutive_failures
+        if self.unavailable is not None or limit is None:
+            return
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row >= limit:
+            self.unavailable = JudgeStopped(
+                f"judge {self.name!r} ({self.judge.model} at {_shown_endpoint(self)}): "
+                f"{self.failed_in_a_row} spans in a row got no answer through all their "
+                f"retries, so this run stopped asking it; the last: {deferred.problem}")
+            raise self.unavailable from None
 
 
 class _Attempts(Generic[T]):
@@ -231,7 +268,7 @@ class _Attempts(Generic[T]):
                                    f"({len(self.kinds)} attempts)")
         self.problem += f" (after {len(self.kinds)} attempts)"
         if self.kinds and all(kind in TRANSIENT_KINDS for kind in self.kinds):
-            raise JudgeDeferred(f"judge {self.client.name!r}: {self.problem}")
+            raise JudgeDeferred(self.client.name, self.problem)
         return self._answer(None, len(self.kinds))
 
     async def _attempt(self) -> T:
@@ -308,6 +345,15 @@ def _endpoint_key(provider: str, judge: JudgeConfig) -> bytes:
         url = url.copy_with(username=None, password=None)
         key += orjson.dumps([str(url).rstrip("/"), sorted((judge.query or {}).items())]) + b"\x00"
     return key
+
+
+def _shown_endpoint(client: JudgeClient) -> str:
+    """The judge's endpoint as a user knows it, without credentials (nor a query, which may
+    hold a key)."""
+    if client.judge.base_url is None:
+        return f"the {client.provider.name} API"
+    url = httpx.URL(client.judge.base_url).copy_with(username=None, password=None, query=None)
+    return str(url).rstrip("/")
 
 
 def _backoff(base: float, attempt: int, retry_after: float | None) -> float:

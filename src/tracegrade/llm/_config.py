@@ -71,6 +71,9 @@ class JudgeConfig(BaseModel):
     max_retries: int = Field(default=4, ge=0, le=20)
     retry_backoff_s: float = Field(default=1.0, ge=0.0)
     """The first wait after a failed call without ``Retry-After``; it doubles per retry."""
+    max_consecutive_failures: int | None = Field(default=5, ge=1)
+    """Spans in a row the judge may leave unanswered through all their retries (timeouts,
+    5xx, 429s, dropped connections) before the run stops asking it; ``null`` never stops."""
     prices: Prices | None = None
     """Overrides tracegrade's price table for this judge's model."""
     headers: dict[str, str] = Field(default_factory=dict)

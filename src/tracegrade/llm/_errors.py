@@ -19,10 +19,20 @@ class JudgeUnavailable(JudgeError):
     """The endpoint refuses every call (401/403/404) or cannot be reached after the retries."""
 
 
+class JudgeStopped(JudgeUnavailable):
+    """Too many spans in a row got no answer from a judge (see :class:`JudgeDeferred`), so the
+    run stopped asking it. Its remaining spans get no verdict and wait for the next run."""
+
+
 class JudgeDeferred(Exception):
     """One question got no answer: the endpoint was overloaded or failing (429, 5xx, timeouts)
     through every retry. No verdict is stored, so the next run asks again; never an error
     verdict, which would keep the span from ever being graded."""
+
+    def __init__(self, judge: str, problem: str) -> None:
+        super().__init__(f"judge {judge!r}: {problem}")
+        self.problem = problem
+        """How the last attempt failed, with the number of attempts."""
 
 
 TRANSIENT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from tracegrade.cli._common import EXIT_INTERRUPTED, AppContext, fail, pass_app
@@ -11,11 +13,17 @@ from tracegrade.server import (
     ServerConfigError,
     ServerSettings,
     SpansNotWritten,
+    Terminated,
     listen,
     serve,
 )
+from tracegrade.server._receiver import DEFAULT_MAX_BODY_BYTES
 from tracegrade.server._serve import TOKEN_ENV
 from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiverConfig
+
+EXIT_TERMINATED = 128 + signal.SIGTERM
+"""A second SIGTERM gave up on unwritten spans: 143, as shells report SIGTERM, the way
+``EXIT_INTERRUPTED`` (130 = 128 + SIGINT) reports a second Ctrl-C."""
 
 
 @click.command("serve")
@@ -35,10 +43,16 @@ from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT, OtlpReceiver
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes that share the mapping of each request (0 maps in a thread of "
                    "the receiver). [default: one per CPU, at most 4, when there are 2 or more]")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BODY_BYTES,
+              help="Refuse (413) a request body larger than this many bytes, as sent or once "
+                   "decompressed, as soon as it is known to be larger. "
+                   f"[default: {DEFAULT_MAX_BODY_BYTES // 2**20} MiB "
+                   f"({DEFAULT_MAX_BODY_BYTES})]")
 @pass_app
 def serve_command(app: AppContext, host: str | None, port: int | None, token: str | None,
                   acknowledge: str | None, source_name: str | None,
-                  workers: int | None = None) -> None:
+                  workers: int | None = None,
+                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
     """Receive spans live over OTLP/HTTP and write them to the store.
 
     Point any OpenTelemetry exporter (or the Collector's otlphttp exporter) at
@@ -47,7 +61,11 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
     mapped like imported files (OpenInference and GenAI conventions) and
     written in batches; a span that cannot be mapped is reported back to the
     exporter as a partial success. Listens on 127.0.0.1 unless told otherwise,
-    and any other address needs a token. Stop it with Ctrl-C.
+    and any other address needs a token.
+
+    Stop it with Ctrl-C or SIGTERM (exit 0): it first writes the spans it has
+    received. A second Ctrl-C or SIGTERM gives up on them, says how many were
+    not written, and exits 130 (Ctrl-C) or 143 (SIGTERM).
     """
     config = app.config()
     given = {"token": token, "host": host, "port": port, "acknowledge": acknowledge}
@@ -62,6 +80,7 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
         == "queued" else "stored",
         workers=workers if workers is not None else
         (default_workers() if default_workers() > 1 else 0),
+        max_body_bytes=max_body_bytes,
     )
     name = source_name or (receiver.name if receiver else "otlp")
     try:
@@ -75,10 +94,11 @@ def serve_command(app: AppContext, host: str | None, port: int | None, token: st
                               "(Ctrl-C stops)", highlight=False)
         try:
             serve(store, config.mapping(name), settings, sock=sock)
-        except SpansNotWritten as error:  # a second Ctrl-C gave up on them
-            fail(str(error), EXIT_INTERRUPTED)
-        except KeyboardInterrupt:  # raised again once the server has shut down and flushed
-            app.err_console.print("Stopped.")  # Ctrl-C is how a receiver ends: exit 0
+        except SpansNotWritten as error:  # a second Ctrl-C or SIGTERM gave up on them
+            fail(str(error), EXIT_TERMINATED if error.given_up_by == signal.SIGTERM
+                 else EXIT_INTERRUPTED)
+        except (KeyboardInterrupt, Terminated):  # raised again once shut down and flushed
+            app.err_console.print("Stopped.")  # how a receiver ends: exit 0
 
 
 def _receiver(config: Config, name: str | None, overridden: list[str]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 from typing import Literal
@@ -27,15 +30,31 @@ class ServerConfigError(ValueError):
     """The receiver cannot start as configured (e.g. a public address without a token)."""
 
 
-class SpansNotWritten(RuntimeError):
-    """The receiver stopped before the store took every span it had received."""
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a service manager) stopped the receiver: Ctrl-C's KeyboardInterrupt.
 
-    def __init__(self, spans: int, *, acknowledged: bool) -> None:
+    A BaseException for the same reason as KeyboardInterrupt: no ``except Exception`` swallows it.
+    """
+
+
+class SpansNotWritten(RuntimeError):
+    """The receiver stopped before the store took every span it had received.
+
+    Args:
+        spans: How many were not written.
+        acknowledged: Whether the exporters were told they were accepted.
+        given_up_by: The second stop signal (SIGINT or SIGTERM) that gave up on them; None when
+            a timeout did.
+    """
+
+    def __init__(self, spans: int, *, acknowledged: bool,
+                 given_up_by: signal.Signals | None = None) -> None:
         told = "acknowledged" if acknowledged else "received (not acknowledged)"
         super().__init__(f"{spans} {told} span{'s' if spans != 1 else ''} "
                          f"{'were' if spans != 1 else 'was'} not written: the receiver "
                          "stopped before the store took them")
         self.spans = spans
+        self.given_up_by = given_up_by
 
 
 @dataclass(frozen=True)
@@ -98,9 +117,11 @@ def listen(settings: ServerSettings) -> socket.socket:
 
 def serve(store: Store, options: MappingOptions, settings: ServerSettings,
           *, sock: socket.socket | None = None) -> None:
-    """Receive spans until interrupted (Ctrl-C), writing them to ``store``.
+    """Receive spans until stopped (Ctrl-C or SIGTERM), writing them to ``store``.
 
-    Stopping waits until every received span is written; a second Ctrl-C gives up on them.
+    Stopping waits until every received span is written; a second Ctrl-C or SIGTERM gives up
+    on them. Once it has stopped, the stop signal is raised again: Ctrl-C as KeyboardInterrupt,
+    SIGTERM as :class:`Terminated` (when called from the main thread, the only one signals reach).
 
     Args:
         store: Where received spans go.
@@ -112,6 +133,8 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
     Raises:
         ServerConfigError: the address is not loopback and there is no token.
         SpansNotWritten: stopped (given up) before every received span was written.
+        KeyboardInterrupt: Ctrl-C stopped it, and every received span was written.
+        Terminated: SIGTERM stopped it, and every received span was written.
     """
     sock = sock or listen(settings)
     pool = _pool(settings, options, store)
@@ -123,37 +146,60 @@ def serve(store: Store, options: MappingOptions, settings: ServerSettings,
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, lifespan="on")
     server = _Server(config, writer)
-    try:
-        server.run(sockets=[sock])
-    finally:
+    # Around uvicorn's own handlers, which raise the signal again once the server has stopped:
+    # SIGTERM's default would end the process before the spans given up on could be named.
+    with _sigterm_raises_terminated():
         try:
-            _finish_writing(writer, app.state.stats, settings.acknowledge)
+            server.run(sockets=[sock])
         finally:
-            if pool is not None:
-                pool.close()
+            try:
+                _finish_writing(writer, app.state.stats, settings.acknowledge,
+                                given_up_by=server.given_up_by)
+            finally:
+                if pool is not None:
+                    pool.close()
+
+
+@contextmanager
+def _sigterm_raises_terminated() -> Iterator[None]:
+    """Meanwhile SIGTERM raises :class:`Terminated` (in the main thread; elsewhere, nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _raise_terminated(sig: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 def _finish_writing(writer: BatchWriter, stats: ReceiverStats,
-                   acknowledge: Literal["stored", "queued"], timeout: float | None = None
-                   ) -> None:
+                    acknowledge: Literal["stored", "queued"], timeout: float | None = None,
+                    *, given_up_by: signal.Signals | None = None) -> None:
     """Wait until the writer has written what it was given, unless told to give up.
 
     Args:
         writer: The receiver's writer (closed here, if it was not already).
         stats: The receiver's counters: acknowledged spans given up on count as lost.
         acknowledge: How the receiver acknowledged them.
-        timeout: The longest wait in seconds; None waits until written, or until Ctrl-C or
-            ``writer.stop_waiting()``.
+        timeout: The longest wait in seconds; None waits until written, or until Ctrl-C,
+            SIGTERM or ``writer.stop_waiting()``.
+        given_up_by: The signal that already called ``writer.stop_waiting()``, if one did.
 
     Raises:
         SpansNotWritten: some received spans were not written (they never will be).
     """
     try:
         written = writer.close(timeout)
-    except KeyboardInterrupt:  # Ctrl-C while waiting: give up on what is still queued
+    except (KeyboardInterrupt, Terminated) as stop:  # while waiting: give up on the queue
         if not writer.pending_spans:
             raise
         written = False
+        given_up_by = signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
     unwritten = writer.pending_spans
     if written or not unwritten:
         return
@@ -161,19 +207,25 @@ def _finish_writing(writer: BatchWriter, stats: ReceiverStats,
     acknowledged = acknowledge == "queued"
     if acknowledged:
         stats.spans_lost += unwritten
-    raise SpansNotWritten(unwritten, acknowledged=acknowledged)
+    raise SpansNotWritten(unwritten, acknowledged=acknowledged, given_up_by=given_up_by)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, whose forced exit (a second Ctrl-C) also gives up on queued spans."""
+    """uvicorn's server, whose forced exit (a second Ctrl-C or SIGTERM) also gives up on
+    queued spans."""
 
     def __init__(self, config: uvicorn.Config, writer: BatchWriter) -> None:
         super().__init__(config)
         self._writer = writer
+        self.given_up_by: signal.Signals | None = None  # the signal that forced the exit
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        stopping = self.should_exit
         super().handle_exit(sig, frame)
+        if stopping and sig == signal.SIGTERM:  # uvicorn forces only on a second SIGINT
+            self.force_exit = True
         if self.force_exit:
+            self.given_up_by = self.given_up_by or signal.Signals(sig)
             self._writer.stop_waiting()
 
 

@@ -118,6 +118,8 @@ def test_unset_env_outside_the_deferred_sections_fails_at_load() -> None:
          r"graders: Value error, grader name 'a' is used twice"),
         ("graders:\n  - {name: a, type: x, applies_to: {kind: robot}}\n",
          r"graders\[0\] \(a\)\.applies_to\.kind"),
+        ("graders:\n  - {name: a, type: x, applies_to: {unless_output: '$.tool_calls['}}\n",
+         r"graders\[0\] \(a\)\.applies_to\.unless_output: Value error, invalid JSONPath"),
         ("- just a list\n", r"top level must be a mapping"),
         ("store: [unclosed\n", r"not valid YAML"),
     ],

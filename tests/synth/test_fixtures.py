@@ -16,7 +16,7 @@ from tracegrade.synth import Settings, Synthesis, analyse, propose, render_confi
 FIXTURES = Path(__file__).parent / "fixtures"
 
 Row = tuple[str, str, dict[str, Any], str | None, str | None, dict[str, Any]]
-"""name, type, applies_to, target, path, params (rubric and schema left out)."""
+"""name, type, applies_to (as written), target, path, params (rubric and schema left out)."""
 
 CHAT = {"kind": "llm", "name": "ChatCompletion"}
 RESPONSE = {"kind": "llm", "name": "Response"}
@@ -86,7 +86,10 @@ ANTHROPIC_APP: list[Row] = [
 
 CHAT_OPENAI = {"kind": "llm", "name": "ChatOpenAI"}
 LANGGRAPH = {"kind": "chain", "name": "LangGraph"}
-GENERATIONS = "$.generations[0][0].text"
+# The agent's turns that call tools are ChatOpenAI spans too: the intent graders skip them.
+CHAT_OPENAI_REPLIES = {**CHAT_OPENAI,
+                       "unless_output": "$.generations[0][*].message..tool_calls[0]"}
+GENERATION_TEXT = "$.generations[0][0].text"
 LANGCHAIN_AGENT: list[Row] = [
     ("flight_status_args_valid", "tool_args_valid", tool("flight_status"), None, None, {}),
     ("flight_status_returns_flight_number", "field_present", tool("flight_status"), "output",
@@ -103,8 +106,8 @@ LANGCHAIN_AGENT: list[Row] = [
     ("llm_status_ok", "status_ok", CHAT_OPENAI, None, None, {}),
     ("llm_latency_30s", "max_latency_ms", CHAT_OPENAI, None, None, {"max_ms": 30000}),
     ("llm_output_under_512_tokens", "max_tokens", CHAT_OPENAI, None, None, {"max_output": 511}),
-    ("llm_intent_json", "json_valid", CHAT_OPENAI, "output", GENERATIONS, {}),
-    ("llm_intent_schema", "json_schema", CHAT_OPENAI, "output", GENERATIONS, {}),
+    ("llm_intent_json", "json_valid", CHAT_OPENAI_REPLIES, "output", GENERATION_TEXT, {}),
+    ("llm_intent_schema", "json_schema", CHAT_OPENAI_REPLIES, "output", GENERATION_TEXT, {}),
     ("reply_always_check_flight_status_before_telling", "llm_judge", LANGGRAPH, None, None,
      {"judge": "default"}),
     ("reply_never_rebook_without_passengers_explicit", "llm_judge", LANGGRAPH,
@@ -154,7 +157,7 @@ def rows(synthesis: Synthesis) -> list[Row]:
     found = []
     for proposal in synthesis.proposals:
         params = {k: v for k, v in proposal.params.items() if k not in ("rubric", "schema")}
-        found.append((proposal.name, proposal.type, proposal.match.applies_to(),
+        found.append((proposal.name, proposal.type, proposal.config()["applies_to"],
                       proposal.target, proposal.path, params))
     return found
 

@@ -10,9 +10,18 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from tracegrade.spans import JSONValue, Span, SpanKind
+from tracegrade.graders._targets import compile_path, find_all
+from tracegrade.spans import JSONValue, Span, SpanKind, parse_json_string
 
 if TYPE_CHECKING:
     from tracegrade.graders._targets import TraceContext
@@ -66,13 +75,41 @@ class Result(BaseModel):
 
 
 class AppliesTo(BaseModel):
-    """Which spans a grader looks at: kind, a name glob and attribute equality."""
+    """Which spans a grader looks at: kind, a name glob, attribute equality, and optionally
+    not the spans whose output ``unless_output`` finds something in."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: SpanKind | list[SpanKind] | None = None
     name: str | None = None
     attributes: dict[str, JSONValue] = Field(default_factory=dict)
+    unless_output: str | None = None
+    """A JSONPath into the output: a span where it finds a value that is not empty is left out
+    (``$.choices[*].message.tool_calls[0]``: a turn that called tools has no reply to grade)."""
+
+    @field_validator("unless_output")
+    @classmethod
+    def _valid_path(cls, path: str | None) -> str | None:
+        if path is None:
+            return None
+        if not path.strip():
+            raise ValueError("empty JSONPath: give one such as $.tool_calls[0]")
+        try:
+            compile_path(path)
+        except Exception as exc:  # python-jsonpath raises several error types
+            # Its message goes on to draw the query with a caret: a config error is one line.
+            first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"invalid JSONPath {path!r}: {first_line}") from exc
+        return path
+
+    @model_serializer(mode="wrap")
+    def _without_unset_selector(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A grader's version hashes this dump: a config without `unless_output` must dump (and
+        # hash) exactly as it did before the key existed.
+        dumped: dict[str, Any] = handler(self)
+        if self.unless_output is None:
+            dumped.pop("unless_output", None)
+        return dumped
 
     def kinds(self) -> list[SpanKind]:
         """The kinds this filter accepts; empty means any."""
@@ -82,6 +119,10 @@ class AppliesTo(BaseModel):
 
     def matches(self, span: Span) -> bool:
         """Whether ``span`` is one this grader applies to (asked for every span and grader)."""
+        return self.selects(span) and not self.excludes(span)
+
+    def selects(self, span: Span) -> bool:
+        """Whether ``span`` has the kind, name and attributes asked for (not ``unless_output``)."""
         kind = self.kind
         if kind is not None and (span.kind not in kind if isinstance(kind, list)
                                  else span.kind != kind):
@@ -91,6 +132,26 @@ class AppliesTo(BaseModel):
         if not self.attributes:
             return True
         return all(span.attributes.get(k) == v for k, v in self.attributes.items())
+
+    def excludes(self, span: Span) -> bool:
+        """Whether ``unless_output`` finds a value in the span's output that is not empty.
+
+        Empty is null, false, ``""``, ``[]`` and ``{}`` (a string holding JSON is judged by the
+        value it holds, so ``"[]"`` is empty too); a span without output is never excluded, so a
+        grader of its output still reports the output missing.
+        """
+        if self.unless_output is None or span.output is None:
+            return False
+        try:
+            found = find_all(self.unless_output, span.output)
+        except Exception:  # asked outside any grader's error handling: the span stays graded
+            return False
+        return any(not _empty(value) for value in found)
+
+
+def _empty(value: JSONValue) -> bool:
+    value = parse_json_string(value)
+    return value is None or value is False or value in ("", [], {})
 
 
 class GraderConfig(BaseModel):

@@ -194,7 +194,9 @@ def _try_graders(store: Store, proposals: list[Proposal], sample_size: int, resu
         span = stored.span
         result.span_names.setdefault(str(span.kind), Counter())[span.name] += 1
         for name, config in configs.items():
-            if config.applies_to.matches(span):
+            # Whether the span-name mapping found the grader's spans, even ones that
+            # `unless_output` leaves out (a sample of tool-calling turns only).
+            if config.applies_to.selects(span):
                 by_name[name].matched += 1
     runnable = [configs[p.name] for p in live if not p.judged]
     try:

@@ -17,7 +17,7 @@ The dry run (``tracegrade init`` with a source) checks these assumptions against
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tracegrade.synth._facts import AgentSpan, LLMCall
@@ -52,6 +52,9 @@ class OutputLocation:
 
     path: str | None
     encoded: bool
+    unless_output: str | None = None
+    """The ``applies_to.unless_output`` that leaves out turns calling tools instead of replying
+    (see :func:`tool_call_path`)."""
 
 
 def integration(call: LLMCall, source: str) -> str:
@@ -162,8 +165,16 @@ def reply_location(call: LLMCall, source: str) -> OutputLocation:
     return OutputLocation("$.choices[0].message.content", True)
 
 
-def structured_location(call: LLMCall, source: str) -> OutputLocation:
-    """Where the structured output is in the call's LLM span output."""
+def structured_location(call: LLMCall, source: str, *, tool_turns: bool = False
+                        ) -> OutputLocation:
+    """Where the structured output is in the call's LLM span output.
+
+    Args:
+        call: the call site that asks for structured output.
+        source: the ``--source`` in use.
+        tool_turns: whether these spans can hold turns that call tools instead of replying;
+            then the location says how to leave those turns out.
+    """
     kind = integration(call, source)
     if kind == "openinference-vercel":
         return OutputLocation(None, False)  # the object is the span's output
@@ -176,4 +187,51 @@ def structured_location(call: LLMCall, source: str) -> OutputLocation:
         if provider_api == "langchain":
             return OutputLocation("$..tool_calls[0].args", False)
         return OutputLocation("$.choices[0].message.tool_calls[0].function.arguments", True)
+    location = _structured_reply_location(call, source)
+    if tool_turns and location.path is not None:
+        return replace(location, unless_output=tool_call_path(call, source))
+    return location
+
+
+def _structured_reply_location(call: LLMCall, source: str) -> OutputLocation:
+    """Where the reply is, as a path that finds nothing when a chat message's content is null.
+
+    No reply is neither a pass nor a fail: json_valid passes the JSON ``null`` and json_schema
+    fails it, while a path that finds nothing makes either grader's verdict an ``error``.
+    """
+    kind = integration(call, source)
+    if kind == "langfuse-openai":
+        # The output is the message: RFC 9535 cannot filter on a member by name, so the content
+        # is picked among the message's members by value.
+        return OutputLocation("$[?@ == $.content && @ != null]", True)
+    if kind == "braintrust-openai":
+        return OutputLocation("$[?@.message.content != null].message.content", True)
+    if kind == "openinference" and _provider_api(call) in ("openai-chat", "litellm"):
+        return OutputLocation("$.choices[?@.message.content != null].message.content", True)
     return reply_location(call, source)
+
+
+def tool_call_path(call: LLMCall, source: str) -> str | None:
+    """A JSONPath that finds a tool call in the call's LLM span output, when the turn made one.
+
+    A turn that calls tools holds no reply (its content is null, empty or left out) or one that
+    is not the final answer; as ``applies_to.unless_output`` the path leaves such turns out of
+    the reply's graders. It reads the output alone: Langfuse keeps OpenInference's whole
+    completion as the output and records no ``tool_calls`` attribute beside it.
+    """
+    kind = integration(call, source)
+    if kind == "langfuse-openai":
+        return "$.tool_calls[0]"  # the output is the message itself
+    if kind == "braintrust-openai":
+        return "$[*].message.tool_calls[0]"  # the output is the completion's choices
+    if kind in ("pydantic-ai-otel", "openinference-vercel", "braintrust-anthropic"):
+        return None  # their reply is not read from a path (see reply_location)
+    provider_api = _provider_api(call)
+    if provider_api == "langchain":
+        # In the serialized message's kwargs, or in its additional_kwargs.
+        return "$.generations[0][*].message..tool_calls[0]"
+    if provider_api == "anthropic":
+        return "$.content[?@.type == 'tool_use']"
+    if provider_api == "openai-responses":
+        return "$.output[?@.type == 'function_call']"
+    return "$.choices[*].message.tool_calls[0]"

@@ -29,6 +29,9 @@ from tracegrade.synth._integrations import (
 
 JUDGE_NAME = "default"
 
+TOOL_TURNS_NOTE = ("Turns that call tools instead of replying are skipped (applies_to."
+                   "unless_output); a turn with no reply at all is an error, never a pass.")
+
 
 @dataclass
 class Proposal:
@@ -47,6 +50,8 @@ class Proposal:
     disabled: str | None = None
     """Why the grader is written commented out (judges unavailable, a grader gap…)."""
     notes: list[str] = field(default_factory=list)
+    unless_output: str | None = None
+    """The ``applies_to.unless_output`` that leaves out some of the matched spans."""
 
     @property
     def judged(self) -> bool:
@@ -60,8 +65,11 @@ class Proposal:
 
     def config(self) -> dict[str, Any]:
         """The grader's entry in ``graders:``."""
+        applies_to = self.match.applies_to()
+        if self.unless_output is not None:
+            applies_to["unless_output"] = self.unless_output
         config: dict[str, Any] = {"name": self.name, "type": self.type,
-                                  "applies_to": self.match.applies_to()}
+                                  "applies_to": applies_to}
         if self.target is not None:
             config["target"] = self.target
         if self.path is not None:
@@ -188,8 +196,9 @@ class _Builder:
                 _digest(match.applies_to())))
             self._llm_latency(prefix, calls, match)
             self._llm_tokens(prefix, calls, match)
+            tool_turns = any(call.tools for call in calls)
             for call in calls:
-                self._schema(prefix, call, match, len(calls))
+                self._schema(prefix, call, match, len(calls), tool_turns)
 
     def _llm_latency(self, prefix: str, calls: list[LLMCall], match: SpanMatch) -> None:
         timed = [call for call in calls if call.timeout_s is not None]
@@ -217,29 +226,37 @@ class _Builder:
             f"{limit} output tokens was cut off.", f"llm:{prefix}:max_tokens", _digest(limit),
             params={"max_output": max(limit - 1, 0)}))
 
-    def _schema(self, prefix: str, call: LLMCall, match: SpanMatch, sharing: int) -> None:
+    def _schema(self, prefix: str, call: LLMCall, match: SpanMatch, sharing: int,
+                tool_turns: bool) -> None:
         schema = call.output_schema
         if schema is None:
             return
-        location = structured_location(call, self.source)
+        location = structured_location(call, self.source, tool_turns=tool_turns)
+        tools_note = TOOL_TURNS_NOTE if location.unless_output else None
         proposal = Proposal(
             f"{prefix}_{_snake(schema.name)}_schema", "json_schema", match, schema.origin,
             f"The call at {call.origin} asks for structured output {schema.name} "
             f"({schema.origin}): output that does not fit it fails.",
             f"llm:{call.origin.file}:{call.scope}:schema:{schema.name}", _digest(schema.schema),
-            params={"schema": schema.schema}, target="output", path=location.path)
+            params={"schema": schema.schema}, target="output", path=location.path,
+            unless_output=location.unless_output)
         if sharing > 1:
             proposal.notes.append(f"{sharing} call sites produce these spans; the others' "
                                   "outputs fail this schema unless they share it.")
+        if tools_note:
+            proposal.notes.append(tools_note)
         if location.encoded:
             # Recorded as JSON text: json_schema parses it; a separate grader says whether the
             # text was JSON at all, which tells a malformed reply from a wrong shape.
-            self.add(Proposal(
+            json_valid = Proposal(
                 f"{prefix}_{_snake(schema.name)}_json", "json_valid", match, schema.origin,
                 f"The call at {call.origin} asks for structured output {schema.name} "
                 f"({schema.origin}): its text must at least be JSON.",
                 f"llm:{call.origin.file}:{call.scope}:json:{schema.name}", _digest("json"),
-                target="output", path=location.path))
+                target="output", path=location.path, unless_output=location.unless_output)
+            if tools_note:
+                json_valid.notes.append(tools_note)
+            self.add(json_valid)
         self.add(proposal)
 
     # --- instructions in system prompts -----------------------------------------------------

@@ -21,6 +21,8 @@ Row = tuple[str, str, dict[str, Any], str | None, str | None, dict[str, Any]]
 CHAT = {"kind": "llm", "name": "ChatCompletion"}
 RESPONSE = {"kind": "llm", "name": "Response"}
 CHAT_REPLY = "$.choices[0].message.content"
+# The ChatCompletion call offers tools: its reply's text graders skip the turns that call them.
+CHAT_REPLIES = {**CHAT, "unless_output": "$.choices[*].message.tool_calls[0]"}
 RESPONSE_REPLY = "$.output[?@.type == 'message'].content[0].text"
 MARKDOWN = r"^ {0,3}#{1,6} |\*\*[^*\n]+\*\*|__[^_\n]+__|```|^ {0,3}[-*+] \S|^ {0,3}> "
 
@@ -52,9 +54,10 @@ OPENAI_AGENT: list[Row] = [
     ("response_output_under_200_tokens", "max_tokens", RESPONSE, None, None,
      {"max_output": 199}),
     ("run_always_answer_users_language", "llm_judge", CHAT, None, None, {"judge": "default"}),
-    ("run_avoids_risk_score", "not_contains", CHAT, "output", CHAT_REPLY,
+    ("run_avoids_risk_score", "not_contains", CHAT_REPLIES, "output", CHAT_REPLY,
      {"values": ["risk score"], "case_sensitive": False}),
-    ("run_under_600_chars", "length", CHAT, "output", CHAT_REPLY, {"max_chars": 600}),
+    ("run_under_600_chars", "length", CHAT_REPLIES, "output", CHAT_REPLY,
+     {"max_chars": 600}),
     ("run_if_invoice_overdue_explain_late_fee", "llm_judge", CHAT, None, None,
      {"judge": "default"}),
     ("summary_under_60_words", "length", RESPONSE, "output", RESPONSE_REPLY, {"max_words": 60}),

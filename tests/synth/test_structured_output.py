@@ -19,6 +19,7 @@ from tracegrade.grading import grade_one
 from tracegrade.sources.langfuse import observation_to_span
 from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.synth import analyse, dry_run, propose
+from tracegrade.synth._propose import TOOL_TURNS_NOTE
 from tracegrade.synth._python import analyse_python
 
 APP = Path(__file__).parent / "fixtures" / "structured_tools_app"
@@ -270,3 +271,66 @@ def test_dry_run_counts_skipped_tool_turns_as_matched_not_as_errors(workspace: P
     # The span names were right: all five spans are this grader's, four of them skipped.
     assert trial.matched == 5 and trial.flag is None
     assert dict(trial.outcomes) == {"pass": 1}
+
+
+DESK_WITH_TOOLS = """
+from langfuse.openai import OpenAI
+
+client = OpenAI()
+TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {
+    "type": "object", "properties": {"order_id": {"type": "string"}}}}}]
+SYSTEM = ("You are Brightline's order desk. Keep every reply under 12 words. "
+          "End every reply with 'The Brightline team'.")
+
+def answer(messages):
+    return client.chat.completions.create(
+        model="gpt-4.1", messages=[{"role": "system", "content": SYSTEM}, *messages],
+        tools=TOOLS)
+"""
+
+
+def langfuse_openai_span(index: int, message: dict[str, Any]) -> Span:
+    """A langfuse.openai generation as tracegrade pulls it: its output is the message."""
+    observation = {
+        "id": f"gen-{index}", "traceId": f"trace-{index}", "type": "GENERATION",
+        "name": "OpenAI-generation", "startTime": "2026-03-02T10:00:00Z",
+        "endTime": "2026-03-02T10:00:01Z", "level": "DEFAULT", "model": "gpt-4.1",
+        "input": [{"role": "user", "content": "Where is A-17?"}], "output": message,
+    }
+    return observation_to_span(observation, "langfuse")
+
+
+def test_reply_text_graders_skip_turns_that_only_call_tools() -> None:
+    synthesis = propose(analyse_python({"app.py": DESK_WITH_TOOLS}), "langfuse", judges=False)
+    proposals = {p.name: p for p in synthesis.proposals}
+    texts = [proposals["reply_under_12_words"], proposals["reply_ends_with_brightline_team"]]
+    for proposal in texts:
+        assert proposal.config()["applies_to"]["unless_output"] == "$.tool_calls[0]"
+        assert TOOL_TURNS_NOTE in proposal.notes
+    # Graders on tool spans are left alone.
+    assert "unless_output" not in proposals["lookup_order_args_valid"].config()["applies_to"]
+    length, regex = build_graders([GraderConfig.model_validate(p.config()) for p in texts])
+
+    good = langfuse_openai_span(1, {"role": "assistant",
+                                    "content": "It shipped today. The Brightline team"})
+    bad = langfuse_openai_span(2, {"role": "assistant", "content": " ".join(["word"] * 20)})
+    tool_turn = langfuse_openai_span(3, {"role": "assistant", "content": None,
+                                         "tool_calls": [CHAT_CALL]})
+    no_reply = langfuse_openai_span(4, {"role": "assistant", "content": None})
+    assert good.kind == SpanKind.LLM and good.name == "OpenAI-generation"
+
+    assert verdict(length, good) == verdict(regex, good) == Outcome.PASS
+    assert verdict(length, bad) == verdict(regex, bad) == Outcome.FAIL
+    # A turn that only calls a tool has no reply to read: not graded, rather than an error.
+    assert verdict(length, tool_turn) == verdict(regex, tool_turn) == Outcome.SKIP
+    # No reply and no tool call is still an error, never a pass.
+    assert verdict(length, no_reply) == verdict(regex, no_reply) == Outcome.ERROR
+
+
+def test_reply_text_graders_without_tools_grade_every_turn() -> None:
+    app = DESK_WITH_TOOLS.replace(",\n        tools=TOOLS)", ")")
+    synthesis = propose(analyse_python({"app.py": app}), "langfuse", judges=False)
+    proposals = {p.name: p for p in synthesis.proposals}
+    proposal = proposals["reply_under_12_words"]
+    assert "unless_output" not in proposal.config()["applies_to"]
+    assert TOOL_TURNS_NOTE not in proposal.notes

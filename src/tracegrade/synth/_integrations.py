@@ -146,8 +146,19 @@ def agent_match(agent: AgentSpan) -> SpanMatch:
                      f"application at {agent.origin}; their output is the reply")
 
 
-def reply_location(call: LLMCall, source: str) -> OutputLocation:
-    """Where the reply text is in the call's LLM span output."""
+def reply_location(call: LLMCall, source: str, *, tool_turns: bool = False) -> OutputLocation:
+    """Where the reply text is in the call's LLM span output.
+
+    Args:
+        call: the call site whose reply is read.
+        source: the ``--source`` in use.
+        tool_turns: whether these spans can hold turns that call tools instead of replying;
+            then the location says how to leave those turns out.
+    """
+    return _leaving_out_tool_turns(_reply_location(call, source), call, source, tool_turns)
+
+
+def _reply_location(call: LLMCall, source: str) -> OutputLocation:
     kind = integration(call, source)
     if kind == "langfuse-openai":
         return OutputLocation("$.content", True)
@@ -187,7 +198,13 @@ def structured_location(call: LLMCall, source: str, *, tool_turns: bool = False
         if provider_api == "langchain":
             return OutputLocation("$..tool_calls[0].args", False)
         return OutputLocation("$.choices[0].message.tool_calls[0].function.arguments", True)
-    location = _structured_reply_location(call, source)
+    return _leaving_out_tool_turns(_structured_reply_location(call, source), call, source,
+                                   tool_turns)
+
+
+def _leaving_out_tool_turns(location: OutputLocation, call: LLMCall, source: str,
+                            tool_turns: bool) -> OutputLocation:
+    """``location``, leaving out the turns that call tools when the spans can hold some."""
     if tool_turns and location.path is not None:
         return replace(location, unless_output=tool_call_path(call, source))
     return location
@@ -208,7 +225,7 @@ def _structured_reply_location(call: LLMCall, source: str) -> OutputLocation:
         return OutputLocation("$[?@.message.content != null].message.content", True)
     if kind == "openinference" and _provider_api(call) in ("openai-chat", "litellm"):
         return OutputLocation("$.choices[?@.message.content != null].message.content", True)
-    return reply_location(call, source)
+    return _reply_location(call, source)
 
 
 def tool_call_path(call: LLMCall, source: str) -> str | None:

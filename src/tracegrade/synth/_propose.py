@@ -18,6 +18,7 @@ from tracegrade.synth._facts import AgentSpan, CodeFacts, LLMCall, Origin, Promp
 from tracegrade.synth._instructions import Check, check_for, instructions
 from tracegrade.synth._integrations import (
     INTEGRATION_TITLES,
+    OutputLocation,
     SpanMatch,
     agent_match,
     integration,
@@ -143,6 +144,12 @@ class _Builder:
     def add(self, proposal: Proposal) -> None:
         self.proposals.append(proposal)
 
+    def tool_turns(self, call: LLMCall) -> bool:
+        """Whether the spans ``call`` produces can hold turns that call tools instead of
+        replying: some call site producing them offers tools."""
+        return any(any(other.tools for other in calls)
+                   for calls in self.groups.values() if call in calls)
+
     # --- tools ----------------------------------------------------------------------------
 
     def tools(self) -> None:
@@ -196,9 +203,8 @@ class _Builder:
                 _digest(match.applies_to())))
             self._llm_latency(prefix, calls, match)
             self._llm_tokens(prefix, calls, match)
-            tool_turns = any(call.tools for call in calls)
             for call in calls:
-                self._schema(prefix, call, match, len(calls), tool_turns)
+                self._schema(prefix, call, match, len(calls), self.tool_turns(call))
 
     def _llm_latency(self, prefix: str, calls: list[LLMCall], match: SpanMatch) -> None:
         timed = [call for call in calls if call.timeout_s is not None]
@@ -267,16 +273,16 @@ class _Builder:
             owner = "reply" if len(prompts) == 1 else _prompt_owner(prompt, call)
             agent = _reply_span(self.facts.agent_spans, call)
             if agent is not None:
-                match, location_path = agent_match(agent), None
+                match, location = agent_match(agent), OutputLocation(None, False)
                 where = f"the reply, the output of the {agent.name} span"
             else:
                 match = llm_match(call, self.source)
-                location_path = reply_location(call, self.source).path
+                location = reply_location(call, self.source, tool_turns=self.tool_turns(call))
                 where = "the reply in the LLM span's output"
             note = None if agent is not None else self._shared_note(call, prompt)
             for instruction in instructions(prompt.text):
                 check = check_for(instruction, self.tool_names)
-                proposal = self._instruction(owner, prompt, check, match, location_path, where)
+                proposal = self._instruction(owner, prompt, check, match, location, where)
                 if note:
                     proposal.notes.append(note)
                 if prompt.partial:
@@ -296,14 +302,18 @@ class _Builder:
                 "their replies are graded too (tell them apart with span attributes).")
 
     def _instruction(self, owner: str, prompt: Prompt, check: Check, match: SpanMatch,
-                     path: str | None, where: str) -> Proposal:
+                     location: OutputLocation, where: str) -> Proposal:
         label = f"{prompt.name}, {prompt.origin}" if prompt.name else str(prompt.origin)
         said = f'The system prompt ({label}) says "{check.instruction}"'
         key = f"prompt:{owner}:{check.identity}"
         if not check.judged:
-            return Proposal(f"{owner}_{check.slug}", check.type, match, prompt.origin,
-                            f"{said}: checked on {where}.", key, _digest(check.params),
-                            params=dict(check.params), target="output", path=path)
+            proposal = Proposal(f"{owner}_{check.slug}", check.type, match, prompt.origin,
+                                f"{said}: checked on {where}.", key, _digest(check.params),
+                                params=dict(check.params), target="output", path=location.path,
+                                unless_output=location.unless_output)
+            if location.unless_output:
+                proposal.notes.append(TOOL_TURNS_NOTE)
+            return proposal
         params: dict[str, Any] = {"judge": JUDGE_NAME,
                                   "rubric": judge_rubric(check.instruction, label,
                                                          bool(check.mentions))}

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from tracegrade.cli import cli
@@ -20,6 +21,7 @@ from tracegrade.sources.langfuse import observation_to_span
 from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.synth import analyse, dry_run, propose
 from tracegrade.synth._propose import TOOL_TURNS_NOTE
+from tracegrade.synth._propose import _digest as proposal_digest
 from tracegrade.synth._python import analyse_python
 
 APP = Path(__file__).parent / "fixtures" / "structured_tools_app"
@@ -334,3 +336,26 @@ def test_reply_text_graders_without_tools_grade_every_turn() -> None:
     proposal = proposals["reply_under_12_words"]
     assert "unless_output" not in proposal.config()["applies_to"]
     assert TOOL_TURNS_NOTE not in proposal.notes
+
+
+def test_init_check_reports_a_schema_grader_written_before_it_skipped_tool_turns(
+        workspace: Path) -> None:
+    assert CliRunner().invoke(cli, ["init", "--from-code", str(APP), "--source", "langfuse",
+                                    "--no-judges", "--no-dry-run"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["init", "--check"]).exit_code == 0
+    # The config as an earlier tracegrade wrote it: no unless_output, the schema's own digest.
+    config = workspace / "tracegrade.yaml"
+    text = config.read_text(encoding="utf-8")
+    [written] = [g for g in yaml.safe_load(text)["graders"] if g["name"] == "llm_resolution_schema"]
+    key = "llm:desk.py:answer:schema:Resolution"
+    [marker] = [line for line in text.splitlines() if f"synth: {key} " in line]
+    old_marker = marker.rsplit(" ", 1)[0] + " " + proposal_digest(written["schema"])
+    text = text.replace(marker, old_marker).replace(
+        ", unless_output: '$.choices[*].message.tool_calls[0]'", "")
+    config.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["init", "--check", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    drifts = {drift["key"]: drift for drift in orjson.loads(result.stdout)["drifts"]}
+    assert drifts[key]["status"] == "changed"
+    assert "applies_to.unless_output=$.choices[*].message.tool_calls[0]" in \
+        drifts[key]["detail"]

@@ -144,4 +144,6 @@ def _summary(proposal: Proposal) -> str:
     for key in ("name", "applies_to", "rubric"):
         config.pop(key, None)
     shown = ", ".join(f"{k}={v}" for k, v in config.items() if k != "schema")
+    if proposal.unless_output is not None:
+        shown += f", applies_to.unless_output={proposal.unless_output}"
     return shown + (", schema updated" if "schema" in config else "")

@@ -54,6 +54,13 @@ class Proposal:
     unless_output: str | None = None
     """The ``applies_to.unless_output`` that leaves out some of the matched spans."""
 
+    def __post_init__(self) -> None:
+        # The spans a grader leaves out are part of what it checks: `init --check` then reports
+        # a grader written before it left out turns that only call tools (the digest of a
+        # grader without ``unless_output`` is unchanged).
+        if self.unless_output is not None:
+            self.digest = _digest([self.digest, self.unless_output])
+
     @property
     def judged(self) -> bool:
         """Whether the grader needs an LLM judge."""

@@ -155,3 +155,17 @@ def test_strict_exits_3_on_insufficient_data_unless_something_regressed(report_d
     assert "insufficient data" in strict.stdout
     report = CliRunner().invoke(cli, ["report", "--format", "markdown"])
     assert report.exit_code == 0 and "| r2 | `tool_ok` |" in report.stdout
+
+
+def test_a_grader_version_the_baseline_was_never_graded_with_says_how_to_fix_it() -> None:
+    from tracegrade.analysis import Finding, PassRate
+    from tracegrade.reports._format import status_text
+
+    empty = PassRate("r1", "g", "v2", 0, 0, 0, 0, None, None, None, 0.0)
+    graded = PassRate("r2", "g", "v2", 90, 10, 0, 0, 0.9, 0.83, 0.94, 100.0)
+    text = status_text(Finding("g", "v2", empty, graded))
+    assert text == ("insufficient data (no verdict of this grader version in the baseline: "
+                    "`tracegrade grade` grades it)")
+    few = PassRate("r1", "g", "v2", 3, 0, 0, 0, 1.0, 0.44, 1.0, 3.0)
+    still = Finding("g", "v2", few, graded, more_spans_needed=40, more_spans_where="both")
+    assert status_text(still) == "insufficient data (~40 more spans per release)"

@@ -68,11 +68,29 @@ def _plain_status(finding: Finding) -> str:
         if finding.errors_rose:
             text += f" (errors {error_shares(finding)})"
         return text
+    if finding.status is FindingStatus.INSUFFICIENT and finding.slice is None:
+        missing = _ungraded_release(finding)
+        if missing:
+            return (f"insufficient data (no verdict of this grader version in the {missing}: "
+                    f"`tracegrade grade` grades it)")
     if finding.status is FindingStatus.INSUFFICIENT and finding.more_spans_needed:
         where = "in the candidate" if finding.more_spans_where == "candidate" \
             else "per release"
         return f"insufficient data (~{finding.more_spans_needed:,} more spans {where})"
     return finding.status.value
+
+
+def _ungraded_release(finding: Finding) -> str | None:
+    """Which release has no verdict at all of the finding's grader version (a config that
+    changed after that release was graded, say), when one has none."""
+    def graded(rate: PassRate) -> bool:
+        return rate.passed + rate.failed + rate.errors + rate.skipped > 0
+
+    if not graded(finding.baseline):
+        return "baseline"
+    if not graded(finding.candidate):
+        return "candidate"
+    return None
 
 
 def _calibration_note(finding: Finding) -> str:

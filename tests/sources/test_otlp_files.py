@@ -148,6 +148,25 @@ def test_a_number_beyond_a_double_where_the_mapping_never_looks_is_no_problem(
     assert problems(results) == []
 
 
+def test_an_escaped_lone_surrogate_becomes_a_replacement_character(tmp_path: Path) -> None:
+    # JavaScript cutting a string inside an emoji writes "\ud83d" alone: valid JSON, no
+    # character. It was read as "?" (indistinguishable from a real one); a whole pair, and an
+    # escaped backslash before "ud800", stay what they are.
+    document = collector_json(batch(1))
+    attributes = document["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["attributes"]
+    attributes.append({"key": "note", "value": {"stringValue": "cut SENTINEL here"}})
+    attributes.append({"key": "kept", "value": {"stringValue": "PAIR and SLASH"}})
+    line = json.dumps(document).encode().replace(b"SENTINEL", b"\\ud83d").replace(
+        b"PAIR", b"\\ud83d\\ude00").replace(b"SLASH", b"\\\\ud800")
+    path = tmp_path / "traces.json"
+    path.write_bytes(line + b"\n")
+    results = read(path)
+    assert span_ids(results) == [1, 2, 3] and problems(results) == []
+    [span] = [r for r in results if isinstance(r, Span) and r.attributes.get("note")]
+    assert span.attributes["note"] == "cut \ufffd here"
+    assert span.attributes["kept"] == "\U0001f600 and \\ud800"
+
+
 def test_attribute_of_20_mib_rejects_its_span_only(tmp_path: Path) -> None:
     big = request(
         [

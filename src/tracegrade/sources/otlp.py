@@ -23,6 +23,7 @@ from typing import Any
 
 import ijson  # type: ignore[import-untyped]
 import orjson
+import regex
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1 import common_pb2
@@ -409,6 +410,13 @@ def _recover_document(
         yield IngestProblem(f"{name}@{scanner.offset}", f"cannot read the file: {error}")
 
 
+_LONE_SURROGATE = regex.compile(
+    # A \uD800-\uDBFF escape not followed by a \uDC00-\uDFFF one, or the other way round;
+    # in both, the backslash opening the escape is not itself escaped.
+    rb"(?<=(?<!\\)(?:\\\\)*)\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<=(?<!\\)(?:\\\\)*)(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
 def _recovered_items(
     item: bytes, location: str, path: str, options: MappingOptions, max_attribute_bytes: int
 ) -> Iterator[Span | IngestProblem]:
@@ -423,6 +431,15 @@ def _recovered_items(
         value: Any = orjson.loads(item)
     except orjson.JSONDecodeError as error:
         reason = error.msg
+        if "surrogate" in reason:
+            # An escaped lone surrogate (JavaScript cutting a string inside an emoji writes
+            # one) is valid JSON but no character: it becomes U+FFFD, as an undecodable byte
+            # would in text, instead of the "?" ijson would silently put in its place.
+            repaired = _LONE_SURROGATE.sub(rb"\\ufffd", item)
+            if repaired != item:
+                yield from _recovered_items(repaired, location, path, options,
+                                            max_attribute_bytes)
+                return
     else:
         yield from map_resource_spans(value, options, location=location, path=path,
                                       max_attribute_bytes=max_attribute_bytes)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.fakes.openai_server import FakeJudge, running_fake
 from tracegrade._compiled import pure_python_requested, stale_extensions
 from tracegrade.spans import Span, SpanKind
 from tracegrade.store import Store, open_store
@@ -171,3 +172,9 @@ def kill_a_grade_mid_run(workspace: Path, spans: int = 6000) -> KilledGrade:
     assert 0 < kept < spans, "the kill must land mid-run for this test to mean anything"
     return KilledGrade(url, command, env, process.pid, kept)
 
+
+@pytest.fixture
+def fake() -> Iterator[FakeJudge]:
+    """A fake OpenAI-compatible judge endpoint on 127.0.0.1 (the judge tests' server)."""
+    with running_fake() as judge:
+        yield judge

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import pytest
 import yaml
 from click.testing import CliRunner, Result
 
 from tests.conftest import make_span
-from tests.fakes.openai_server import FakeJudge, ServerError, running_fake
+from tests.fakes.openai_server import FakeJudge, ServerError
 from tests.llm.helpers import judge_settings, llm_judge
 from tracegrade.cli import cli
 from tracegrade.store import open_store
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeJudge]:
-    with running_fake() as judge:
-        yield judge
 
 
 def run(*args: str) -> Result:

@@ -37,12 +37,6 @@ from tracegrade.store import Store, open_store
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeJudge]:
-    with running_fake() as judge:
-        yield judge
-
-
-@pytest.fixture
 def local_store(tmp_path: Path) -> Iterator[Store]:
     with open_store(f"sqlite:///{tmp_path / 'judge.db'}") as opened:
         yield opened

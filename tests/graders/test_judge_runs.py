@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import make_span
-from tests.fakes.openai_server import FakeJudge, running_fake, verdict
+from tests.fakes.openai_server import FakeJudge, verdict
 from tests.llm.helpers import (
     cache_size,
     judge_graders,
@@ -30,12 +29,6 @@ from tracegrade.grading import grade
 from tracegrade.spans import SpanKind, utc_now
 from tracegrade.store import Store, open_store
 from tracegrade.store import _schema as t
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeJudge]:
-    with running_fake() as judge:
-        yield judge
 
 
 def seed(store: Store, n: int) -> None:

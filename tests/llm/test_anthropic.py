@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_span
-from tests.fakes.openai_server import FakeJudge, RateLimited, running_fake, verdict
+from tests.fakes.openai_server import FakeJudge, RateLimited, verdict
 from tests.llm.helpers import FAST, llm_judge, use_virtual_time, verdict_rows
 from tracegrade.config import SamplingConfig, parse_config
 from tracegrade.graders import Grader, build_graders
 from tracegrade.grading import grade
 from tracegrade.store import Store, open_store
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeJudge]:
-    with running_fake() as judge:
-        yield judge
 
 
 @pytest.fixture

@@ -40,12 +40,6 @@ FREE_GRADER = {"name": "says_answer", "type": "contains", "applies_to": {"kind":
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeJudge]:
-    with running_fake() as judge:
-        yield judge
-
-
-@pytest.fixture
 def local_store(tmp_path: Path) -> Iterator[Store]:
     with open_store(f"sqlite:///{tmp_path / 'breaker.db'}") as opened:
         yield opened

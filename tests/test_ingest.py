@@ -18,6 +18,7 @@ from sqlalchemy import text
 from tests.conftest import make_span, processes_running, slow_grader_command
 from tests.sources import collector_json, request, span
 from tracegrade import _parallel_import
+from tracegrade import _gc
 from tracegrade._gc import between_batches, bulk_allocation
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig
@@ -305,18 +306,34 @@ def test_bulk_allocation_turns_the_collector_off_and_restores_it() -> None:
     assert gc.get_freeze_count() == 0
 
 
-def test_cyclic_garbage_of_a_bulk_job_is_freed_between_batches() -> None:
-    class Node:
-        pass
+def test_cyclic_garbage_of_a_bulk_job_stays_bounded_across_batches() -> None:
+    alive = 0
 
+    class Node:
+        def __init__(self) -> None:
+            nonlocal alive
+            alive += 1
+            self.self = self  # a cycle: only the collector frees it
+
+        def __del__(self) -> None:
+            nonlocal alive
+            alive -= 1
+
+    batch, most = 5_000, 0
     with bulk_allocation():
-        node = Node()
-        node.self = node  # type: ignore[attr-defined]
-        gone = weakref.ref(node)
-        del node
-        assert gone() is not None  # the collector is off: the cycle lives on...
+        first = Node()
+        gone = weakref.ref(first)
+        del first
         between_batches()
-        assert gone() is None  # ...until the batch is written
+        assert gone() is not None  # the collector is off, and one cycle is not worth a pass
+        for _ in range(4 * _gc.YOUNG_LIMIT // batch):
+            for _ in range(batch):
+                Node()
+            between_batches()
+            most = max(most, alive)
+        assert gone() is None  # freed once enough garbage piled up
+        # a pass runs as soon as a batch pushes the pile past the limit: never much more
+        assert _gc.YOUNG_LIMIT // 2 <= most <= _gc.YOUNG_LIMIT + batch
     between_batches()  # outside a bulk job it does nothing (and the collector is on)
     assert gc.isenabled()
 

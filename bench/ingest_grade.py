@@ -123,7 +123,7 @@ def run_tracegrade(path: Path, mode: str = "inline") -> dict[str, Any]:
 
 
 class _MemorySampler:
-    """The peak, sampled every 0.2 s, of this process's and its workers' summed PSS.
+    """The peak, sampled every 0.5 s, of this process's and its workers' summed PSS.
 
     PSS splits pages shared between forked processes among them, so the sum is the memory
     the import really holds (adding each process's RSS would count shared pages repeatedly).
@@ -150,7 +150,7 @@ def _sample_memory(pid: int) -> None:
     import select
 
     peak = 0
-    while not select.select([sys.stdin], [], [], 0.2)[0]:
+    while not select.select([sys.stdin], [], [], 0.5)[0]:
         peak = max(peak, sum(_pss_kb(member) for member in _family(pid)
                              if member != os.getpid()))
     sys.stdin.read()

@@ -42,7 +42,7 @@ from tracegrade.sources._remote import Page, RemoteReader, Window
 from tracegrade.sources.braintrust import BraintrustReader, BraintrustSourceConfig
 from tracegrade.sources.langfuse import LangfuseReader, LangfuseSourceConfig
 from tracegrade.spans import JSONValue, Span, utc_now
-from tracegrade.store import Store, UpsertCounts
+from tracegrade.store import Store, UpsertCounts, _fast
 from tracegrade.store import _schema as t
 
 ProgressCallback = Callable[[int], None]
@@ -323,19 +323,25 @@ def _older_than(version: JSONValue, other: JSONValue,
 
 def _stored_versions(store: Store, keys: list[tuple[str, str]], attribute: str
                      ) -> dict[tuple[str, str], JSONValue]:
+    """The version attribute of every given span already stored (driver SQL: compiling a
+    500-key ``IN`` through SQLAlchemy for each page cost more than the query)."""
     if not keys:
         return {}
-    s = t.spans.c
-    version = s.attributes[attribute].as_string()
+    dialect = store.dialect
+    ph = _fast.placeholder(dialect)
+    if dialect == "postgresql":
+        version = f"attributes ->> {ph}"
+    else:
+        version = f"json_extract(attributes, {ph})"
+        attribute = '$."' + attribute.replace('"', '""') + '"'
     found: dict[tuple[str, str], JSONValue] = {}
-    source = keys[0][0]
-    span_ids = [span_id for _, span_id in keys]
     with store.engine.connect() as conn:
-        for start in range(0, len(span_ids), 500):
-            query = select(s.span_id, version).where(
-                s.source == source, s.span_id.in_(span_ids[start:start + 500]))
-            for span_id, value in conn.execute(query):
-                found[(source, span_id)] = value
+        for source, span_ids in _fast.by_source(keys).items():
+            for chunk in _fast.chunks(span_ids, 500):
+                sql = (f"SELECT span_id, {version} FROM spans WHERE source = {ph} "
+                       f"AND span_id IN ({', '.join([ph] * len(chunk))})")
+                for span_id, value in conn.exec_driver_sql(sql, (attribute, source, *chunk)):
+                    found[(source, span_id)] = value
     return found
 
 

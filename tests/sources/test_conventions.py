@@ -358,6 +358,111 @@ def test_genai_chat_span_normalises_messages(encoding: str) -> None:
     }
 
 
+def span_with_events(attributes: dict[str, Any], *events: tuple[str, dict[str, Any]]) -> Span:
+    """A GenAI span whose content is recorded as span events, mapped from OTLP JSON."""
+    built = span(attributes=attributes, name="chat gpt-4o")
+    for name, event_attributes in events:
+        built.events.add(name=name).attributes.extend(key_values(event_attributes))
+    [result] = map_export_request(collector_json(request([built])), OPTIONS, location="x")
+    assert isinstance(result, Span), result
+    return result
+
+
+CHAT = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+GENAI_EXPECTED_INPUT = {
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"role": "tool", "content": "rainy, 14°C", "tool_call_id": "call_1"},
+    ],
+    "system": "You are a weather bot.",
+}
+
+
+def test_genai_operation_details_event_gives_input_and_output_when_attributes_do_not() -> None:
+    result = span_with_events(CHAT, ("gen_ai.client.inference.operation.details", {
+        "gen_ai.input.messages": json.dumps(GENAI_INPUT),
+        "gen_ai.output.messages": json.dumps(GENAI_OUTPUT),
+        "gen_ai.system_instructions": json.dumps(GENAI_SYSTEM),
+    }), ("retry", {"attempt": 2}))
+    assert result.kind is SpanKind.LLM
+    assert result.input == GENAI_EXPECTED_INPUT
+    tool_call = {"id": "call_2", "name": "get_forecast", "arguments": {}}
+    assert result.output == {"messages": [{"role": "assistant", "content": "It is rainy.",
+                                           "tool_calls": [tool_call], "finish_reason": "tool_call"}]}
+    assert result.attributes["tool_calls"] == [tool_call]
+    # The event that was mapped is not kept twice; the others are.
+    assert [event["name"] for event in result.attributes["otel.events"]] == ["retry"]
+
+
+def test_content_recorded_on_attributes_wins_over_events_which_are_then_kept() -> None:
+    details = {"gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+        {"type": "text", "content": "from the event"}]}])}
+    result = span_with_events(
+        CHAT | {"gen_ai.input.messages": json.dumps(GENAI_INPUT),
+                "gen_ai.system_instructions": json.dumps(GENAI_SYSTEM)},
+        ("gen_ai.client.inference.operation.details", details))
+    assert result.input == GENAI_EXPECTED_INPUT
+    assert result.output is None
+    assert result.attributes["otel.events"] == [
+        {"name": "gen_ai.client.inference.operation.details", "time": None, "attributes": details}]
+
+
+def test_older_genai_prompt_and_completion_events_give_input_and_output() -> None:
+    prompt = [{"role": "system", "content": "You are a weather bot."},
+              {"role": "user", "content": "Weather in Paris?"}]
+    completion = [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]}]
+    result = span_with_events(
+        {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o"},
+        ("gen_ai.content.prompt", {"gen_ai.prompt": json.dumps(prompt)}),
+        ("gen_ai.content.completion", {"gen_ai.completion": json.dumps(completion)}))
+    assert result.input == {"messages": prompt, "system": None}
+    call = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    assert result.output == {"messages": [
+        {"role": "assistant", "content": None, "tool_calls": [call]}]}
+    assert result.attributes["tool_calls"] == [call]
+    assert "otel.events" not in result.attributes
+    # A text completion records plain strings.
+    text = span_with_events(CHAT, ("gen_ai.content.prompt", {"gen_ai.prompt": "Say hi"}),
+                            ("gen_ai.content.completion", {"gen_ai.completion": "Hi!"}))
+    assert text.input == {"messages": [{"role": "user", "content": "Say hi"}], "system": None}
+    assert text.output == {"messages": [{"role": "assistant", "content": "Hi!"}]}
+
+
+def test_one_event_per_message_as_azure_and_semantic_kernel_record_them() -> None:
+    def content(value: dict[str, Any]) -> dict[str, Any]:
+        return {"gen_ai.system": "az.ai.inference", "gen_ai.event.content": json.dumps(value)}
+
+    result = span_with_events(
+        CHAT,
+        ("gen_ai.system.message", content({"role": "system", "content": "Be brief."})),
+        ("gen_ai.user.message", content({"content": "Weather in Paris?"})),  # role from the name
+        ("gen_ai.assistant.message", content({"role": "assistant", "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]})),
+        ("gen_ai.tool.message", content({"content": "rainy", "id": "call_1"})),
+        ("gen_ai.choice", content({"finish_reason": "stop", "index": 0,
+                                   "message": {"content": "Rainy, 14°C."}})),
+    )
+    assert result.input == {"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"role": "tool", "content": "rainy", "tool_call_id": "call_1"},
+    ], "system": None}
+    assert result.output == {"messages": [
+        {"role": "assistant", "content": "Rainy, 14°C.", "finish_reason": "stop"}]}
+    assert result.attributes["tool_calls"] == []
+    assert "otel.events" not in result.attributes
+    # A log event bridged onto the span carries its body fields as attributes.
+    bridged = span_with_events(CHAT, ("gen_ai.user.message", {"content": "Hello"}))
+    assert bridged.input == {"messages": [{"role": "user", "content": "Hello"}], "system": None}
+
+
 def test_genai_parts_that_are_not_text_or_tool_calls_are_kept_apart_from_the_text() -> None:
     image = {"type": "uri", "modality": "image", "mime_type": "image/png",
              "uri": "https://example.com/receipt.png"}

@@ -221,7 +221,11 @@ def span_from_otlp(
     kept = _remaining_attributes(attributes, resource_attributes, options)
     events, links = span.get("events"), span.get("links")
     if events:
-        kept["otel.events"] = _events(events, max_attribute_bytes)
+        records = _events(events, max_attribute_bytes)
+        if fields["input"] is None or fields["output"] is None:
+            records = _content_from_events(records, fields, normalised)
+        if records:
+            kept["otel.events"] = records
     if links:
         kept["otel.links"] = _links(links, max_attribute_bytes)
     fields["attributes"] = kept | normalised
@@ -867,6 +871,124 @@ def _input_messages(attributes: _Attributes, *, wanted: bool) -> JSONValue:
     return {"messages": messages or [], "system": system}
 
 
+_MESSAGE_EVENT_ROLES = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+"""GenAI 1.28–1.36's per-message events, which some SDKs record on the span (Azure AI
+Inference, Semantic Kernel): the message is the JSON of ``gen_ai.event.content``."""
+
+_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+_PROMPT_EVENT, _COMPLETION_EVENT = "gen_ai.content.prompt", "gen_ai.content.completion"
+
+
+def _content_from_events(
+    records: list[JSONValue], fields: dict[str, Any], extra: dict[str, JSONValue]
+) -> list[JSONValue]:
+    """Fill a missing ``input``/``output`` from the span's events; return the events left.
+
+    Three ways GenAI instrumentations record content as span events rather than attributes:
+    the ``gen_ai.client.inference.operation.details`` event (its attributes are the span's
+    ``gen_ai.input.messages``, ``gen_ai.output.messages``, ``gen_ai.system_instructions``), the
+    older ``gen_ai.content.prompt``/``gen_ai.content.completion`` events (``gen_ai.prompt`` and
+    ``gen_ai.completion``, OpenAI-style message lists), and one event a message
+    (``gen_ai.user.message``… then ``gen_ai.choice``). An event whose content fills a field is
+    dropped from ``otel.events``, as a mapped attribute is; the others are kept.
+    """
+    inputs: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+    system: JSONValue = None
+    input_events: list[int] = []
+    output_events: list[int] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("attributes"), dict):
+            continue
+        name, attributes = record.get("name"), record["attributes"]
+        if name == _DETAILS_EVENT:
+            found = _messages([], attributes.get("gen_ai.input.messages"))
+            instructions = _system_text(
+                parse_json_value(attributes.get("gen_ai.system_instructions"))
+            )
+            if found or instructions is not None:
+                inputs.extend(found or [])
+                system = _first(system, instructions)
+                input_events.append(index)
+            answers = _messages([], attributes.get("gen_ai.output.messages"))
+            if answers:
+                outputs.extend(answers)
+                output_events.append(index)
+        elif name == _PROMPT_EVENT and attributes.get("gen_ai.prompt") is not None:
+            inputs.extend(_event_messages(attributes["gen_ai.prompt"], "user"))
+            input_events.append(index)
+        elif name == _COMPLETION_EVENT and attributes.get("gen_ai.completion") is not None:
+            outputs.extend(_event_messages(attributes["gen_ai.completion"], "assistant"))
+            output_events.append(index)
+        elif isinstance(name, str) and name in _MESSAGE_EVENT_ROLES:
+            body = _event_body(attributes)
+            if body.get("role") is None:
+                body["role"] = _MESSAGE_EVENT_ROLES[name]
+            inputs.extend(_genai_messages(body))
+            input_events.append(index)
+        elif name == "gen_ai.choice":
+            body = _event_body(attributes)
+            message = body.get("message")
+            message = (
+                dict(message) if isinstance(message, dict) else {"content": body.get("content")}
+            )
+            message.setdefault("role", "assistant")
+            if body.get("finish_reason") is not None:
+                message.setdefault("finish_reason", body["finish_reason"])
+            outputs.extend(_genai_messages(message))
+            output_events.append(index)
+    used: set[int] = set()
+    if fields["input"] is None and (inputs or system is not None):
+        fields["input"] = {"messages": inputs, "system": system}
+        used.update(input_events)
+    if fields["output"] is None and outputs:
+        fields["output"] = {"messages": outputs}
+        extra["tool_calls"] = [
+            call for message in outputs for call in message.get("tool_calls", ())
+        ]
+        used.update(output_events)
+    return [record for index, record in enumerate(records) if index not in used]
+
+
+def _event_messages(value: JSONValue, role: str) -> list[dict[str, Any]]:
+    """Messages from ``gen_ai.prompt``/``gen_ai.completion``: a JSON list of OpenAI-style
+    messages (or one message), else plain text said by ``role``."""
+    parsed = parse_json_value(value)
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if isinstance(parsed, list):
+        messages = []
+        for entry in parsed:
+            if isinstance(entry, dict):
+                entry = entry if entry.get("role") is not None else {**entry, "role": role}
+                messages.extend(_genai_messages(entry))
+            else:
+                messages.append(_message(role, entry))
+        return messages
+    return [_message(role, parsed)]
+
+
+def _event_body(attributes: dict[str, JSONValue]) -> dict[str, Any]:
+    """A message event's body: the JSON object in ``gen_ai.event.content``, else the event's
+    own attributes (as an OpenTelemetry log event bridged onto the span carries them)."""
+    content = parse_json_value(attributes.get("gen_ai.event.content"))
+    if isinstance(content, dict):
+        return dict(content)
+    body = {
+        key: value
+        for key, value in attributes.items()
+        if key not in ("gen_ai.system", "gen_ai.provider.name", "gen_ai.event.content")
+    }
+    if content is not None:
+        body.setdefault("content", content)
+    return body
+
+
 def _first(*values: JSONValue) -> JSONValue:
     return next((value for value in values if value is not None), None)
 
@@ -967,6 +1089,7 @@ def _genai_messages(entry: Any) -> list[dict[str, Any]]:
                 tool_calls=[call for call in calls if call is not None],
                 tool_call_id=entry.get("tool_call_id") or entry.get("id"),
                 name=entry.get("name"),
+                finish_reason=entry.get("finish_reason"),
             )
         ]
     typed = [part for part in parts if isinstance(part, dict)]

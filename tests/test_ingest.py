@@ -17,8 +17,7 @@ from sqlalchemy import text
 
 from tests.conftest import make_span, processes_running, slow_grader_command
 from tests.sources import collector_json, request, span
-from tracegrade import _parallel_import
-from tracegrade import _gc
+from tracegrade import _gc, _parallel_import
 from tracegrade._gc import between_batches, bulk_allocation
 from tracegrade.cli import cli
 from tracegrade.config import SamplingConfig

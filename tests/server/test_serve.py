@@ -46,9 +46,12 @@ def gated_serve(workspace: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The receiver, started, with one span acknowledged and its write held."""
     process, url = start_serve(workspace)
     try:
+        # A generous timeout: a receiver just started on a busy CI machine answers its first
+        # request slowly (httpx's default of 5 s made this fixture fail there once).
         response = httpx.post(f"{url}/v1/traces", headers={
             "Content-Type": "application/json"},
-            content=orjson.dumps(otlp_json(json_span("b7ad6b7169203331"))))
+            content=orjson.dumps(otlp_json(json_span("b7ad6b7169203331"))),
+            timeout=STOPPED_WITHIN)
         assert response.status_code == 200  # acknowledged, not yet written
         yield process, url
     finally:
@@ -153,7 +156,8 @@ def test_max_body_bytes_refuses_larger_bodies(workspace: Path) -> None:
         large = orjson.dumps(otlp_json(*(json_span(f"{n:016x}") for n in range(1, 20))))
         assert len(small) <= 1000 < len(large)
         headers = {"Content-Type": "application/json"}
-        statuses = [httpx.post(f"{url}/v1/traces", headers=headers, content=body).status_code
+        statuses = [httpx.post(f"{url}/v1/traces", headers=headers, content=body,
+                               timeout=STOPPED_WITHIN).status_code
                     for body in (small, large)]
         assert statuses == [200, 413]
     finally:

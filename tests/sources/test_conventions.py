@@ -389,8 +389,9 @@ def test_genai_operation_details_event_gives_input_and_output_when_attributes_do
     assert result.kind is SpanKind.LLM
     assert result.input == GENAI_EXPECTED_INPUT
     tool_call = {"id": "call_2", "name": "get_forecast", "arguments": {}}
-    assert result.output == {"messages": [{"role": "assistant", "content": "It is rainy.",
-                                           "tool_calls": [tool_call], "finish_reason": "tool_call"}]}
+    assert result.output == {"messages": [{
+        "role": "assistant", "content": "It is rainy.", "tool_calls": [tool_call],
+        "finish_reason": "tool_call"}]}
     assert result.attributes["tool_calls"] == [tool_call]
     # The event that was mapped is not kept twice; the others are.
     assert [event["name"] for event in result.attributes["otel.events"]] == ["retry"]

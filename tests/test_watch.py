@@ -70,9 +70,9 @@ def webhook() -> Iterator[Webhook]:
 
 
 def seed(store: Store, release: str, passed: int, failed: int, offset: int,
-         environment: str = "prod", fail_probability: float = 1.0) -> None:
+         environment: str = "prod", fail_probability: float = 1.0, errors: int = 0) -> None:
     spans, verdicts = [], []
-    for n, outcome in enumerate(["pass"] * passed + ["fail"] * failed):
+    for n, outcome in enumerate(["pass"] * passed + ["fail"] * failed + ["error"] * errors):
         i = offset + n
         start = BASE_TIME + timedelta(days=7 if release == "r2" else 0, seconds=i)
         spans.append(make_span(i, release=release, start_time=start, environment=environment))
@@ -138,6 +138,7 @@ def test_a_failed_delivery_is_retried_next_round(store: Store, store_url: str,
     webhook.fail_next = 10  # more than the retries of one round
     failed = watch_once(store, config(store_url), webhook=webhook.url, sleep=no_sleep)
     assert failed.new_findings == [] and len(failed.problems) == 1
+    assert [f.grader for f in failed.undelivered] == ["g"]  # still shown to the caller
     assert "s3cr3tTokenXYZ" not in failed.problems[0]  # the URL's secret is never printed
     assert alert_rows(store) == 0
     webhook.fail_next = 0
@@ -148,6 +149,32 @@ def test_a_failed_delivery_is_retried_next_round(store: Store, store_url: str,
     # that honours it drops a copy sent again after a timeout it had in fact received.
     assert len(webhook.idempotency_keys) == 5 and len(set(webhook.idempotency_keys)) == 1
     assert webhook.idempotency_keys[0] == idempotency_key(retried.new_findings[0])
+
+
+def test_a_grader_that_starts_erroring_is_a_finding_though_its_pass_rate_holds(
+        store: Store, store_url: str, webhook: Webhook) -> None:
+    seed(store, "r1", 950, 50, 0, errors=2)
+    seed(store, "r2", 95, 5, 10_000, errors=300)  # a deploy broke the grader's target
+    tick = watch_once(store, config(store_url), webhook=webhook.url, sleep=no_sleep)
+    assert (tick.detection.watched, tick.detection.errors_watched) == (1, 1)
+    [finding] = tick.new_findings
+    assert (finding.grader, finding.status) == ("g", "errors_rose")
+    assert finding.text().startswith("g errors rose in r2 (vs r1): 75.0% of 400 verdicts were "
+                                     "errors vs 0.2% of 1,002")
+    assert webhook.received[0]["blocks"][0]["text"]["text"] == "Errors rose: g"
+    assert orjson.loads(orjson.dumps(tick.as_dict()))["new_findings"][0]["status"] == \
+        "errors_rose"
+    # The same error share in both releases is no finding.
+    store_same = watch_once(store, config(store_url, min_decided=10), sleep=no_sleep)
+    assert not store_same.new_findings  # already announced; and nothing else alarms
+    assert [f.status for f in store_same.detection.findings] == ["errors_rose"]
+
+
+def test_errors_as_common_as_before_raise_nothing(store: Store, store_url: str) -> None:
+    seed(store, "r1", 900, 50, 0, errors=50)
+    seed(store, "r2", 360, 20, 10_000, errors=20)
+    tick = watch_once(store, config(store_url), sleep=no_sleep)
+    assert tick.detection.errors_watched == 1 and tick.detection.findings == []
 
 
 def test_a_delivery_interrupted_by_ctrl_c_is_announced_by_the_next_run(
@@ -231,6 +258,33 @@ def test_watch_command_once(store: Store, store_url: str, webhook: Webhook,
     assert len(webhook.received) == 1
 
 
+def test_watch_once_shows_findings_the_webhook_did_not_take_and_exits_1(
+        store: Store, store_url: str, workspace: Path) -> None:
+    seed(store, "r1", 950, 50, 0)
+    seed(store, "r2", 280, 120, 10_000)
+    Path("tracegrade.yaml").write_text(f"store: '{store_url}'\nanalysis: {{slices: []}}\n")
+    result = CliRunner().invoke(cli, ["watch", "--once", "--webhook",
+                                      "http://127.0.0.1:9/hook"])  # nothing listens there
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("REGRESSED g regressed in r2 (vs r1)")
+    assert "the webhook did not take it: sent again next round" in result.stdout
+    assert "problem: webhook" in result.stderr and "1 alarming, 1 new" in result.stderr
+    assert alert_rows(store) == 0  # so the next round sends it again
+
+
+def test_watch_once_with_nothing_to_watch_is_a_usage_error(workspace: Path, store: Store,
+                                                           store_url: str) -> None:
+    missing = CliRunner().invoke(cli, ["watch", "--once"])  # no config, no store here
+    assert missing.exit_code == 2, missing.output
+    assert missing.stderr.startswith("Error: no store at ")
+    assert not Path(".tracegrade").exists()  # and none was made
+    Path("tracegrade.yaml").write_text(f"store: '{store_url}'\n")  # migrated, no verdicts
+    empty = CliRunner().invoke(cli, ["watch", "--once"])
+    assert empty.exit_code == 2, empty.output
+    assert empty.stderr.startswith("Error: nothing to watch: no graders configured and no "
+                                   "verdicts in the store")
+
+
 def test_watch_with_a_judge_without_api_key_is_one_line(store: Store, store_url: str,
                                                         workspace: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,7 +315,8 @@ def test_ctrl_c_during_watch(store_url: str, workspace: Path, monkeypatch: pytes
     import tracegrade.cli._watch as watch_cli
 
     monkeypatch.setattr(watch_cli, "run_watch", interrupted)
-    Path("tracegrade.yaml").write_text(f"store: '{store_url}'\n")
+    Path("tracegrade.yaml").write_text(f"store: '{store_url}'\ngraders:\n"
+                                       "  - {name: ok, type: status_ok}\n")
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == code, result.output
     assert result.stderr.strip() == said

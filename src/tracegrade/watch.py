@@ -3,14 +3,16 @@
 Each tick pulls the configured sources (``tracegrade.sources.pull``), grades the new spans,
 and checks the latest release against the one before with the anytime-valid e-process of
 :mod:`tracegrade.analysis.sequential` — so looking after every batch does not inflate false
-alarms. Every grader and configured slice with enough baseline verdicts is watched; each gets
-``alpha / m`` of the watch's false-alarm budget.
+alarms. The pass rate of every grader and configured slice with enough baseline verdicts is
+watched, and so is every grader's share of error verdicts (a grader whose target a deploy
+broke errors on every span, which the pass rate leaves out); each check gets ``alpha / m`` of
+the watch's false-alarm budget.
 
 A finding is raised once: its key goes into the ``alerts`` table before it is announced, and a
 finding already there is never announced again (a delivery that failed or was interrupted gives
-the claim back so the next tick, or the next run, retries). Findings go to the caller (stdout)
-and, when configured, to a Slack-compatible incoming webhook as
-``{"text": ..., "blocks": [...]}``.
+the claim back so the next tick, or the next run, retries — the finding is still shown to the
+caller then, so stdout says it twice in that case). Findings go to the caller (stdout) and, when
+configured, to a Slack-compatible incoming webhook as ``{"text": ..., "blocks": [...]}``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tracegrade.analysis._aggregate import tally_verdicts
 from tracegrade.analysis.errors import NotEnoughReleases
 from tracegrade.analysis.rates import PassRate, rates_in_order
 from tracegrade.analysis.regressions import (
+    MIN_ERROR_RISE,
     Comparison,
     RegressionSettings,
     build_comparisons,
@@ -45,11 +48,15 @@ from tracegrade.store import Store
 from tracegrade.store import _schema as t
 
 STATUS = "regressed"
+ERRORS_STATUS = "errors_rose"
+"""A finding's status: its pass rate fell, or its share of error verdicts rose (errors are
+left out of the pass rate, so a grader whose target vanished in a deploy would otherwise look
+unchanged)."""
 
 
 @dataclass(frozen=True)
 class WatchFinding:
-    """A grader (or slice) that the e-process says fails more often in the candidate."""
+    """A grader (or slice) that the e-process says fails (or errors) more in the candidate."""
 
     grader: str
     grader_version: str
@@ -59,12 +66,13 @@ class WatchFinding:
     baseline: PassRate
     candidate: PassRate
     check: sequential.SequentialCheck
+    status: str = STATUS
 
     @property
     def key(self) -> str:
         """What makes this finding the same finding on every tick (the ``alerts`` key)."""
         key = "|".join(("watch", self.grader, self.grader_version, self.baseline_release,
-                        self.release, self.slice or "", STATUS))
+                        self.release, self.slice or "", self.status))
         if len(key) <= 300:
             return key
         return f"watch|{hashlib.blake2b(key.encode(), digest_size=16).hexdigest()}"
@@ -77,6 +85,11 @@ class WatchFinding:
     def text(self) -> str:
         """One line for people."""
         b, c = self.baseline, self.candidate
+        evidence = f"e-value {self.check.e_value:.3g} ≥ {self.check.threshold:.3g}"
+        if self.status == ERRORS_STATUS:
+            return (f"{self.label} errors rose in {self.release} (vs {self.baseline_release}): "
+                    f"{_pct(c.error_share)} of {c.decided + c.errors:,} verdicts were errors "
+                    f"vs {_pct(b.error_share)} of {b.decided + b.errors:,}; {evidence}")
         drop = ((c.rate or 0.0) - (b.rate or 0.0)) * 100
         return (f"{self.label} regressed in {self.release} (vs {self.baseline_release}): "
                 f"pass rate {_pct(c.rate)} of {c.decided:,} vs {_pct(b.rate)} of "
@@ -86,10 +99,11 @@ class WatchFinding:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
         return {
-            "key": self.key, "grader": self.grader, "grader_version": self.grader_version,
-            "slice": self.slice, "baseline_release": self.baseline_release,
-            "release": self.release, "baseline": self.baseline.as_dict(),
-            "candidate": self.candidate.as_dict(), **self.check.as_dict(),
+            "key": self.key, "status": self.status, "grader": self.grader,
+            "grader_version": self.grader_version, "slice": self.slice,
+            "baseline_release": self.baseline_release, "release": self.release,
+            "baseline": self.baseline.as_dict(), "candidate": self.candidate.as_dict(),
+            **self.check.as_dict(),
         }
 
 
@@ -108,11 +122,12 @@ def slack_payload(finding: WatchFinding) -> dict[str, Any]:
         ("Evidence", f"e-value {finding.check.e_value:.3g} ≥ {finding.check.threshold:.3g} "
                      "(anytime-valid)"),
     ]
+    title = "Errors rose" if finding.status == ERRORS_STATUS else "Regression"
     return {
         "text": f"tracegrade: {finding.text()}",
         "blocks": [
             {"type": "header",
-             "text": {"type": "plain_text", "text": f"Regression: {finding.label}"[:150]}},
+             "text": {"type": "plain_text", "text": f"{title}: {finding.label}"[:150]}},
             {"type": "section",
              "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"}
                         for name, value in fields]},
@@ -130,6 +145,9 @@ class Detection:
     baseline: str | None = None
     candidate: str | None = None
     watched: int = 0
+    """Graders and slices whose pass rate is watched."""
+    errors_watched: int = 0
+    """Graders whose share of error verdicts is watched."""
     findings: list[WatchFinding] = field(default_factory=list)
     waiting: str | None = None
     """Why nothing could be checked yet (e.g. only one release has verdicts)."""
@@ -137,12 +155,14 @@ class Detection:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
         return {"baseline": self.baseline, "candidate": self.candidate,
-                "watched": self.watched, "findings": [f.as_dict() for f in self.findings],
+                "watched": self.watched, "errors_watched": self.errors_watched,
+                "findings": [f.as_dict() for f in self.findings],
                 "waiting": self.waiting}
 
 
 def detect(store: Store, settings: RegressionSettings, alpha: float) -> Detection:
-    """Check every grader and slice of the latest release against the one before.
+    """Check every grader and slice of the latest release against the one before, and every
+    grader's share of error verdicts.
 
     Args:
         store: the store.
@@ -157,15 +177,25 @@ def detect(store: Store, settings: RegressionSettings, alpha: float) -> Detectio
     except NotEnoughReleases as exc:
         return Detection(waiting=str(exc))
     plain = replace(settings, strata=())  # the tallies hold slices only
-    comparisons = [c for c in build_comparisons(tallies, overall, baseline, candidate, plain)
-                   if c.baseline.decided >= settings.min_decided]
-    detection = Detection(baseline, candidate, len(comparisons))
+    every = build_comparisons(tallies, overall, baseline, candidate, plain)
+    comparisons = [c for c in every if c.baseline.decided >= settings.min_decided]
+    # Which checks run depends on the baseline only, so the budget split stays the same look
+    # after look.
+    error_checks = [c for c in every if c.finding.slice is None
+                    and c.baseline.decided + c.baseline.errors >= settings.min_decided]
+    detection = Detection(baseline, candidate, len(comparisons), len(error_checks))
+    each = alpha / max(len(comparisons) + len(error_checks), 1)
     for comparison in comparisons:
-        found = _check(comparison, alpha / len(comparisons), baseline, candidate)
+        found = _check(comparison, each, baseline, candidate)
+        if found is not None:
+            detection.findings.append(found)
+    for comparison in error_checks:
+        found = _check_errors(comparison, each, baseline, candidate)
         if found is not None:
             detection.findings.append(found)
     # A grader alarming overall alarms in most of its slices too; announce the grader alone.
-    alarming = {(f.grader, f.grader_version) for f in detection.findings if f.slice is None}
+    alarming = {(f.grader, f.grader_version) for f in detection.findings
+                if f.slice is None and f.status == STATUS}
     detection.findings = [f for f in detection.findings
                           if f.slice is None or (f.grader, f.grader_version) not in alarming]
     return detection
@@ -186,6 +216,21 @@ def _check(comparison: Comparison, alpha: float, baseline: str, candidate: str
     f = comparison.finding
     return WatchFinding(f.grader, f.grader_version, None if f.slice is None else str(f.slice),
                         baseline, candidate, b, c, result)
+
+
+def _check_errors(comparison: Comparison, alpha: float, baseline: str, candidate: str
+                  ) -> WatchFinding | None:
+    """The same e-process on the share of error verdicts among those not skipped."""
+    b, c = comparison.finding.baseline, comparison.finding.candidate
+    if c.errors == 0:
+        return None
+    result = sequential.check(b.errors, b.decided + b.errors, c.errors, c.decided, alpha)
+    rise = (c.error_share or 0.0) - (b.error_share or 0.0)
+    if not result.alarm or rise < MIN_ERROR_RISE:  # as `regressions` asks of an error rise
+        return None
+    f = comparison.finding
+    return WatchFinding(f.grader, f.grader_version, None, baseline, candidate, b, c, result,
+                        ERRORS_STATUS)
 
 
 # -- alerts: each finding once ---------------------------------------------------------------------
@@ -261,6 +306,8 @@ class Tick:
     graded: GradeSummary | None = None
     detection: Detection = field(default_factory=Detection)
     new_findings: list[WatchFinding] = field(default_factory=list)
+    undelivered: list[WatchFinding] = field(default_factory=list)
+    """New findings the webhook did not take: shown anyway, and sent again next round."""
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -270,6 +317,7 @@ class Tick:
             "graded": self.graded.as_dict() if self.graded else None,
             "detection": self.detection.as_dict(),
             "new_findings": [f.as_dict() for f in self.new_findings],
+            "undelivered_findings": [f.as_dict() for f in self.undelivered],
             "problems": self.problems,
         }
 
@@ -304,6 +352,7 @@ def _announce(store: Store, finding: WatchFinding, webhook: str | None, tick: Ti
         except WebhookError as exc:
             release_alert(store, finding)
             tick.problems.append(f"webhook: {exc}")
+            tick.undelivered.append(finding)
             return
         except BaseException:
             # Ctrl-C (or any failure) mid-delivery: the alert was not sent, so give the claim

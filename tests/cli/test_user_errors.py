@@ -122,6 +122,34 @@ def test_read_only_command_names_the_missing_store_of_the_config(workspace: Path
     assert not (workspace / "data").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["--store", "sqlite:///afile/x.db", "import", "t.jsonl"],
+    ["--store", "sqlite:///s.db", "report", "--format", "markdown", "-o", "afile/r.md"],
+], ids=["store", "report"])
+def test_a_path_through_a_file_is_one_line(workspace: Path, args: list[str]) -> None:
+    (workspace / "afile").write_text("not a directory")
+    (workspace / "t.jsonl").write_text(otlp_line("00f067aa0ba902b7") + "\n")
+    a_store(workspace / "s.db")
+    result = invoke(*args)
+    assert_one_line_error(result, "afile")
+
+
+@pytest.mark.parametrize("args", [
+    ["calibrate", "--release", "r9"],
+    ["drift", "golden", "--release", "r9"],
+    ["dataset", "stale", "golden", "--release", "r9"],
+    ["dataset", "promote", "golden", "--failing", "g", "--release", "r9"],
+    ["labels", "queue", "g", "--release", "r9"],
+], ids=["calibrate", "drift", "stale", "promote", "queue"])
+def test_a_mistyped_release_is_named_with_the_real_ones(workspace: Path,
+                                                        args: list[str]) -> None:
+    a_store(workspace / "s.db")  # spans of release r1
+    assert invoke("--store", "sqlite:///s.db", "dataset", "create", "golden").exit_code == 0
+    result = invoke("--store", "sqlite:///s.db", *args)
+    assert_one_line_error(result, "no spans of release 'r9' in the store",
+                          "releases in order: r1")
+
+
 # -- 4. in-memory stores are refused at the command line -----------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 from click.testing import CliRunner
 
 from tracegrade.analysis import FindingStatus
@@ -45,3 +46,15 @@ def test_demo_command_prints_what_regressed(workspace: Path) -> None:
     assert "llm_status_ok (in environment=production-eu" in summary
     assert "reply_under_120_words" not in summary
     assert "llm_status_ok [environment=production-eu]" in result.stdout  # the slices table
+
+
+def test_the_explore_hint_shows_what_the_demo_showed(workspace: Path) -> None:
+    demo = CliRunner().invoke(cli, ["demo", "--workspace", "d", "--format", "json"])
+    assert demo.exit_code == 0, demo.output
+    shown = orjson.loads(demo.stdout)["regressions"]
+    # The hint: the demo's own config, written to the workspace, pointed at its store.
+    again = CliRunner().invoke(cli, ["--config", str(workspace / "d" / "tracegrade.yaml"),
+                                     "regressions", "--format", "json"])
+    assert again.exit_code == 1, again.output  # something regressed
+    assert orjson.loads(again.stdout) == shown
+

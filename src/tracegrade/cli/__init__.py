@@ -58,7 +58,9 @@ def cli(ctx: click.Context, config_path: Path | None, store_url: str | None) -> 
     regressed, with intervals and false-discovery control.
 
     \b
-    Exit codes: 0 ok, 1 something regressed (or bad records with --strict),
+    Exit codes: 0 ok, 1 a finding (something regressed; bad records with
+    --strict; a source or destination failed in pull/export; a failed replay;
+    a new watch --once finding; init --check found the config out of date),
     2 a usage or config error, 3 insufficient data with --strict, 130 interrupted.
     """
     # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.

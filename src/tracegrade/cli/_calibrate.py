@@ -11,7 +11,14 @@ from tracegrade.analysis.calibration import (
     calibrate,
     labeled_criteria,
 )
-from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json
+from tracegrade.cli._common import (
+    AppContext,
+    fail,
+    format_option,
+    pass_app,
+    print_json,
+    require_release,
+)
 from tracegrade.reports.calibration import calibration_table, correction_table
 
 
@@ -52,6 +59,7 @@ def calibrate_command(app: AppContext, grader: str | None, grader_version: str |
         min_labels=thresholds.min_labels, splits=splits or ("test",))
     results: list[Calibration] = []
     with app.open_store(config, existing=True) as store:
+        require_release(store, release)
         graders = [grader] if grader else labeled_criteria(store)
         if not graders:
             fail("no human labels in the store (import some with `tracegrade labels import`)")

@@ -44,7 +44,8 @@ EXIT_INTERRUPTED = 130
 
 
 USER_ERRORS = (ConfigError, StoreError, GraderConfigError, NotEnoughReleases, FileNotFoundError,
-               IsADirectoryError, PermissionError, RemoteError)
+               IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError,
+               RemoteError)
 
 format_option = click.option(
     "--format", "output_format", type=click.Choice(["table", "json"]), default="table",
@@ -87,6 +88,16 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+def require_release(store: Store, release: str | None) -> None:
+    """Fail (exit 2) when ``release`` is given and no span has it: a typo, not an empty result."""
+    if release is None:
+        return
+    known = store.releases()
+    if release not in known:
+        fail(f"no spans of release {release!r} in the store (releases in order: "
+             f"{', '.join(known) or 'none'})")
 
 
 def _sqlite_database(url: str) -> str | None:

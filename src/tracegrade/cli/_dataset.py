@@ -13,7 +13,14 @@ from tracegrade.analysis.calibration import CalibrationError, latest_grader_vers
 from tracegrade.analysis.drift import DriftError, DriftSettings, dataset_drift
 from tracegrade.analysis.inputs import SpanFilter
 from tracegrade.analysis.staleness import StalenessSettings, find_stale_items
-from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json
+from tracegrade.cli._common import (
+    AppContext,
+    fail,
+    format_option,
+    pass_app,
+    print_json,
+    require_release,
+)
 from tracegrade.datasets import (
     DatasetError,
     ItemCounts,
@@ -114,6 +121,7 @@ def promote_command(app: AppContext, dataset: str, span_ids: tuple[str, ...],
     patterns = config.datasets.time_sensitive_patterns
     with app.open_store(config) as store:
         require_dataset(store, dataset)
+        require_release(store, release)
         if span_ids:
             counts = promote_spans(store, dataset, resolve_span_keys(store, span_ids, source),
                                    time_patterns=patterns)
@@ -233,6 +241,7 @@ def stale_command(app: AppContext, dataset: str, release: str | None, max_age_da
         time_sensitive_patterns=tuple(config.datasets.time_sensitive_patterns))
     span_filter = SpanFilter(kind, span_name) if kind or span_name else None
     with app.open_store(config, existing=True) as store:
+        require_release(store, release)
         report = find_stale_items(store, dataset, settings, release=release,
                                   span_filter=span_filter)
     if output_format == "json":

@@ -58,11 +58,11 @@ def demo_command(app: AppContext, workspace: Path | None, output_format: str) ->
     if slices is not None:
         console.print(slices)
     console.print(regression_summary(result.regressions))
-    console.print(f"\nExplore: tracegrade --store sqlite:///{result.workspace}/tracegrade.db "
-                  "report")
-    console.print("Then `calibrate` (graders against the bundled human labels) and `drift "
-                  "golden` (what the bundled golden set misses), with the same --store.",
-                  soft_wrap=True)
+    console.print(f"\nExplore: tracegrade --config {result.workspace}/tracegrade.yaml "
+                  "regressions", soft_wrap=True)
+    console.print("(the demo's config, pointed at its store: `report`, `calibrate` against the "
+                  "bundled human labels and `drift golden` for what the bundled golden set "
+                  "misses work the same way)", soft_wrap=True)
     console.print(judge_line(result), soft_wrap=True)
 
 

@@ -7,7 +7,14 @@ import click
 from tracegrade.analysis.drift import DriftSettings, dataset_drift
 from tracegrade.analysis.embedding import MissingExtra, make_embedder
 from tracegrade.analysis.inputs import SpanFilter
-from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json
+from tracegrade.cli._common import (
+    AppContext,
+    fail,
+    format_option,
+    pass_app,
+    print_json,
+    require_release,
+)
 from tracegrade.cli._dataset import dataset_errors
 from tracegrade.reports.datasets import drift_summary, drift_tables
 
@@ -43,6 +50,7 @@ def drift_command(app: AppContext, dataset: str, release: str | None, suggest: i
     settings = DriftSettings(clusters=clusters, suggest=suggest)
     span_filter = SpanFilter(kind, span_name) if kind or span_name else None
     with app.open_store(existing=True) as store:
+        require_release(store, release)
         try:
             report = dataset_drift(store, dataset, release=release, span_filter=span_filter,
                                    settings=settings, embedder=make_embedder(embedding))

@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from tracegrade.analysis.calibration import CalibrationError, latest_grader_version
-from tracegrade.cli._common import AppContext, fail, format_option, pass_app, print_json
+from tracegrade.cli._common import (
+    AppContext,
+    fail,
+    format_option,
+    pass_app,
+    print_json,
+    require_release,
+)
 from tracegrade.config import Config
 from tracegrade.labels import LabelFileError, import_label_file, label_queue, write_queue
 from tracegrade.store import Store
@@ -112,6 +119,7 @@ def queue_command(app: AppContext, grader: str, size: int, release: str | None,
     chosen_format = file_format or ("jsonl" if output and output.suffix.lower() in
                                     (".jsonl", ".ndjson") else "csv")
     with app.open_store(existing=True) as store:
+        require_release(store, release)
         try:
             version = grader_version or latest_grader_version(store, grader)
         except CalibrationError as exc:

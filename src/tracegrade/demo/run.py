@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -68,13 +69,24 @@ def demo_config(store_url: str, *, judges: bool | None = None) -> Config:
         store_url: the store to use.
         judges: keep the LLM-judge graders; by default only when :func:`judges_configured`.
     """
+    return parse_config(_demo_raw(store_url, judges=judges), "demo/tracegrade.yaml")
+
+
+def _demo_raw(store_url: str, *, judges: bool | None = None) -> dict[str, Any]:
     text = (files("tracegrade.demo") / "tracegrade.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
+    raw: dict[str, Any] = yaml.safe_load(text)
     raw["store"] = store_url
     if not (judges_configured() if judges is None else judges):
         raw.pop("judges", None)
         raw["graders"] = [g for g in raw["graders"] if g.get("type") not in JUDGE_GRADER_TYPES]
-    return parse_config(raw, "demo/tracegrade.yaml")
+    return raw
+
+
+CONFIG_HEADER = """\
+# The config `tracegrade demo` ran with (its graders, sampling and analysis settings), pointed
+# at this workspace's store: `tracegrade --config THIS_FILE regressions` shows what the demo
+# showed. Environment references (${...}) are kept as written, never their values.
+"""
 
 
 def run_demo(workspace: Path | None = None, progress: ProgressFactory | None = None) -> DemoResult:
@@ -86,8 +98,13 @@ def run_demo(workspace: Path | None = None, progress: ProgressFactory | None = N
         progress: makes a progress callback for a named step with an optional total.
     """
     workspace = workspace or Path(tempfile.mkdtemp(prefix="tracegrade-demo-"))
+    workspace.mkdir(parents=True, exist_ok=True)
     judges_run = judges_configured()
-    config = demo_config(f"sqlite:///{workspace / 'tracegrade.db'}", judges=judges_run)
+    raw = _demo_raw(f"sqlite:///{workspace.resolve() / 'tracegrade.db'}", judges=judges_run)
+    config = parse_config(raw, "demo/tracegrade.yaml")
+    (workspace / "tracegrade.yaml").write_text(
+        CONFIG_HEADER + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True),
+        encoding="utf-8")
     step = progress or _no_progress
     with open_store(config.store) as store, _data_file() as data:
         with step("Importing demo traces", None) as advance:

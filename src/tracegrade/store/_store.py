@@ -312,6 +312,14 @@ class Store:
         with self.engine.connect() as conn:
             return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
 
+    def releases(self) -> list[str]:
+        """Every release spans name, in the order each first appeared (by start time)."""
+        s = t.spans.c
+        query = (select(s.release).where(s.release.is_not(None)).group_by(s.release)
+                 .order_by(func.min(s.start_time), s.release))
+        with self.engine.connect() as conn:
+            return [str(release) for release in conn.execute(query).scalars()]
+
     def group_sizes(self, by_name: bool) -> dict[tuple[str | None, str | None], int]:
         """Span counts per release (and per span name when ``by_name``), for sampling caps."""
         s = t.spans.c

@@ -145,6 +145,36 @@ def test_a_score_the_service_refuses_is_reported_and_the_rest_go_on(
     assert export_verdicts(store, langfuse_pulled, "prod").destinations[0].exported == 1
 
 
+def test_a_wrong_langfuse_key_stops_the_export_at_the_first_refusal(
+        store: Store, fake_langfuse: FakeLangfuse, langfuse_pulled: Config) -> None:
+    store.insert_verdicts([verdict("prod", f"obs-{i:07d}", "pass") for i in range(6)])
+    wrong = config_of(langfuse_source(fake_langfuse, secret_key="sk-lf-revoked"))
+
+    summary = export_verdicts(store, wrong, "prod")
+
+    [destination] = summary.destinations
+    assert summary.failed and "401" in (destination.error or "")
+    assert (destination.exported, destination.rejected) == (0, 0)
+    # One refused request, not one a verdict (each ~3 s under Langfuse's default rate limit).
+    assert len(fake_langfuse.server.requests_to("/api/public/scores")) == 1
+    assert exports(store) == []
+
+
+def test_a_wrong_braintrust_key_stops_the_export_without_trying_item_by_item(
+        store: Store, fake_braintrust: FakeBraintrust, braintrust_pulled: Config) -> None:
+    store.insert_verdicts([verdict("bt", f"span-{i:07d}", "pass") for i in range(6)])
+    wrong = config_of(braintrust_source(fake_braintrust, api_key="sk-revoked"))
+
+    summary = export_verdicts(store, wrong, "bt")
+
+    [destination] = summary.destinations
+    assert summary.failed and "401" in (destination.error or "")
+    assert (destination.exported, destination.rejected) == (0, 0)
+    feedback = f"/v1/project_logs/{braintrust_pulled.sources[0].project_id}/feedback"
+    assert len(fake_braintrust.server.requests_to(feedback)) == 1
+    assert exports(store) == []
+
+
 def test_an_unknown_destination_is_a_user_error(store: Store, langfuse_pulled: Config) -> None:
     with pytest.raises(ExportError, match="no langfuse or braintrust source named 'nope'"):
         export_verdicts(store, langfuse_pulled, "nope")

@@ -94,11 +94,47 @@ def test_json_schema_invalid_schema_fails_at_build() -> None:
         make_grader("json_schema", schema={"type": "objekt"})
 
 
-def test_json_schema_unresolvable_ref_is_error() -> None:
-    schema = {"$ref": "#/$defs/order"}
+def test_json_schema_unresolvable_remote_ref_is_error() -> None:
+    schema = {"$ref": "https://schemas.example.com/order.json"}  # nothing is fetched
     result = grade("json_schema", make_span(output={}), schema=schema)
     assert result.outcome == Outcome.ERROR
     assert result.reason.startswith("schema reference cannot be resolved")
+
+
+@pytest.mark.parametrize("ref", ["#/$defs/nope", "#/properties/a/items", "#/allOf/3"])
+def test_json_schema_local_ref_to_nothing_fails_at_build(ref: str) -> None:
+    schema = {"type": "object", "properties": {"a": {"$ref": ref}},
+              "$defs": {"order": {"type": "object"}}, "allOf": [{}]}
+    with pytest.raises(ValidationError, match="points to nothing in the schema"):
+        make_grader("json_schema", schema=schema)
+
+
+def test_json_schema_local_refs_that_resolve_are_accepted() -> None:
+    schema = {"type": "object", "properties": {
+        "a": {"$ref": "#/$defs/order"}, "b": {"$ref": "#/$defs/a~1b"}, "c": {"$ref": "#"}},
+        "$defs": {"order": {"type": "object"}, "a/b": {"type": "string"}}}
+    result = grade("json_schema", make_span(output={"a": {}, "b": "x"}), schema=schema)
+    assert result.outcome == Outcome.PASS, result.reason
+
+
+@pytest.mark.parametrize("text", ['{"status": "ok", "ans', "Sorry, I cannot help with that.",
+                                  "42"])
+def test_json_schema_for_an_object_fails_text_that_is_no_json_object(text: str) -> None:
+    # {"required": [...]} alone accepts any string under JSON Schema's rules (the keyword
+    # applies to objects only): truncated or refused structured output must not pass.
+    schema = {"required": ["status", "answer"]}
+    result = grade("json_schema", make_span(output={"content": text}), path="$.content",
+                   schema=schema)
+    assert result.outcome == Outcome.FAIL, result.reason
+    assert "where the schema describes an object" in result.reason
+
+
+def test_json_schema_with_a_type_still_judges_text_by_it() -> None:
+    text = make_span(output={"content": "plain words"})
+    assert grade("json_schema", text, path="$.content",
+                 schema={"type": "string", "minLength": 3}).outcome == Outcome.PASS
+    assert grade("json_schema", text, path="$.content",
+                 schema={"type": "object"}).outcome == Outcome.FAIL
 
 
 def test_json_schema_missing_target_is_error() -> None:

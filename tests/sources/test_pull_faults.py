@@ -139,6 +139,46 @@ def test_when_retries_run_out_the_cursor_stays_and_the_next_pull_resumes(
     assert_exact_and_stable(store, service, config)
 
 
+def test_the_same_backfill_run_again_after_a_failure_resumes_it(
+        store: Store, service: Service) -> None:
+    service.after_first_page(lambda: service.fake.server.faults.add(
+        service.paging_path, *[Status(503)] * 5))
+    config = service.config()
+    since = NOW - timedelta(days=2)
+
+    failed = pull_sources(store, config, since=since).sources[0]
+
+    assert failed.error is not None and len(stored_ids(store, service.name)) == 50
+    service.fake.on_page = None
+    before = len(service.fake.server.requests_to(service.paging_path))
+
+    resumed = pull_sources(store, config, since=since).sources[0]  # the same command again
+
+    first_request = service.fake.server.requests_to(service.paging_path)[before]
+    sent = first_request.param("cursor") or str((first_request.json() or {}).get("query"))
+    assert "OFFSET" in sent or first_request.param("cursor")  # not page one again
+    assert resumed.error is None and resumed.counts.inserted == ROWS - 50
+    assert_exact_and_stable(store, service, config)
+
+
+def test_an_until_in_the_future_stops_at_now(store: Store, service: Service) -> None:
+    config = service.config()
+    far = NOW + timedelta(days=400)  # a typo in the year
+
+    pull_sources(store, config, since=NOW - timedelta(days=2), until=far)
+
+    watermark = load_cursor(store, service.name).watermark
+    assert watermark is not None and watermark <= datetime.now(tz=UTC)
+    late = (observation(ROWS + 1, datetime.now(tz=UTC) - timedelta(seconds=5))
+            if isinstance(service.fake, FakeLangfuse)
+            else log_row(ROWS + 1, datetime.now(tz=UTC) - timedelta(seconds=5)))
+    if isinstance(service.fake, FakeLangfuse):
+        service.fake.add(late)
+    else:
+        service.fake.insert(late)
+    assert pull_sources(store, config).sources[0].counts.inserted == 1  # later pulls still read
+
+
 def test_the_same_row_on_two_pages_is_stored_once(store: Store,
                                                   fake_langfuse: FakeLangfuse) -> None:
     service = make_service("langfuse", fake_langfuse, FakeBraintrust(validate=False))

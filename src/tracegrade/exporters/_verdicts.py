@@ -263,6 +263,9 @@ class _LangfuseSender(_Sender):
             try:
                 answer = self.api.create_score(langfuse_score(verdict))
             except RemoteRejected as error:
+                if error.refuses_the_client:  # a wrong key: every other verdict would fail too
+                    self.error = error
+                    break
                 result.rejected += 1
                 _note(result, verdict, str(error))
                 continue
@@ -317,7 +320,10 @@ class _BraintrustSender(_Sender):
         try:
             self.api.feedback([braintrust_feedback(v) for v in ready])
             return [(v, v.row_id or "") for v in ready]
-        except RemoteRejected:
+        except RemoteRejected as error:
+            if error.refuses_the_client:  # a wrong key or project: one by one would fail alike
+                self.error = error
+                return []
             # One bad item refuses the batch; send them one by one to keep the good ones.
             return self._one_by_one(ready, result)
 
@@ -328,6 +334,9 @@ class _BraintrustSender(_Sender):
             try:
                 self.api.feedback([braintrust_feedback(verdict)])
             except RemoteRejected as error:
+                if error.refuses_the_client:
+                    self.error = error
+                    break
                 result.rejected += 1
                 _note(result, verdict, str(error))
                 continue

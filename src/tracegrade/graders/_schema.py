@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from jsonschema import exceptions as schema_exceptions
@@ -34,6 +35,67 @@ def check_schema(schema: Any) -> None:
         raise SchemaUnusable(
             f"invalid JSON Schema at {exc.json_path}: {_short(exc.message)}"
         ) from exc
+    if not _has_nested_id(schema, top=True):  # a nested $id moves the base of the refs below it
+        _check_local_refs(schema, schema, "$")
+
+
+def _has_nested_id(value: Any, *, top: bool = False) -> bool:
+    if isinstance(value, dict):
+        if not top and isinstance(value.get("$id"), str):
+            return True
+        return any(_has_nested_id(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_nested_id(item) for item in value)
+    return False
+
+
+def _check_local_refs(root: dict[str, Any], value: Any, where: str) -> None:
+    """Raise :class:`SchemaUnusable` for a ``$ref`` to a JSON pointer in the schema itself that
+    leads nowhere (``#/$defs/missing``): caught when the grader is built, not on the spans whose
+    output happens to reach it."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
+            target: Any = root
+            for raw in ref[2:].split("/") if ref != "#" else ():
+                part = unquote(raw).replace("~1", "/").replace("~0", "~")
+                if isinstance(target, dict) and part in target:
+                    target = target[part]
+                elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                    target = target[int(part)]
+                else:
+                    raise SchemaUnusable(f"schema reference {ref!r} at {where} points to nothing "
+                                         "in the schema")
+        for key, item in value.items():
+            _check_local_refs(root, item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_local_refs(root, item, f"{where}[{index}]")
+
+
+_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties",
+                              "patternProperties", "minProperties", "maxProperties",
+                              "dependentRequired", "dependentSchemas", "propertyNames",
+                              "unevaluatedProperties"})
+_ARRAY_KEYWORDS = frozenset({"items", "prefixItems", "contains", "minItems", "maxItems",
+                             "uniqueItems", "unevaluatedItems"})
+
+
+def expected_container(schema: Any) -> str | None:
+    """``object`` or ``array`` when a schema without a top-level ``type`` only constrains that
+    kind of value, else None.
+
+    JSON Schema lets ``{"required": ["status"]}`` accept any string (the keyword applies to
+    objects only), so text that is not JSON would pass a schema plainly written for an object.
+    """
+    if not isinstance(schema, dict) or "type" in schema:
+        return None
+    keys = set(schema)
+    if keys & _OBJECT_KEYWORDS and not keys & _ARRAY_KEYWORDS:
+        return "object"
+    if keys & _ARRAY_KEYWORDS and not keys & _OBJECT_KEYWORDS:
+        return "array"
+    return None
 
 
 def _check_keys(value: Any, where: str) -> None:

@@ -16,7 +16,12 @@ from tracegrade.graders._common import (
     excerpt,
     json_type,
 )
-from tracegrade.graders._schema import SchemaUnusable, check_schema, first_violation
+from tracegrade.graders._schema import (
+    SchemaUnusable,
+    check_schema,
+    expected_container,
+    first_violation,
+)
 from tracegrade.graders._targets import find_all, target_value
 from tracegrade.spans import JSONValue, Span, parse_json_string
 
@@ -79,6 +84,17 @@ class JsonSchema(ValueGrader, ParamsGrader[JsonSchemaParams]):
         holds a JSON object or array is validated as that value.
         """
         value = parse_json_string(value)
+        expected = expected_container(self.params.json_schema)
+        if isinstance(value, str) and expected is not None:
+            # Text that is not a JSON object or array (a refusal, output cut off mid-object):
+            # the schema's keywords would not apply to it and it would pass.
+            try:
+                orjson.loads(value)
+                why = "holds JSON that is not an object or array"
+            except orjson.JSONDecodeError as exc:
+                why = f"is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            return Result.failed(f"{self.where} {why}, where the schema describes an "
+                                 f"{expected}: {excerpt(value, 40)}")
         try:
             violation = first_violation(self.params.json_schema, value)
         except SchemaUnusable as exc:

@@ -84,6 +84,13 @@ class RemoteRejected(RemoteError):
         """Whether the service answered 404 (e.g. an endpoint an older server lacks)."""
         return self.status == 404
 
+    @property
+    def refuses_the_client(self) -> bool:
+        """Whether the refusal is about the caller, not one request's content: bad or revoked
+        credentials (401, 403), or an endpoint or project that is not there (404, 405). Every
+        other request to the same place would be refused alike."""
+        return self.status in (401, 403, 404, 405)
+
 
 class UnexpectedResponse(RemoteError):
     """The service answered 2xx with a body that is not the documented shape."""

@@ -141,6 +141,9 @@ def pull_sources(
             pulled (``otlp`` receivers are fed by ``tracegrade serve``), or since >= until, or
             since/until are given while a file source is selected.
     """
+    # Nothing has started after now: a later --until (a typo in the year) would move the
+    # watermark into the future, and every later pull would ask for an empty window.
+    until = min(until, utc_now()) if until is not None else None
     if since and until and since >= until:
         raise ConfigError(f"--since ({since.isoformat()}) must be before --until "
                           f"({until.isoformat()})")
@@ -244,9 +247,10 @@ def _windows(
     if checkpoint is not None:
         unfinished = checkpoint.window
         # A backfill of a different range replaces the unfinished window: the next plain
-        # pull starts again from the watermark, which covers whatever it had not read.
+        # pull starts again from the watermark, which covers whatever it had not read. The
+        # same --since again (without --until, whose "now" moved on) resumes it.
         if (since is None and until is None) or (
-                unfinished.start == wanted_start and until == unfinished.end):
+                unfinished.start == wanted_start and until in (None, unfinished.end)):
             yield unfinished, checkpoint.resume
             state = load_cursor(store, source.name)
             if until is not None:

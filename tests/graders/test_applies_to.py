@@ -150,3 +150,19 @@ def test_setting_unless_output_starts_a_new_version() -> None:
         {**config, "applies_to": {**config["applies_to"], "unless_output": CHAT_TOOL_CALLS}})
     assert grader_version(changed) != version
     assert changed.model_dump(mode="json")["applies_to"]["unless_output"] == CHAT_TOOL_CALLS
+
+
+@pytest.mark.parametrize(("wanted", "value", "selected"), [
+    (True, True, True), (True, 1, False), (True, 1.0, False), (1, True, False), (1, 1.0, True),
+    ("1", 1, False), ([1, 2], [1, 2], True), ({"a": True}, {"a": 1}, False),
+    (None, None, True), (None, "x", False),
+])
+def test_attributes_are_compared_as_json_values(wanted: Any, value: Any, selected: bool) -> None:
+    applies_to = AppliesTo(attributes={"experiment": wanted})
+    assert applies_to.matches(make_span(attributes={"experiment": value})) is selected
+
+
+def test_a_null_attribute_selects_spans_without_it() -> None:
+    applies_to = AppliesTo(attributes={"team": None})
+    assert applies_to.matches(make_span(attributes={}))
+    assert not applies_to.matches(make_span(attributes={"team": "search"}))

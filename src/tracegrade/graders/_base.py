@@ -131,7 +131,9 @@ class AppliesTo(BaseModel):
             return False
         if not self.attributes:
             return True
-        return all(span.attributes.get(k) == v for k, v in self.attributes.items())
+        # JSON equality: `experiment: true` is not the number 1 (Python's True == 1). A null
+        # asks for the attribute to be null or absent.
+        return all(json_equal(span.attributes.get(k), v) for k, v in self.attributes.items())
 
     def excludes(self, span: Span) -> bool:
         """Whether ``unless_output`` finds a value in the span's output that is not empty.
@@ -287,3 +289,16 @@ def load_plugins(loader: Callable[[], Sequence[Any]] | None = None) -> None:
     for entry_point in loader() if loader else entry_points(group="tracegrade"):
         entry_point.load()
     _plugins_loaded = True
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Equality of JSON values, where a boolean never equals a number (Python's ``True == 1``)."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    if isinstance(left, dict | list) or isinstance(right, dict | list):
+        return False
+    return bool(left == right)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tracegrade.graders._base import GraderConfig, Result, register
+from tracegrade.graders._base import GraderConfig, Result, json_equal, register
 from tracegrade.graders._common import (
     CheckGrader,
     ParamsGrader,
@@ -185,16 +185,3 @@ class Equals(ValueGrader, ParamsGrader[EqualsParams]):
             passed=f"{self.where} equals {excerpt(expected)}",
             failed=f"{self.where} is {excerpt(value)}, expected {excerpt(expected)}",
         )
-
-
-def json_equal(left: Any, right: Any) -> bool:
-    """Equality of JSON values, where a boolean never equals a number (Python's ``True == 1``)."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(json_equal, left, right))
-    if isinstance(left, dict | list) or isinstance(right, dict | list):
-        return False
-    return bool(left == right)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from tests.conftest import make_span
 from tracegrade.config import SamplingConfig
-from tracegrade.sampling import Sampler, uniform
+from tracegrade.graders import AppliesTo, GraderConfig, build_graders
+from tracegrade.grading import grade
+from tracegrade.sampling import Sampler, group_sizes_for, uniform
+from tracegrade.spans import SpanKind
+from tracegrade.store import Store
+from tracegrade.store import _schema as t
 
 
 def test_uniform_is_deterministic_and_spread() -> None:
@@ -47,3 +54,35 @@ def test_stratification_guarantees_small_strata() -> None:
 def test_grade_all_includes_everything() -> None:
     sampler = Sampler(SamplingConfig(rate=0.01), {}, grade_all=True)
     assert all(sampler.include(make_span(i)) == 1.0 for i in range(100))
+
+
+def test_a_graders_cap_counts_only_the_spans_it_applies_to(store: Store) -> None:
+    # 100 LLM spans among 1,000: a cap of 50 is half the LLM spans, not 5% of them.
+    spans = [make_span(i, kind="llm" if i % 10 == 0 else "tool",
+                       name="chat" if i % 10 == 0 else "lookup") for i in range(1000)]
+    store.upsert_spans(spans)
+    graders = build_graders([GraderConfig(name="llm_ok", type="status_ok",
+                                          applies_to=AppliesTo(kind=SpanKind.LLM)),
+                             GraderConfig(name="chat_ok", type="status_ok",
+                                          applies_to=AppliesTo(name="ch*")),
+                             GraderConfig(name="any_ok", type="status_ok")])
+    summary = grade(store, graders, SamplingConfig(rate=1.0, max_per_release=50))
+    probabilities = {name: store_probabilities(store, name) for name in ("llm_ok", "chat_ok",
+                                                                         "any_ok")}
+    assert probabilities["llm_ok"] == probabilities["chat_ok"] == {0.5}
+    assert probabilities["any_ok"] == {0.05}
+    assert 30 <= summary.outcomes["llm_ok"]["pass"] <= 70  # ~50, where it was ~5
+
+
+def test_group_sizes_for_filters_kind_and_name() -> None:
+    groups = [("r1", "chat", "llm", 10), ("r1", "lookup", "tool", 90), ("r2", "chat", "llm", 5)]
+    assert group_sizes_for(groups, by_name=False) == {("r1", None): 100, ("r2", None): 5}
+    assert group_sizes_for(groups, by_name=True, kinds=["tool"]) == {("r1", "lookup"): 90}
+    assert group_sizes_for(groups, by_name=False, name_glob="c?at") == {("r1", None): 10,
+                                                                         ("r2", None): 5}
+
+
+def store_probabilities(store: Store, grader: str) -> set[float]:
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(t.verdicts.c.inclusion_probability).where(
+            t.verdicts.c.grader == grader)).scalars())

@@ -35,7 +35,7 @@ from tracegrade.graders import (
 from tracegrade.graders._async import AsyncGrader, GradingRun
 from tracegrade.llm import Budget, BudgetExhausted, JudgeDeferred, JudgeError, JudgeStopped
 from tracegrade.llm._views import root_of
-from tracegrade.sampling import Sampler
+from tracegrade.sampling import Sampler, group_sizes_for
 from tracegrade.spans import Span, SpanKind, utc_now
 from tracegrade.store import Store, StoredSpan, VerdictRow
 from tracegrade.store import _schema as t
@@ -167,8 +167,7 @@ def grade(
                               grader.config.model_dump(mode="json"))
     run_id = store.start_run("grade")
     summary = GradeSummary(run_id=run_id)
-    sampler = Sampler(sampling, store.group_sizes(by_name=sampling.stratify_by == "name"),
-                      grade_all=grade_all)
+    sampler = _sampler(store, sampling, graders, grade_all)
     plain = [g for g in graders if not isinstance(g, AsyncGrader)]
     waiting_on_io = [g for g in graders if isinstance(g, AsyncGrader)]
     status = "failed"
@@ -345,12 +344,30 @@ def _grade_page(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
     return rows
 
 
+def _sampler(store: Store, sampling: SamplingConfig, graders: Sequence[Grader],
+             grade_all: bool) -> Sampler:
+    """The sampler of a grading run: a grader's cap and floors count only the spans its
+    ``applies_to`` kind and name select (its attribute and output filters are left aside)."""
+    by_name = sampling.stratify_by == "name"
+    if grade_all or (sampling.max_per_release is None and not by_name):
+        return Sampler(sampling, {}, grade_all=grade_all)
+    groups = store.span_group_counts()
+    per_grader = {}
+    for grader in graders:
+        applies = grader.config.applies_to
+        kinds = None if applies.kind is None else [
+            str(k) for k in (applies.kind if isinstance(applies.kind, list) else [applies.kind])]
+        per_grader[grader.name] = group_sizes_for(groups, by_name, kinds, applies.name)
+    return Sampler(sampling, group_sizes_for(groups, by_name), grade_all=grade_all,
+                   grader_sizes=per_grader)
+
+
 def _sampled_verdict(grader: Grader, span: Span, sampler: Sampler, summary: GradeSummary,
                      context: TraceContext) -> VerdictRow | None:
     """The grader's verdict on the span, when it applies and the span is sampled (tallied)."""
     if not grader.applies_to(span):
         return None
-    probability = sampler.include(span, grader.config.sample_rate)
+    probability = sampler.include(span, grader.config.sample_rate, grader.name)
     if probability is None:
         summary.not_sampled += 1
         return None
@@ -549,7 +566,7 @@ def _pending_items(store: Store, page: list[StoredSpan], graders: Sequence[Async
         trace = traces.get((span.source, span.trace_id), [span]) if grader.reads_trace else None
         if grader.scope == "trace" and not _trace_applies(grader, span, trace or [span]):
             continue
-        probability = sampler.include(span, grader.config.sample_rate)
+        probability = sampler.include(span, grader.config.sample_rate, grader.name)
         if probability is None:
             summary.not_sampled += 1
             continue

@@ -8,8 +8,9 @@ sampling: estimates weight each verdict by ``1 / inclusion_probability`` (Horvit
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tracegrade.config import SamplingConfig
@@ -37,33 +38,67 @@ class Sampler:
     config: SamplingConfig
     group_sizes: Mapping[tuple[str | None, str | None], int]
     grade_all: bool = False
+    grader_sizes: Mapping[str, Mapping[tuple[str | None, str | None], int]] = field(
+        default_factory=dict)
+    """Per grader name, the same counts over only the spans its ``applies_to`` kind and name
+    select: its cap and floors are about the spans it can grade, not the whole release."""
     release_sizes: dict[str | None, int] = field(init=False)
+    grader_release_sizes: dict[str, dict[str | None, int]] = field(init=False)
 
     def __post_init__(self) -> None:
-        totals: dict[str | None, int] = {}
-        for (release, _), count in self.group_sizes.items():
-            totals[release] = totals.get(release, 0) + count
-        object.__setattr__(self, "release_sizes", totals)
+        object.__setattr__(self, "release_sizes", _release_totals(self.group_sizes))
+        object.__setattr__(self, "grader_release_sizes", {
+            name: _release_totals(sizes) for name, sizes in self.grader_sizes.items()})
 
-    def inclusion_probability(self, span: Span, grader_rate: float | None = None) -> float:
+    def inclusion_probability(self, span: Span, grader_rate: float | None = None,
+                              grader: str | None = None) -> float:
         """The probability with which ``span`` is in the sample (1.0 with ``--all``)."""
         if self.grade_all:
             return 1.0
         rate = grader_rate if grader_rate is not None else self.config.rate
+        groups, releases = self.group_sizes, self.release_sizes
+        if grader is not None and grader in self.grader_sizes:
+            groups, releases = self.grader_sizes[grader], self.grader_release_sizes[grader]
         if self.config.stratify_by == "name":
-            stratum = self.group_sizes.get((span.release, span.name), 0)
+            stratum = groups.get((span.release, span.name), 0)
             if stratum:
                 rate = max(rate, min(1.0, self.config.min_per_stratum / stratum))
         if self.config.max_per_release is not None:
-            release_size = self.release_sizes.get(span.release, 0)
+            release_size = releases.get(span.release, 0)
             if release_size:
                 rate = min(rate, self.config.max_per_release / release_size)
         return min(1.0, rate)
 
-    def include(self, span: Span, grader_rate: float | None = None) -> float | None:
+    def include(self, span: Span, grader_rate: float | None = None,
+                grader: str | None = None) -> float | None:
         """The inclusion probability if ``span`` is sampled, else None."""
-        probability = self.inclusion_probability(span, grader_rate)
+        probability = self.inclusion_probability(span, grader_rate, grader)
         if probability >= 1.0:
             return 1.0
         u = uniform(self.config.seed, span.source, span.span_id)
         return probability if u < probability else None
+
+
+def _release_totals(sizes: Mapping[tuple[str | None, str | None], int]) -> dict[str | None, int]:
+    totals: dict[str | None, int] = {}
+    for (release, _), count in sizes.items():
+        totals[release] = totals.get(release, 0) + count
+    return totals
+
+
+def group_sizes_for(groups: Iterable[tuple[str | None, str, str, int]], by_name: bool,
+                    kinds: Iterable[str] | None = None, name_glob: str | None = None
+                    ) -> dict[tuple[str | None, str | None], int]:
+    """Span counts per (release, name) — per (release, None) unless ``by_name`` — from the
+    store's (release, name, kind, count) groups, keeping only ``kinds`` and names matching
+    ``name_glob`` when given."""
+    wanted = set(kinds) if kinds is not None else None
+    sizes: dict[tuple[str | None, str | None], int] = {}
+    for release, name, kind, count in groups:
+        if wanted is not None and kind not in wanted:
+            continue
+        if name_glob is not None and not fnmatch.fnmatchcase(name, name_glob):
+            continue
+        key = (release, name if by_name else None)
+        sizes[key] = sizes.get(key, 0) + count
+    return sizes

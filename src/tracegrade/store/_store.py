@@ -320,6 +320,15 @@ class Store:
         with self.engine.connect() as conn:
             return [str(release) for release in conn.execute(query).scalars()]
 
+    def span_group_counts(self) -> list[tuple[str | None, str, str, int]]:
+        """``(release, name, kind, spans)`` for every combination in the store."""
+        s = t.spans.c
+        query = select(s.release, s.name, s.kind, func.count()).group_by(s.release, s.name,
+                                                                         s.kind)
+        with self.engine.connect() as conn:
+            return [(row[0], str(row[1]), str(row[2]), int(row[3]))
+                    for row in conn.execute(query)]
+
     def group_sizes(self, by_name: bool) -> dict[tuple[str | None, str | None], int]:
         """Span counts per release (and per span name when ``by_name``), for sampling caps."""
         s = t.spans.c

@@ -332,13 +332,14 @@ def _grade_page(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
     done = store.graded_keys(keys, [(g.name, g.version) for g in graders])
     traces: dict[tuple[str, str], TraceContext] = {}
     rows: list[VerdictRow] = []
+    now = utc_now()
     for stored in page:
         span = stored.span
         for grader in graders:
             if (span.source, span.span_id, grader.name, grader.version) in done:
                 continue
             context = _context(store, span, traces) if grader.needs_trace else TraceContext()
-            row = _sampled_verdict(grader, span, sampler, summary, context)
+            row = _sampled_verdict(grader, span, sampler, summary, context, now)
             if row is not None:
                 rows.append(row)
     return rows
@@ -362,9 +363,19 @@ def _sampler(store: Store, sampling: SamplingConfig, graders: Sequence[Grader],
                    grader_sizes=per_grader)
 
 
+TRACE_QUIET_SECONDS = 120.0
+"""How long after its newest span a trace counts as complete for a grader that reads it
+(``tool_args_valid``), as the judges' default ``quiet_seconds``."""
+
+
 def _sampled_verdict(grader: Grader, span: Span, sampler: Sampler, summary: GradeSummary,
-                     context: TraceContext) -> VerdictRow | None:
-    """The grader's verdict on the span, when it applies and the span is sampled (tallied)."""
+                     context: TraceContext, now: datetime | None = None) -> VerdictRow | None:
+    """The grader's verdict on the span, when it applies and the span is sampled (tallied).
+
+    A grader that reads the trace and finds nothing to check (``skip``: no tool schema yet)
+    while the trace may still be arriving leaves the span for a later run: a stored skip is
+    never graded again, and the rest of the trace may carry what it needs.
+    """
     if not grader.applies_to(span):
         return None
     probability = sampler.include(span, grader.config.sample_rate, grader.name)
@@ -372,6 +383,10 @@ def _sampled_verdict(grader: Grader, span: Span, sampler: Sampler, summary: Grad
         summary.not_sampled += 1
         return None
     row = _verdict(grader, span, context, probability, summary.run_id)
+    if (row.outcome == "skip" and grader.needs_trace and now is not None
+            and not is_quiet([span, *context.spans()], now, TRACE_QUIET_SECONDS)):
+        summary.waiting += 1
+        return None
     summary.count(grader.name, row.outcome)
     return row
 

@@ -215,3 +215,31 @@ def test_works_with_an_empty_context() -> None:
     span = make_span(kind="tool", name="refund", input={"amount": 1}, attributes=DEFINITIONS)
     result = grade("tool_args_valid", span, TraceContext())
     assert result.outcome == Outcome.PASS
+
+
+def test_a_trace_still_arriving_is_graded_once_its_schema_comes(store: Any) -> None:
+    from datetime import timedelta
+
+    from tracegrade.config import SamplingConfig
+    from tracegrade.graders import GraderConfig, build_graders
+    from tracegrade.grading import grade as grade_store
+    from tracegrade.spans import utc_now
+
+    graders = build_graders([GraderConfig(name="args", type="tool_args_valid")])
+    recent = utc_now() - timedelta(seconds=5)  # a live trace: its root ends last
+    tool = make_span(span_id="tool1", parent_id="root", kind="tool", name="lookup_order",
+                     input={"order_id": 42}, start_time=recent, end_time=recent)
+    store.upsert_spans([tool])
+
+    early = grade_store(store, graders, SamplingConfig())
+
+    assert (early.verdicts_written, early.waiting) == (0, 1)  # no schema yet: not a skip
+    store.upsert_spans([make_span(span_id="root", kind="agent", attributes=DEFINITIONS,
+                                  start_time=recent, end_time=recent)])
+    later = grade_store(store, graders, SamplingConfig())
+    assert later.outcomes["args"] == {"fail": 1}  # 42 is not a string
+    # A trace long finished that never declared the tool is skipped at once, for good.
+    old = make_span(span_id="tool9", trace_id="old", kind="tool", name="lookup_order",
+                    input={"order_id": "ORD-1"})
+    store.upsert_spans([old])
+    assert grade_store(store, graders, SamplingConfig()).outcomes["args"] == {"skip": 1}

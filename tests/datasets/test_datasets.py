@@ -142,6 +142,25 @@ def test_promote_cli_by_failing_grader(store: Store, store_url: str) -> None:
     assert missing.exit_code == 2 and "no dataset named 'nope' (datasets: gold)" in missing.stderr
 
 
+def test_promoting_again_keeps_a_hand_corrected_item_and_failing_keeps_the_critique(
+        store: Store, store_url: str, workspace: Path) -> None:
+    add_verdicts(store, spans(3), ["fail", "pass", "fail"])
+    runner = CliRunner()
+    promote = ["--store", store_url, "dataset", "promote", "gold", "--failing", GRADER,
+               "--format", "json"]
+    assert runner.invoke(cli, ["--store", store_url, "dataset", "create", "gold"]).exit_code == 0
+    assert orjson.loads(runner.invoke(cli, promote).stdout)["inserted"] == 2
+    items = {item.id: item for item in dataset_items(store, "gold")}
+    assert items["test:span-000000"].metadata["critique"] == "fail by rule"
+    # Someone writes the right answer in, as the docs ask...
+    corrected = items["test:span-000000"].model_copy(update={"expected_output": "Shipped."})
+    add_items(store, "gold", [corrected])
+    # ...and the scheduled promote runs again: the correction stays.
+    again = orjson.loads(runner.invoke(cli, promote).stdout)
+    assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 2)
+    assert dataset_items(store, "gold", ["test:span-000000"])[0].expected_output == "Shipped."
+
+
 @pytest.mark.parametrize(("text", "phrase"), [
     ("Who is the CEO of Acme?", "Who is the CEO"),
     ("what's the latest version", "latest"),

@@ -27,6 +27,7 @@ from tracegrade.datasets import (
     Promotion,
     create_dataset,
     export_dataset,
+    failing_reasons,
     failing_span_keys,
     import_dataset,
     list_datasets,
@@ -130,7 +131,8 @@ def promote_command(app: AppContext, dataset: str, span_ids: tuple[str, ...],
             keys = failing_span_keys(store, failing, version, release=release, limit=limit)
             counts = promote_spans(store, dataset, keys, Promotion(
                 f"failed {failing}", expected_from_output=False,
-                details={"grader": failing, "grader_version": version}), patterns)
+                details={"grader": failing, "grader_version": version}), patterns,
+                critiques=failing_reasons(store, failing, version, keys))
         elif labeled:
             counts = promote_labeled(store, dataset, None if labeled == "any" else labeled,
                                      release=release, limit=limit, time_patterns=patterns)

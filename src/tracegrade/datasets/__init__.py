@@ -4,6 +4,7 @@ replayed through the application, and checked for how well they still cover prod
 from tracegrade.datasets._items import GoldenItem, SourceSpan
 from tracegrade.datasets._promote import (
     Promotion,
+    failing_reasons,
     failing_span_keys,
     item_from_span,
     labeled_span_keys,
@@ -51,6 +52,7 @@ __all__ = [
     "create_dataset",
     "dataset_items",
     "export_dataset",
+    "failing_reasons",
     "failing_span_keys",
     "import_dataset",
     "item_from_span",

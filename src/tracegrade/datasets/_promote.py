@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, tuple_
 
 from tracegrade.datasets._items import GoldenItem, SourceSpan
 from tracegrade.datasets._replay import EXCLUDED_SOURCES
@@ -53,8 +53,11 @@ def item_from_span(span: Span, promotion: Promotion,
 
 def promote_spans(store: Store, dataset: str, keys: Sequence[tuple[str, str]],
                   promotion: Promotion | None = None,
-                  time_patterns: Sequence[str] = ()) -> ItemCounts:
-    """Add the spans with these (source, span_id) keys to ``dataset``.
+                  time_patterns: Sequence[str] = (),
+                  critiques: Mapping[tuple[str, str], str] | None = None) -> ItemCounts:
+    """Add the spans with these (source, span_id) keys to ``dataset``; a span already there is
+    left as it is (its item may have been corrected by hand). ``critiques`` (a failing
+    verdict's reason, by key) go into the items' metadata.
 
     Raises:
         DatasetError: no such dataset, or a span is not in the store.
@@ -66,8 +69,26 @@ def promote_spans(store: Store, dataset: str, keys: Sequence[tuple[str, str]],
         span = store.get_span(source, span_id)
         if span is None:
             raise DatasetError(f"span {span_id} (source {source}) is not in the store")
-        found.append(item_from_span(span, promotion, time_patterns))
-    return add_items(store, dataset, found)
+        critique = (critiques or {}).get((source, span_id))
+        found.append(item_from_span(span, replace(promotion, details={
+            **(promotion.details or {}), "critique": critique}) if critique else promotion,
+            time_patterns))
+    return add_items(store, dataset, found, keep_existing=True)
+
+
+def failing_reasons(store: Store, grader: str, grader_version: str,
+                    keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The reason of each of these spans' failing verdict from the grader version."""
+    v = t.verdicts.c
+    found: dict[tuple[str, str], str] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(keys), 400):
+            chunk = list(keys[start:start + 400])
+            query = select(v.source, v.span_id, v.reason).where(
+                v.grader == grader, v.grader_version == grader_version, v.outcome == "fail",
+                tuple_(v.source, v.span_id).in_(chunk))
+            found.update({(row[0], row[1]): row[2] for row in conn.execute(query) if row[2]})
+    return found
 
 
 def resolve_span_keys(store: Store, span_ids: Sequence[str], source: str | None
@@ -171,4 +192,4 @@ def promote_labeled(store: Store, dataset: str, criterion: str | None = None, *,
         promotion = Promotion(f"labeled {label}" + (f" for {criterion}" if criterion else ""),
                               expected_from_output=label == "pass", details=details)
         items.append(item_from_span(span, promotion, time_patterns))
-    return add_items(store, dataset, items)
+    return add_items(store, dataset, items, keep_existing=True)

@@ -109,8 +109,12 @@ def list_datasets(store: Store) -> list[DatasetInfo]:
                             int(row[5] or 0)) for row in conn.execute(query)]
 
 
-def add_items(store: Store, dataset: str, items: Iterable[GoldenItem]) -> ItemCounts:
+def add_items(store: Store, dataset: str, items: Iterable[GoldenItem], *,
+              keep_existing: bool = False) -> ItemCounts:
     """Insert items, or replace stored ones with the same id when they changed.
+
+    With ``keep_existing`` an item already stored is left as it is (counted unchanged): a span
+    promoted again must not undo the expected output someone corrected by hand.
 
     Raises:
         DatasetError: no such dataset.
@@ -128,7 +132,7 @@ def add_items(store: Store, dataset: str, items: Iterable[GoldenItem]) -> ItemCo
         previous = stored.get(item_id)
         if previous is None:
             counts.inserted += 1
-        elif previous.to_json_line() == item_lines[item_id]:
+        elif keep_existing or previous.to_json_line() == item_lines[item_id]:
             counts.unchanged += 1
             continue
         else:

@@ -56,6 +56,16 @@ def test_bullets_and_directive_sentences_are_instructions_personas_are_not() -> 
     ('Always mention "Order support".', "contains", {"values": ["Order support"], "mode": "all",
                                                      "case_sensitive": False}),
     ("Be empathetic when the customer is upset.", "llm_judge", {}),
+    # Instructions that hold only sometimes: a check on every reply would fail the others.
+    ('For legal questions, end your reply with "This is not legal advice."', "llm_judge", {}),
+    ('If asked about fees, start with "Fees:"', "llm_judge", {}),
+    ('Always mention "Travel advisory" when discussing safety.', "llm_judge", {}),
+    ("Never include links except https://contoso.com/help.", "llm_judge", {}),
+    ('Don\'t say "I\'m sorry" more than once.', "llm_judge", {}),
+    ("Reply in JSON only if the user asks for data.", "llm_judge", {}),
+    # "even if" sets no condition on which replies the rule is about.
+    ("Always answer in English, even if the user writes in French.", "script_is",
+     {"scripts": ["Latin"]}),
 ])
 def test_each_instruction_becomes_the_check_that_fits(instruction: str, kind: str,
                                                       params: dict[str, Any]) -> None:

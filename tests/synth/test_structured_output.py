@@ -359,3 +359,48 @@ def test_init_check_reports_a_schema_grader_written_before_it_skipped_tool_turns
     assert drifts[key]["status"] == "changed"
     assert "applies_to.unless_output=$.choices[*].message.tool_calls[0]" in \
         drifts[key]["detail"]
+
+
+STRUCTURED_AND_PLAIN = '''
+from typing import Literal
+from openai import OpenAI
+from pydantic import BaseModel
+
+client = OpenAI()
+
+class Ticket(BaseModel):
+    category: Literal["billing", "shipping"]
+    answer: str
+
+TRIAGE = """You triage support tickets.
+- Keep replies under 60 words.
+- End every reply with "Anything else?"
+- Never use emojis.
+"""
+
+def triage(text):
+    return client.beta.chat.completions.parse(
+        model="gpt-4o-mini", response_format=Ticket,
+        messages=[{"role": "system", "content": TRIAGE}, {"role": "user", "content": text}])
+
+def chat(text):
+    return client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
+'''
+
+
+def test_text_rules_of_a_structured_reply_go_to_a_judge_and_shared_spans_are_flagged() -> None:
+    synthesis = propose(analyse_python({"app.py": STRUCTURED_AND_PLAIN}), "otlp", judges=True)
+    by_type: dict[str, list[Any]] = {}
+    for proposal in synthesis.proposals:
+        by_type.setdefault(proposal.type, []).append(proposal)
+    # A length or an "ends with" check would read the JSON (keys as words, the closing brace).
+    assert "length" not in by_type and "regex" not in by_type
+    judged = [p.params["rubric"] for p in by_type["llm_judge"]]
+    assert any("Anything else?" in rubric for rubric in judged)
+    assert any("60 words" in rubric for rubric in judged)
+    assert [p.params["pattern"] for p in by_type["not_regex"]] == [r"\p{Extended_Pictographic}"]
+    # chat() produces the same spans without the schema: both JSON graders say so.
+    for proposal in by_type["json_schema"] + by_type["json_valid"]:
+        assert any("without this output schema" in note for note in proposal.notes), \
+            proposal.notes

@@ -58,6 +58,17 @@ _QUOTED = re.compile(r"[\"“]([^\"”]{2,80})[\"”]|(?<![A-Za-z])'([^']{2,80})
 _ENDS = re.compile(r"\b(end|finish|sign off|close)\w*\b[^.;]*?\bwith\b", re.IGNORECASE)
 _STARTS = re.compile(r"\b(start|begin|open)\w*\b[^.;]*?\bwith\b", re.IGNORECASE)
 _REQUIRES = re.compile(r"\b(always|must|include|mention|say|add|append)\b", re.IGNORECASE)
+_CONDITIONAL = re.compile(
+    r"\b(if|when|whenever|unless|except|excepting|other than|apart from|besides|only for|"
+    r"in case)\b"
+    r"|\bfor (?:\w+[ -]){0,4}(?:questions?|requests?|queries|topics?|customers?|users?|"
+    r"orders?|cases?)\b"
+    r"|\b(?:more than|at most|no more than|up to) (?:once|twice|\d+ times)\b",
+    re.IGNORECASE)
+"""An instruction that holds only sometimes ("for legal questions, end with …", "when
+discussing safety, mention …", "never include links except …", "don't apologise more than
+once"): a deterministic check on every reply would fail the replies it does not concern."""
+_NOT_A_CONDITION = re.compile(r"\beven (?:if|when)\b", re.IGNORECASE)
 
 LANGUAGE_SCRIPTS: dict[str, list[str]] = {
     **{language: ["Latin"] for language in (
@@ -137,6 +148,8 @@ def check_for(instruction: str, tool_names: list[str]) -> Check:
     """The check an instruction becomes."""
     mentions = tuple(name for name in tool_names if re.search(rf"\b{re.escape(name)}\b",
                                                               instruction))
+    if _CONDITIONAL.search(_NOT_A_CONDITION.sub("", instruction)):
+        return Check(instruction, "llm_judge", slug(instruction), mentions=mentions)
     for rule in (_length_check, _json_check, _language_check, _negated_style_check,
                  _quoted_check):
         check = rule(instruction)

@@ -16,6 +16,7 @@ import orjson
 
 from tracegrade.synth._facts import AgentSpan, CodeFacts, LLMCall, Origin, Prompt
 from tracegrade.synth._instructions import Check, check_for, instructions
+from tracegrade.synth._instructions import slug as check_slug
 from tracegrade.synth._integrations import (
     INTEGRATION_TITLES,
     OutputLocation,
@@ -253,7 +254,15 @@ class _Builder:
             f"llm:{call.origin.file}:{call.scope}:schema:{schema.name}", _digest(schema.schema),
             params={"schema": schema.schema}, target="output", path=location.path,
             unless_output=location.unless_output)
-        if sharing > 1:
+        others = [other for other in self.facts.llm_calls if other is not call
+                  and llm_match(other, self.source) == match
+                  and other.output_schema != schema]
+        if others:
+            sites = ", ".join(str(other.origin) for other in others)
+            proposal.notes.append(f"The call sites at {sites} produce the same spans without "
+                                  f"this output schema; their replies fail it (tell them apart "
+                                  f"with span attributes, or narrow applies_to).")
+        elif sharing > 1:
             proposal.notes.append(f"{sharing} call sites produce these spans; the others' "
                                   "outputs fail this schema unless they share it.")
         if tools_note:
@@ -269,6 +278,7 @@ class _Builder:
                 target="output", path=location.path, unless_output=location.unless_output)
             if tools_note:
                 json_valid.notes.append(tools_note)
+            json_valid.notes.extend(note for note in proposal.notes if note != tools_note)
             self.add(json_valid)
         self.add(proposal)
 
@@ -289,6 +299,11 @@ class _Builder:
             note = None if agent is not None else self._shared_note(call, prompt)
             for instruction in instructions(prompt.text):
                 check = check_for(instruction, self.tool_names)
+                if agent is None and call.output_schema is not None and _reads_json_wrong(check):
+                    # The reply is structured output: the check would read its JSON (the
+                    # closing brace, the keys counted as words), not what the instruction means.
+                    check = Check(instruction, "llm_judge", check_slug(instruction),
+                                  mentions=check.mentions)
                 proposal = self._instruction(owner, prompt, check, match, location, where)
                 if note:
                     proposal.notes.append(note)
@@ -478,3 +493,14 @@ def _ms(seconds: float) -> int | float:
 def _digest(value: Any) -> str:
     raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=repr)
     return hashlib.sha256(raw).hexdigest()[:8]
+
+
+def _reads_json_wrong(check: Check) -> bool:
+    """Whether a deterministic reply check misreads a reply that is JSON text: a length counts
+    its keys, a start or end anchor meets its braces, a non-Latin script its (Latin) keys.
+    Phrases found in (or absent from) it, emojis, links and markdown read the same."""
+    if check.judged:
+        return False
+    if check.type in ("length", "regex"):
+        return True
+    return check.type == "script_is" and "Latin" not in check.params.get("scripts", [])

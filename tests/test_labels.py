@@ -215,6 +215,31 @@ def test_labels_import_cli_says_how_many_rows_a_later_row_overrode(store: Store,
     assert result.exit_code == 0, result.output
     assert "Imported 1 new and 0 updated labels" in result.stdout
     assert "1 rows were overridden by a later row" in result.stdout
+    assert f"{path}:line 2 by line 3 (pass → fail)" in result.stdout  # where, and what changed
+
+
+def test_importing_the_same_labels_again_changes_nothing_and_says_so(
+        store: Store, store_url: str, workspace: Path) -> None:
+    store.upsert_spans(spans(2))
+    path = workspace / "labels.csv"
+    path.write_text("span_id,criterion,label,critique\nspan-000000,c,pass,\n"
+                    "span-000001,c,fail,too long\n", encoding="utf-8")
+    assert (import_label_file(store, path).inserted) == 2
+    again = import_label_file(store, path)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "import", str(path)])
+    assert "Imported 0 new and 0 updated labels, 2 unchanged" in result.stdout
+
+
+def test_a_cut_off_csv_row_is_a_bad_row_not_an_unlabeled_one(store: Store,
+                                                             workspace: Path) -> None:
+    store.upsert_spans(spans(2))
+    path = workspace / "labels.csv"
+    path.write_text("span_id,criterion,label,critique\nspan-000000,c\n"  # cut off
+                    "span-000001,c,,\n", encoding="utf-8")  # filled in later: unlabeled
+    summary = import_label_file(store, path)
+    assert (summary.blank, summary.problem_count) == (1, 1)
+    assert summary.problems[0].startswith(f"{path}:line 2: the row has 2 of the header's 4")
 
 
 def test_queue_leaves_out_replayed_spans(store: Store) -> None:

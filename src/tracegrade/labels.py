@@ -77,6 +77,8 @@ class LabelCounts:
 
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
+    """Labels already stored with the same label and critique (nothing written)."""
     superseded: int = 0
     """Labels replaced by a later one with the same identity in the same batch."""
 
@@ -97,16 +99,22 @@ def store_labels(store: Store, labels: Iterable[Label]) -> LabelCounts:
     keys = list(latest)
     with store.engine.begin() as conn:
         existing = {
-            (row.source, row.span_id, row.criterion, row.labeler or ""): row.id
+            (row.source, row.span_id, row.criterion, row.labeler or ""):
+                (row.id, row.label, row.critique)
             for row in conn.execute(
-                select(c.id, c.source, c.span_id, c.criterion, c.labeler).where(
+                select(c.id, c.source, c.span_id, c.criterion, c.labeler, c.label,
+                       c.critique).where(
                     tuple_(c.source, c.span_id, c.criterion).in_([k[:3] for k in keys])))
         }
         now = utc_now()
         for label, key in zip(batch, keys, strict=True):
             values = {"label": label.label, "critique": label.critique}
             if key in existing:
-                conn.execute(t.labels.update().where(c.id == existing[key]).values(**values))
+                row_id, stored_label, stored_critique = existing[key]
+                if (stored_label, stored_critique) == (label.label, label.critique):
+                    counts.unchanged += 1  # importing the same file again writes nothing
+                    continue
+                conn.execute(t.labels.update().where(c.id == row_id).values(**values))
                 counts.updated += 1
                 continue
             split = split_for(label.source, label.span_id, label.criterion)
@@ -142,8 +150,12 @@ class LabelImport:
     """Rows without a label yet (an unfilled queue row): skipped silently."""
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
+    """Rows whose label is stored already, the same."""
     superseded: int = 0
     """Rows overridden by a later row for the same label in the file (the later one wins)."""
+    overrides: list[str] = field(default_factory=list)
+    """Where: "FILE:line 7 by line 8 (pass → fail)", the first few."""
     unknown_spans: int = 0
     """Labels whose span is not in the store (kept: the span may be imported later)."""
     problem_count: int = 0
@@ -159,7 +171,8 @@ class LabelImport:
         """A JSON-ready summary."""
         return {"path": self.path, "read": self.read, "blank": self.blank,
                 "inserted": self.inserted, "updated": self.updated,
-                "superseded": self.superseded, "unknown_spans": self.unknown_spans,
+                "unchanged": self.unchanged, "superseded": self.superseded,
+                "overrides": self.overrides, "unknown_spans": self.unknown_spans,
                 "bad_rows": self.problem_count, "problems": self.problems}
 
 
@@ -188,14 +201,24 @@ def import_label_file(store: Store, path: Path, source: str | None = None) -> La
         pending.append((where, row))
     sources = _sources_by_span_id(store, [str(r.get("span_id") or "") for _, r in pending])
     labels: list[Label] = []
+    seen: dict[tuple[str, str, str, str], tuple[str, str]] = {}
     for where, row in pending:
         try:
-            labels.append(_label_from_row(row, source, sources))
+            label = _label_from_row(row, source, sources)
         except ValueError as exc:
             summary.problem(f"{path}:{where}: {exc}")
+            continue
+        labels.append(label)
+        key = (label.source, label.span_id, label.criterion, label.labeler or "")
+        if key in seen and len(summary.overrides) < MAX_PROBLEMS_KEPT:
+            earlier, earlier_label = seen[key]
+            change = f"{earlier_label} → {label.label}" if earlier_label != label.label \
+                else "same label"
+            summary.overrides.append(f"{path}:{earlier} by {where} ({change})")
+        seen[key] = (where, label.label)
     counts = store_labels(store, labels)
     summary.inserted, summary.updated = counts.inserted, counts.updated
-    summary.superseded = counts.superseded
+    summary.unchanged, summary.superseded = counts.unchanged, counts.superseded
     known = {(s, span_id) for span_id, found in sources.items() for s in found}
     summary.unknown_spans = sum(1 for lb in labels if (lb.source, lb.span_id) not in known)
     return summary
@@ -243,8 +266,13 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if "span_id" not in header or "label" not in header or not header & {"criterion", "grader"}:
         raise LabelFileError(f"{path}: a label file needs the columns span_id, criterion (or "
                              f"grader) and label; found {', '.join(sorted(header)) or 'none'}")
+    columns = len(reader.fieldnames or [])
     for row in reader:
         cleaned = {(k or "").strip().lower(): v for k, v in row.items()}
+        if cleaned.get("label", "") is None:  # csv fills fields a short row lacks with None
+            given = sum(1 for value in row.values() if value is not None)
+            cleaned = {"__problem__": f"the row has {given} of the header's {columns} fields "
+                                      "and no label column (a cut-off row?)"}
         yield f"line {reader.line_num}", cleaned
 
 

@@ -69,13 +69,17 @@ def import_command(app: AppContext, file: Path | None, source: str | None, remot
         return
     for problem in result.get("problems", []):
         app.err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+    unchanged = f", {result['unchanged']} unchanged" if result.get("unchanged") else ""
     app.console.print(
         f"Imported {result.get('inserted', 0)} new and {result.get('updated', 0)} updated "
-        f"labels; {result.get('blank', 0)} unlabeled rows and {result.get('bad_rows', 0)} bad "
-        f"rows skipped.", highlight=False)
+        f"labels{unchanged}; {result.get('blank', 0)} unlabeled rows and "
+        f"{result.get('bad_rows', 0)} bad rows skipped.", highlight=False)
     if result.get("superseded"):
         app.console.print(f"{result['superseded']} rows were overridden by a later row for the "
-                          "same label (the later row was kept).", highlight=False)
+                          "same span, criterion and labeler (the later row was kept):",
+                          highlight=False)
+        for override in result.get("overrides", []):
+            app.console.print(f"  {override}", highlight=False, soft_wrap=True)
     if result.get("unknown_spans"):
         app.console.print(f"{result['unknown_spans']} labels name spans not in the store "
                           "(kept; import those spans to use them).", highlight=False)

@@ -93,6 +93,22 @@ def test_bad_lines_are_reported_and_skipped(store: Store, workspace: Path) -> No
     assert counts.problems[3].startswith(f"{source}:5: not JSON")
 
 
+def test_a_line_that_is_not_an_object_says_so_and_strict_exits_1(store: Store, store_url: str,
+                                                                 workspace: Path) -> None:
+    source = workspace / "in.jsonl"
+    source.write_bytes(jsonl([{**ITEMS[0], "metadata": None}]) + b"[1, 2]\n")
+    counts = import_dataset(store, "gold", source)
+    assert counts.inserted == 1  # a null metadata is no metadata, as for the other fields
+    assert counts.problems == [f"{source}:2: a JSON array, not an item (a JSON object: "
+                               '{"id": …, "input": …, …})']
+    plain = CliRunner().invoke(cli, ["--store", store_url, "dataset", "import", "g2",
+                                     str(source)])
+    strict = CliRunner().invoke(cli, ["--store", store_url, "dataset", "import", "g3",
+                                      str(source), "--strict"])
+    assert (plain.exit_code, strict.exit_code) == (0, 1)
+    assert "1 new" in strict.stdout  # the good lines are imported all the same
+
+
 def test_a_date_means_midnight_utc() -> None:
     item = GoldenItem.model_validate({"id": "x", "input": "q", "valid_as_of": "2026-03-04"})
     assert item.valid_as_of == datetime(2026, 3, 4, tzinfo=UTC)

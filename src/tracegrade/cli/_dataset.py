@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -14,6 +15,7 @@ from tracegrade.analysis.drift import DriftError, DriftSettings, dataset_drift
 from tracegrade.analysis.inputs import SpanFilter
 from tracegrade.analysis.staleness import StalenessSettings, find_stale_items
 from tracegrade.cli._common import (
+    EXIT_FINDINGS,
     AppContext,
     fail,
     format_option,
@@ -174,11 +176,13 @@ def export_command(app: AppContext, dataset: str, output: Path | None) -> None:
 @click.argument("dataset")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--description", help="Description, if the dataset is created.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any line was bad (the others are "
+              "imported all the same).")
 @format_option
 @pass_app
 @dataset_errors
 def import_command(app: AppContext, dataset: str, file: Path, description: str | None,
-                   output_format: str) -> None:
+                   strict: bool, output_format: str) -> None:
     """Import a JSONL FILE into DATASET (created if missing); bad lines are reported and skipped.
 
     Items are keyed by id: importing again updates changed items and adds new ones.
@@ -186,6 +190,8 @@ def import_command(app: AppContext, dataset: str, file: Path, description: str |
     with app.open_store() as store:
         counts = import_dataset(store, dataset, file, description=description)
     _print_counts(app, counts, output_format, f"Imported into {dataset}")
+    if strict and counts.problem_count:
+        sys.exit(EXIT_FINDINGS)
 
 
 @dataset_group.command("push")

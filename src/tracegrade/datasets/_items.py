@@ -49,6 +49,11 @@ class GoldenItem(BaseModel):
     def _parse_json_strings(cls, value: Any) -> Any:
         return parse_json_string(value)
 
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _no_metadata(cls, value: Any) -> Any:
+        return {} if value is None else value  # null, as the other optional fields allow
+
     @field_validator("valid_as_of", mode="before")
     @classmethod
     def _date_or_aware(cls, value: Any) -> Any:

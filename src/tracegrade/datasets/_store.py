@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from tracegrade._validation import describe_validation_error
 from tracegrade.datasets._items import GoldenItem, SourceSpan
+from tracegrade.graders._common import json_type
 from tracegrade.spans import utc_now
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
@@ -205,6 +206,10 @@ def import_dataset(store: Store, dataset: str, path: Path, *,
     return counts
 
 
+class _NotAnItem(Exception):
+    """A JSONL line holding JSON that is not an object."""
+
+
 def _read_jsonl(path: Path, counts: ItemCounts) -> Iterator[GoldenItem]:
     seen: set[str] = set()
     with path.open("rb") as handle:
@@ -215,12 +220,18 @@ def _read_jsonl(path: Path, counts: ItemCounts) -> Iterator[GoldenItem]:
                 continue
             problem = None
             try:
-                item = GoldenItem.model_validate(orjson.loads(line))
+                value = orjson.loads(line)
+                if not isinstance(value, dict):
+                    raise _NotAnItem(value)
+                item = GoldenItem.model_validate(value)
                 if item.id in seen:
                     problem = f"id {item.id!r} appears twice (the first one is kept)"
                 seen.add(item.id)
             except orjson.JSONDecodeError as exc:
                 problem = f"not JSON ({exc})"
+            except _NotAnItem as exc:
+                problem = (f"a JSON {json_type(exc.args[0])}, not an item "
+                           '(a JSON object: {"id": …, "input": …, …})')
             except ValidationError as exc:
                 problem = describe_validation_error(exc)
             if problem is None:

@@ -260,3 +260,36 @@ def test_a_drop_whose_whole_interval_is_beyond_the_effect_is_never_unchanged() -
                       tested=[True] * 3, alpha=0.05, effect=0.05,
                       diff_high=[-0.06, -0.04, -0.06])
     assert list(status) == [c.INSUFFICIENT, c.UNCHANGED, c.REGRESSED]
+
+
+def test_a_heavy_class_whose_few_verdicts_agree_does_not_make_the_rate_look_sure() -> None:
+    """90% of traffic sampled at 1% (~18 verdicts, 95% pass) and 10% at 100% (60% pass): the
+    heavy class often passes throughout, and the linearised variance then ignores it."""
+    rng = np.random.default_rng(11)
+    truth = 0.9 * 0.95 + 0.1 * 0.60
+    covered = {"linearised": 0, "by class": 0}
+    replicates = 2000
+    for _ in range(replicates):
+        heavy = rng.binomial(1800, 0.01)
+        heavy_pass = rng.binomial(heavy, 0.95)
+        light = rng.binomial(200, 1.0)
+        light_pass = rng.binomial(light, 0.60)
+        rates = c.weighted_rate(heavy_pass * 100.0 + light_pass, (heavy - heavy_pass) * 100.0
+                                + (light - light_pass), heavy_pass * 1e4 + light_pass,
+                                (heavy - heavy_pass) * 1e4 + (light - light_pass),
+                                decided=heavy + light)
+        rate, linearised = float(rates.rate[()]), float(rates.effective_n[()])
+        by_class = c.class_effective_n({100.0: [heavy_pass, heavy - heavy_pass],
+                                        1.0: [light_pass, light - light_pass]}, rate, linearised)
+        for name, n in (("linearised", linearised), ("by class", by_class)):
+            low, high = c.wilson_interval(rate * n, n)
+            covered[name] += bool(low <= truth <= high)
+    assert covered["by class"] / replicates >= 0.93
+    assert covered["linearised"] / replicates < 0.85  # the check has teeth
+
+
+def test_class_effective_n_changes_nothing_without_an_agreeing_class() -> None:
+    rates = c.weighted_rate(90 * 10.0 + 60, 10 * 10.0 + 40, 90 * 100.0 + 60, 10 * 100.0 + 40)
+    rate, n = float(rates.rate[()]), float(rates.effective_n[()])
+    assert c.class_effective_n({10.0: [90, 10], 1.0: [60, 40]}, rate, n) == pytest.approx(n)
+    assert c.class_effective_n({1.0: [60, 40]}, 0.6, 100.0) == 100.0  # one class: binomial

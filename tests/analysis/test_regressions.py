@@ -293,6 +293,26 @@ def test_unequal_sampling_is_weighted(store: Store) -> None:
     assert report.findings[0].status is FindingStatus.INSUFFICIENT
 
 
+def test_a_heavy_group_whose_verdicts_all_agree_is_not_taken_as_known(store: Store) -> None:
+    """18 verdicts sampled at 1% all pass, 200 at 100% pass 60%: read from the store, the
+    heavy group's spread is taken at Jeffreys' (x + ½)/(n + 1), not as zero."""
+    seed(store, [
+        Verdicts("r1", outcomes(18, 0), name="common", probability=0.01),
+        Verdicts("r1", outcomes(120, 80), name="rare", probability=1.0),
+        Verdicts("r2", outcomes(18, 0), name="common", probability=0.01),
+        Verdicts("r2", outcomes(120, 80), name="rare", probability=1.0),
+    ])
+    baseline = find_regressions(store, settings=RegressionSettings(slices=())
+                                ).findings[0].baseline
+    rate = (1800 + 120) / 2000
+    assert baseline.rate == pytest.approx(rate)
+    jeffreys = 18.5 / 19 * 0.5 / 19
+    variance = (1e4 * 18 * (jeffreys + (1 - rate) ** 2)
+                + 200 * (0.6 * 0.4 + (0.6 - rate) ** 2)) / 2000**2
+    assert baseline.effective_n == pytest.approx(rate * (1 - rate) / variance)
+    assert baseline.effective_n < 40  # where the linearised variance said all 218 verdicts
+
+
 def test_findings_on_uncalibrated_judges_are_marked(store: Store) -> None:
     spans = [make_span(i, release="r1" if i < 100 else "r2") for i in range(200)]
     store.upsert_spans(spans)

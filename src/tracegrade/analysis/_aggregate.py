@@ -8,7 +8,7 @@ that works on these few hundred rows, never on verdicts one by one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,10 @@ class Tally:
     """Sum of squared weights over passes (for the variance of the weighted rate)."""
     w2_fail: float = 0.0
     first: datetime | None = None
+    classes: dict[float, list[int]] = field(default_factory=dict)
+    """``[passes, fails]`` per weight (one class per inclusion probability), when the tally
+    was read from the store: what :func:`~tracegrade.analysis.comparison.class_effective_n`
+    needs to see a heavily weighted class whose few verdicts all agree."""
 
     @property
     def decided(self) -> int:
@@ -70,6 +74,10 @@ class Tally:
         self.w_fail += other.w_fail
         self.w2_pass += other.w2_pass
         self.w2_fail += other.w2_fail
+        for weight, (passes, fails) in other.classes.items():
+            counts = self.classes.setdefault(weight, [0, 0])
+            counts[0] += passes
+            counts[1] += fails
         self._see(other.first)
 
     def _see(self, first: datetime | None) -> None:
@@ -147,22 +155,30 @@ def tally_verdicts(store: Store, release_source: ReleaseSource,
         for row in conn.execute(query):
             m = row._mapping
             values = tuple(m[f"d{i}"] for i in range(len(dims)))
-            tallies[((m["release"], m["grader"], m["grader_version"]), values)] = Tally(
+            part = Tally(
                 passed=m["n_pass"], failed=m["n_fail"], errors=m["n_error"],
                 skipped=m["n_skip"], w_pass=float(m["w_pass"] or 0.0),
                 w_fail=float(m["w_fail"] or 0.0), w2_pass=float(m["w2_pass"] or 0.0),
                 w2_fail=float(m["w2_fail"] or 0.0), first=m["first"])
+            if m["n_pass"] or m["n_fail"]:
+                part.classes[1.0 / float(m["probability"])] = [m["n_pass"], m["n_fail"]]
+            key = ((m["release"], m["grader"], m["grader_version"]), values)
+            if key in tallies:
+                tallies[key].merge(part)
+            else:
+                tallies[key] = part
     return VerdictTallies(dims, tallies)
 
 
 def _counted(cells: Any) -> Any:
-    """Verdicts per cell × grader × version: counts per outcome, weight sums for the rate."""
+    """Verdicts per cell × grader × version × inclusion probability: counts per outcome, weight
+    sums for the rate."""
     v = t.verdicts.c
     weight = 1.0 / v.inclusion_probability
     weight_sq = 1.0 / (v.inclusion_probability * v.inclusion_probability)
     passed, failed = v.outcome == "pass", v.outcome == "fail"
     return select(
-        cells.c.cell, v.grader, v.grader_version,
+        cells.c.cell, v.grader, v.grader_version, v.inclusion_probability.label("probability"),
         func.count().filter(passed).label("n_pass"),
         func.count().filter(failed).label("n_fail"),
         func.count().filter(v.outcome == "error").label("n_error"),
@@ -173,4 +189,4 @@ def _counted(cells: Any) -> Any:
         func.sum(weight_sq).filter(failed).label("w2_fail"),
     ).select_from(t.verdicts.join(
         cells, and_(cells.c.source == v.source, cells.c.span_id == v.span_id),
-    )).group_by(cells.c.cell, v.grader, v.grader_version)
+    )).group_by(cells.c.cell, v.grader, v.grader_version, v.inclusion_probability)

@@ -75,7 +75,9 @@ def rate_from_tally(series: SeriesKey, tally: Tally, alpha: float = 0.05) -> Pas
     if tally.decided:
         weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
                                             tally.w2_fail, tally.decided)
-        rate, effective_n = float(weighted.rate), float(weighted.effective_n)
+        rate = float(weighted.rate)
+        effective_n = comparison.class_effective_n(tally.classes, rate,
+                                                   float(weighted.effective_n))
         lows, highs = comparison.wilson_interval(rate * effective_n, effective_n, alpha)
         low, high = float(lows), float(highs)
     return PassRate(

@@ -593,8 +593,9 @@ def _effective_counts(tally: Tally) -> tuple[float, float]:
     """(passes, decided) at the tally's effective sample size."""
     weighted = comparison.weighted_rate(tally.w_pass, tally.w_fail, tally.w2_pass,
                                         tally.w2_fail, tally.decided)
-    effective = float(weighted.effective_n)
-    return float(weighted.rate) * effective, effective
+    rate = float(weighted.rate)
+    effective = comparison.class_effective_n(tally.classes, rate, float(weighted.effective_n))
+    return rate * effective, effective
 
 
 def _new_strata_p(pair: Comparison, settings: RegressionSettings) -> tuple[float, float]:

@@ -331,22 +331,14 @@ def _stored_versions(store: Store, keys: list[tuple[str, str]], attribute: str
     500-key ``IN`` through SQLAlchemy for each page cost more than the query)."""
     if not keys:
         return {}
-    dialect = store.dialect
-    ph = _fast.placeholder(dialect)
-    if dialect == "postgresql":
-        version = f"attributes ->> {ph}"
+    ph = _fast.placeholder(store.dialect)
+    if store.dialect == "postgresql":
+        expression = f"attributes ->> {ph}"
     else:
-        version = f"json_extract(attributes, {ph})"
+        expression = f"json_extract(attributes, {ph})"
         attribute = '$."' + attribute.replace('"', '""') + '"'
-    found: dict[tuple[str, str], JSONValue] = {}
     with store.engine.connect() as conn:
-        for source, span_ids in _fast.by_source(keys).items():
-            for chunk in _fast.chunks(span_ids, 500):
-                sql = (f"SELECT span_id, {version} FROM spans WHERE source = {ph} "
-                       f"AND span_id IN ({', '.join([ph] * len(chunk))})")
-                for span_id, value in conn.exec_driver_sql(sql, (attribute, source, *chunk)):
-                    found[(source, span_id)] = value
-    return found
+        return _fast.stored_values(conn, store.dialect, keys, expression, (attribute,))
 
 
 def _prefetched(pages: Iterator[Page]) -> Iterator[Page]:

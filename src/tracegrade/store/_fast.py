@@ -138,14 +138,21 @@ def _time_values(value: datetime | None, dialect: str) -> tuple[str | None, Any]
 def stored_hashes(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]]
                   ) -> dict[tuple[str, str], str]:
     """The content hash of every given (source, span_id) already stored."""
-    found: dict[tuple[str, str], str] = {}
+    return stored_values(conn, dialect, keys, "content_hash")
+
+
+def stored_values(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
+                  expression: str, params: Sequence[Any] = ()) -> dict[tuple[str, str], Any]:
+    """An SQL ``expression`` over the spans row of every given (source, span_id) stored;
+    ``params`` fill the expression's own placeholders."""
+    found: dict[tuple[str, str], Any] = {}
     for source, span_ids in by_source(keys).items():
         for chunk in chunks(span_ids, 500):
             ph = placeholder(dialect)
-            sql = (f"SELECT span_id, content_hash FROM spans WHERE source = {ph} "
+            sql = (f"SELECT span_id, {expression} FROM spans WHERE source = {ph} "
                    f"AND span_id IN ({', '.join([ph] * len(chunk))})")
-            for span_id, content_hash in conn.exec_driver_sql(sql, (source, *chunk)):
-                found[(source, span_id)] = content_hash
+            for span_id, value in conn.exec_driver_sql(sql, (*params, source, *chunk)):
+                found[(source, span_id)] = value
     return found
 
 

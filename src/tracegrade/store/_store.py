@@ -329,17 +329,6 @@ class Store:
             return [(row[0], str(row[1]), str(row[2]), int(row[3]))
                     for row in conn.execute(query)]
 
-    def group_sizes(self, by_name: bool) -> dict[tuple[str | None, str | None], int]:
-        """Span counts per release (and per span name when ``by_name``), for sampling caps."""
-        s = t.spans.c
-        columns = [s.release, s.name] if by_name else [s.release]
-        query = select(*columns, func.count()).group_by(*columns)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        if by_name:
-            return {(row[0], row[1]): int(row[2]) for row in rows}
-        return {(row[0], None): int(row[1]) for row in rows}
-
     # -- graders and verdicts ------------------------------------------------------------------
 
     def register_grader(self, name: str, version: str, type_name: str,

@@ -191,6 +191,10 @@ def grade(
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except JudgeError as exc:
+        summary.settle(store)
+        exc.summary = summary
+        raise
     finally:
         store.finish_run(run_id, status, summary.as_dict())
     return summary

@@ -97,7 +97,14 @@ class Truncate:
     fraction: float = 0.5
 
 
-Fault = Status | Reset | Slow | Truncate
+@dataclass(frozen=True)
+class Trickle:
+    """Send the headers at once, then the body one byte every ``interval`` seconds."""
+
+    interval: float
+
+
+Fault = Status | Reset | Slow | Truncate | Trickle
 
 
 class FaultPlan:
@@ -236,7 +243,26 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 except Exception as error:  # a bug in the fake: visible, not a dropped socket
                     server.crashes.append(traceback.format_exc())
                     response = FakeResponse(500, f"the fake crashed: {error!r}")
+            if isinstance(fault, Trickle):
+                self._trickle(response, fault.interval)
+                return
             self._send(response, fault.fraction if isinstance(fault, Truncate) else None)
+
+        def _trickle(self, response: FakeResponse, interval: float) -> None:
+            content, content_type = response.encoded()
+            self.close_connection = True
+            try:
+                self.send_response(response.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.flush()
+                for offset in range(len(content)):
+                    time.sleep(interval)
+                    self.wfile.write(content[offset:offset + 1])
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _send(self, response: FakeResponse, truncate: float | None) -> None:
             content, content_type = response.encoded()

@@ -62,9 +62,12 @@ class ServerError:
 
 @dataclass(frozen=True)
 class Content:
-    """Answer 200 with this text as the judge's answer."""
+    """Answer 200 with this text as the judge's answer, ended for this reason: ``stop``,
+    ``length`` (the token cap), ``content_filter``, or ``refusal`` (the text is the model's
+    refusal; Anthropic's ``stop_reason`` is the counterpart of each)."""
 
     text: str
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,8 @@ class FakeJudge:
         if self.reject_response_format and "response_format" in body:
             return _error(400, "Unrecognized request argument: response_format", False, {})
         text = step.text if isinstance(step, Content) else self.answer(body)
-        response = _message(body, text) if anthropic else _completion(body, text)
+        finish = step.finish_reason if isinstance(step, Content) else "stop"
+        response = _message(body, text, finish) if anthropic else _completion(body, text, finish)
         self._check(response, anthropic)
         with self._lock:
             self.answered[prompt_key(body)] += 1
@@ -272,23 +276,29 @@ def _prompt_text(body: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _completion(body: dict[str, Any], text: str, finish: str = "stop") -> dict[str, Any]:
     prompt_tokens, completion_tokens = _tokens(_prompt_text(body)), _tokens(text)
+    message = {"role": "assistant", "content": text, "refusal": None}
+    if finish == "refusal":  # structured outputs: the refusal replaces the content
+        message, finish = {"role": "assistant", "content": None, "refusal": text}, "stop"
     return {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text, "refusal": None}}],
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
 
 
-def _message(body: dict[str, Any], text: str) -> dict[str, Any]:
+_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "refusal": "refusal",
+                 "content_filter": "refusal"}
+
+
+def _message(body: dict[str, Any], text: str, finish: str = "stop") -> dict[str, Any]:
     return {
         "id": "msg_fake", "type": "message", "role": "assistant",
         "model": body.get("model", "fake"), "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "stop_reason": _STOP_REASONS[finish],
         "stop_sequence": None,
         "usage": {"input_tokens": _tokens(_prompt_text(body)), "output_tokens": _tokens(text)},
     }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_span
+from tests.fakes._server import Status, Trickle
 from tests.fakes.openai_server import (
     Content,
     FakeJudge,
@@ -34,6 +35,7 @@ from tracegrade.graders import GraderConfigError, build_graders
 from tracegrade.grading import GradeSummary, grade
 from tracegrade.llm import JudgeError
 from tracegrade.store import Store, open_store
+from tracegrade.store import _schema as t
 
 
 @pytest.fixture
@@ -174,6 +176,62 @@ def test_an_unreadable_answer_among_server_errors_is_an_error_verdict(
                 ServerError(500))
     row = grade_one_span(local_store, fake, verdict("pass"))
     assert row["outcome"] == "error" and "after 4 attempts" in row["reason"]
+
+
+@pytest.mark.parametrize(("step", "why"), [
+    (Content('{"critique": "The expected result: pass only when the order', "length"),
+     "cut off at the judge's max_tokens (1024; finish reason 'length'): raise max_tokens"),
+    (Content("Verdict: pass", "content_filter"), "content filter stopped the answer"),
+    (Content("Verdict: pass is not something I can assess here.", "refusal"),
+     "the model refused to answer"),
+])
+def test_an_answer_cut_short_is_an_error_after_one_paid_call_never_a_pass(
+        local_store: Store, fake: FakeJudge, step: Content, why: str) -> None:
+    fake.script(step)
+    row = grade_one_span(local_store, fake, verdict("pass"))
+    assert row["outcome"] == "error" and why in row["reason"]
+    assert row["details"]["raw_answer"] == step.text
+    assert fake.requests == 1 and row["cost"] > 0
+
+
+def test_an_answer_trickling_past_the_timeout_is_asked_again_next_run(
+        local_store: Store, fake: FakeJudge) -> None:
+    """``timeout_s`` bounds the whole call: the SDK's timeout alone restarts at every byte."""
+    fake.server.faults.add("/v1/chat/completions", Trickle(0.2))
+    first = defer_then_recover(local_store, fake, timeout_s=1.0, max_retries=0)
+    assert "did not answer within 1 s" in first.deferred_reason
+
+
+def test_a_per_minute_quota_with_retry_after_is_a_rate_limit_not_an_empty_account(
+        local_store: Store, fake: FakeJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Vertex AI / Gemini say "Quota exceeded for … per minute" on an ordinary 429."""
+    use_virtual_time(monkeypatch)
+    fake.server.faults.add("/v1/chat/completions", Status(429, {"Retry-After": "1"}, {
+        "error": {"message": "Quota exceeded for quota metric 'Generate Content API requests "
+                             "per minute'", "code": 429, "status": "RESOURCE_EXHAUSTED"}}))
+    row = grade_one_span(local_store, fake, verdict("fail"))
+    assert row["outcome"] == "fail" and row["details"]["attempts"] == 2
+    assert len(fake.server.requests_to("/v1/chat/completions")) == 2
+
+
+def test_unreadable_answers_a_killed_run_paid_for_are_replayed_not_bought_again(
+        local_store: Store, fake: FakeJudge) -> None:
+    """Each paid unreadable attempt is kept: a run killed before its error verdict was stored
+    replays them, and asks only for the attempts it had not made."""
+    local_store.upsert_spans([make_span(1)])
+    fake.answer = lambda _body: "I think it is probably fine."
+    graders = judge_graders(fake, max_retries=1)
+    grade(local_store, graders, SamplingConfig())
+    (row,) = verdict_rows(local_store)
+    assert row["outcome"] == "error" and fake.requests == 2
+    with local_store.engine.begin() as conn:  # as if killed before the verdict committed
+        conn.execute(t.verdicts.delete())
+    again = judge_graders(fake, max_retries=3)  # the same questions, two more attempts allowed
+    fake.answer = lambda _body: verdict("fail")
+    grade(local_store, again, SamplingConfig())
+    (row,) = verdict_rows(local_store)
+    assert row["outcome"] == "fail" and row["details"]["attempts"] == 3
+    assert fake.requests == 3, "the two paid attempts were replayed, one new call made"
 
 
 def test_an_account_out_of_quota_stops_the_run(local_store: Store, fake: FakeJudge) -> None:

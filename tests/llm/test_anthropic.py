@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_span
-from tests.fakes.openai_server import FakeJudge, RateLimited, verdict
+from tests.fakes.openai_server import Content, FakeJudge, RateLimited, verdict
 from tests.llm.helpers import FAST, llm_judge, use_virtual_time, verdict_rows
 from tracegrade.config import SamplingConfig, parse_config
 from tracegrade.graders import Grader, build_graders
@@ -69,3 +69,17 @@ def test_claude_without_structured_output_is_read_from_text(local_store: Store,
     summary = grade(local_store, claude(fake, structured_output="none"), SamplingConfig())
     assert summary.outcomes["answers"] == {"pass": 2}
     assert "output_config" not in fake.bodies()[0]
+
+
+@pytest.mark.parametrize(("finish", "why"), [("length", "cut off at the judge's max_tokens"),
+                                             ("refusal", "refused")])
+def test_claude_cut_short_is_an_error_after_one_paid_call_never_a_pass(
+        local_store: Store, fake: FakeJudge, finish: str, why: str) -> None:
+    """``stop_reason`` max_tokens/refusal: the text ("Verdict: pass. Although…") is no verdict."""
+    fake.script(Content("Verdict: pass. Although the reply cites the tool, the date", finish))
+    summary = grade(local_store, claude(fake, structured_output="none", max_concurrency=1),
+                    SamplingConfig())
+    assert summary.outcomes["answers"] == {"error": 1, "pass": 1}
+    assert fake.requests == 2, "asking again would pay for the same cut-off answer"
+    (row,) = [row for row in verdict_rows(local_store) if row["outcome"] == "error"]
+    assert why in row["reason"] and row["details"]["raw_answer"].startswith("Verdict: pass.")

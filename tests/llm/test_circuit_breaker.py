@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +138,22 @@ def test_grade_exits_as_for_an_exhausted_quota_naming_the_judge_and_the_spans_le
     assert fake.base_url in message and "answered 503" in message
     assert f"{FEW} spans" in message and "test-key" not in message
     assert fake.requests == 1 + DEFAULT_THRESHOLD * 4
+
+
+def test_grade_in_json_still_prints_what_the_stopped_run_did(workspace: Path,
+                                                             fake: FakeJudge) -> None:
+    """A script reading `grade --format json` gets the summary (deferred spans, verdicts kept)
+    on stdout beside exit 2 and the one-line error on stderr."""
+    url = f"sqlite:///{workspace / 'store.db'}"
+    with open_store(url) as store:
+        store_spans(store, FEW)
+    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({
+        "store": url, "judges": {"default": judge_settings(fake, max_concurrency=1)},
+        "graders": [llm_judge()]}))
+    fake.script(*[ServerError(503)] * 100)
+    result = CliRunner().invoke(cli, ["grade", "--format", "json"])
+    assert result.exit_code == 2
+    summary = json.loads(result.stdout)
+    assert summary["error"].startswith("LLM judge: judge 'default'")
+    assert summary["verdicts_written"] == 0 and summary["deferred"] == {"answers": FEW}
+    assert summary["spans_seen"] == FEW

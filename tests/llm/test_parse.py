@@ -66,6 +66,10 @@ def test_any_other_label_is_unreadable(other: str) -> None:
     ('Some thoughts first.\n```json\n{"critique": "ok", "verdict": "fail"}\n```\nVerdict: fail',
      False),
     ('{"critique": "Wrong: a verdict of pass would be too lenient.", "verdict": "fail"}', False),
+    ("Verdict: **PASS**\nThe reply quotes the tool's status.", True),
+    ("Here is my verdict:\nVerdict: fail. The reply invents a date.", False),
+    ('{"answer": "The order shipped.", "verdict": "pass"}', True),
+    ('{"verdict": "pass", "critique": "x", "verdict": "pass"}', True),
 ])
 def test_common_prose_and_json_forms(text: str, passed: bool) -> None:
     assert parse_verdict(text).passed is passed
@@ -87,6 +91,17 @@ def test_common_prose_and_json_forms(text: str, passed: bool) -> None:
     '{"critique": "fine", "verdict": "pass"}\n\nOn reflection the order id is wrong. Verdict: fail',
     '```json\n{"verdict": "pass"}\n```\nWait, the id is wrong:\n```json\n{"verdict": "fail"}\n```',
     'Here is the format: {"verdict": "pass"}. My verdict: fail',
+    # prose whose "verdict: pass" does not end its sentence, or beside a verdict that is no word
+    "I was going to give verdict: pass, but the reply invents a delivery date, so it fails.",
+    "The reply fails. The result: pass rate is irrelevant.",
+    "My verdict: the reply fails.\nAnswer: pass",
+    # JSON cut off before its verdict: its critique's words are not a verdict
+    '{"critique": "The expected result: pass only when the order exists; here the reply',
+    '```json\n{"critique": "Verdict: pass is what it would get if',
+    # JSON whose verdict-like fields disagree, or that gives the verdict twice
+    '{"critique": "The reply invents a date.", "result": "fail", "verdict": "pass"}',
+    '{"pass": false, "verdict": "pass"}',
+    '{"verdict": "fail", "critique": "x", "verdict": "pass"}',
 ])
 def test_ambiguous_answers_are_unreadable(text: str) -> None:
     with pytest.raises(AnswerUnreadable):
@@ -107,3 +122,8 @@ def test_a_json_score_is_kept_when_finite() -> None:
 def test_ambiguous_labels_are_unreadable(text: str) -> None:
     with pytest.raises(AnswerUnreadable):
         parse_label(text, ["safe", "unsafe"])
+
+
+def test_a_label_given_twice_differently_is_unreadable() -> None:
+    with pytest.raises(AnswerUnreadable):
+        parse_label('{"label": "safe", "class": "unsafe"}', ["safe", "unsafe"])

@@ -57,6 +57,9 @@ def grade_command(app: AppContext, only: tuple[str, ...], grade_all: bool,
                 summary = grade(store, graders, config.sampling, grade_all=grade_all,
                                 progress=advance, budget=budget, use_cache=not no_cache)
         except JudgeError as exc:
+            if output_format == "json" and isinstance(exc.summary, GradeSummary):
+                # Scripts get what the run did (its verdicts are kept) beside the exit code
+                print_json({**exc.summary.as_dict(), "error": f"LLM judge: {exc}"})
             fail(f"LLM judge: {exc} (verdicts graded so far are kept)")
         exported = export_verdicts(store, config, graders=list(only) or None) \
             if export else None

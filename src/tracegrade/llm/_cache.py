@@ -38,6 +38,8 @@ class CachedAnswer:
     input_tokens: int | None
     output_tokens: int | None
     cost: float | None
+    stop: str | None = None
+    """Why the answer was cut short (see :class:`~tracegrade.llm._providers.JudgeReply`)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,13 @@ class CacheEntry:
     input_tokens: int | None
     output_tokens: int | None
     cost: float | None
+    stop: str | None = None
+
+
+def attempt_key(key: str, attempt: int) -> str:
+    """Where the paid answer to attempt ``attempt`` of question ``key`` is kept when it could
+    not be read: a resumed run replays those attempts instead of paying for them again."""
+    return hashlib.sha256(f"{key}:unreadable:{attempt}".encode()).hexdigest()
 
 
 def cached_answers(store: Store, keys: Sequence[str]) -> dict[str, CachedAnswer]:
@@ -66,7 +75,9 @@ def cached_answers(store: Store, keys: Sequence[str]) -> dict[str, CachedAnswer]
             for key, response, input_tokens, output_tokens, cost in conn.execute(query):
                 text = response.get("text") if isinstance(response, dict) else None
                 if isinstance(text, str):
-                    found[key] = CachedAnswer(text, input_tokens, output_tokens, cost)
+                    stop = response.get("stop")
+                    found[key] = CachedAnswer(text, input_tokens, output_tokens, cost,
+                                              stop if isinstance(stop, str) else None)
     return found
 
 
@@ -77,7 +88,8 @@ def write_answers(store: Store, entries: Sequence[CacheEntry], *, replace: bool 
     now = utc_now()
     rows = {entry.key: {
         "key": entry.key, "provider": entry.provider, "model": entry.model,
-        "request": entry.request, "response": {"text": entry.text},
+        "request": entry.request,
+        "response": {"text": entry.text} | ({"stop": entry.stop} if entry.stop else {}),
         "input_tokens": entry.input_tokens, "output_tokens": entry.output_tokens,
         "cost": entry.cost, "created_at": now,
     } for entry in entries}

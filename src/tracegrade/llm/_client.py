@@ -18,7 +18,13 @@ from typing import Any, Generic, TypeVar
 import httpx
 import orjson
 
-from tracegrade.llm._cache import CachedAnswer, CacheEntry, CacheWriter, cached_answers
+from tracegrade.llm._cache import (
+    CachedAnswer,
+    CacheEntry,
+    CacheWriter,
+    attempt_key,
+    cached_answers,
+)
 from tracegrade.llm._config import JudgeConfig
 from tracegrade.llm._cost import Budget, BudgetExhausted, cost_of, prices_for
 from tracegrade.llm._errors import (
@@ -157,7 +163,10 @@ class JudgeClient:
         """Load the cached answers to ``calls`` in one query (nothing when the cache is off)."""
         if not self.session.use_cache or self.session.store is None:
             return
-        wanted = [call.key for call in calls if call.key not in self._cached]
+        # Each question's answer, and the first paid attempt of it that could not be read (a
+        # killed run's, replayed instead of paid for again).
+        wanted = [key for call in calls if call.key not in self._cached
+                  for key in (call.key, attempt_key(call.key, 0))]
         if wanted:
             self._cached.update(cached_answers(self.session.store, wanted))
 
@@ -233,6 +242,8 @@ class _Attempts(Generic[T]):
         self.problem = "no attempt was made"
         self.text: str | None = None
         self.kinds: list[str] = []
+        self.replaying = False
+        """Whether the last attempt replayed an unreadable answer a previous run paid for."""
 
     async def run(self) -> JudgeAnswer[T]:
         judge = self.client.judge
@@ -243,7 +254,7 @@ class _Attempts(Generic[T]):
                     _backoff(judge.retry_backoff_s, attempt, retry_after))
             retry_after = None
             try:
-                value = await self._attempt()
+                value = await self._attempt(attempt)
             except BudgetExhausted:
                 if "unreadable" not in self.kinds:
                     raise  # nothing was paid for: no verdict, the next run asks
@@ -255,6 +266,12 @@ class _Attempts(Generic[T]):
                 self.kinds.append(exc.kind)
                 retry_after = exc.retry_after
                 continue
+            except AnswerIncomplete as exc:
+                # Cut short (token cap, content filter, refusal): asking again would pay for
+                # the same, so this is the error verdict now.
+                self.problem = str(exc)
+                self.kinds.append("unreadable")
+                return self._answer(None, attempt + 1)
             except AnswerUnreadable as exc:
                 self.problem = f"unreadable answer: {exc}"
                 self.kinds.append("unreadable")
@@ -271,7 +288,10 @@ class _Attempts(Generic[T]):
             raise JudgeDeferred(self.client.name, self.problem)
         return self._answer(None, len(self.kinds))
 
-    async def _attempt(self) -> T:
+    async def _attempt(self, attempt: int) -> T:
+        replayed = await self._replayed(attempt)
+        if replayed is not None:
+            return self._read(replayed)
         client = self.client
         async with client.limiter.slot(self.call.estimated_tokens):
             if client.unavailable is not None:  # refused for good while this call waited
@@ -284,14 +304,44 @@ class _Attempts(Generic[T]):
             finally:
                 await client.session.budget.settle(reservation, cost)
         self._record(reply, cost)
-        value = self.read(reply.text)  # raises AnswerUnreadable; the answer was still paid for
-        self._remember(reply, cost)
+        try:
+            value = self._read(reply)  # the answer was paid for even when it cannot be read
+        except AnswerUnreadable:
+            self._remember(reply, cost, attempt_key(self.call.key, attempt))
+            raise
+        self._remember(reply, cost, self.call.key)
         return value
+
+    def _read(self, reply: JudgeReply) -> T:
+        """The value of ``reply``; raises AnswerIncomplete or AnswerUnreadable."""
+        if reply.stop is not None:
+            self.text = reply.text
+            raise AnswerIncomplete(_incomplete(reply.stop, self.client.judge.max_tokens))
+        return self.read(reply.text)
+
+    async def _replayed(self, attempt: int) -> JudgeReply | None:
+        """The unreadable answer a previous run paid for at this attempt, if one is kept.
+
+        The first attempt's comes with the page's prefetch; a later one is looked up only
+        while replaying (the attempt before it was replayed too).
+        """
+        session = self.client.session
+        if not session.use_cache or session.store is None:
+            return None
+        key = attempt_key(self.call.key, attempt)
+        hit = self.client._cached.get(key)
+        if hit is None and attempt > 0 and self.replaying:
+            hit = (await asyncio.to_thread(cached_answers, session.store, [key])).get(key)
+        self.replaying = hit is not None
+        if hit is None:
+            return None
+        self.text = hit.text
+        return JudgeReply(hit.text, hit.input_tokens, hit.output_tokens, hit.stop)
 
     async def _send(self) -> JudgeReply:
         client = self.client
         try:
-            return await client.provider.send(self._body())
+            return await self._send_within_timeout()
         except StructuredOutputRejected as exc:
             if client.judge.structured_output == "json_schema":
                 raise JudgeUnavailable(
@@ -299,12 +349,23 @@ class _Attempts(Generic[T]):
                     "json_schema (use auto to fall back to JSON asked for in the prompt)"
                 ) from None
             client.provider.structured = False
-            return await client.provider.send(self._body())
+            return await self._send_within_timeout()
         except RetryableError as exc:
             if exc.kind == "rate_limited":
                 wait = 1.0 if exc.retry_after is None else exc.retry_after  # 0 means now
                 client.limiter.pause(min(wait, _MAX_WAIT_S))
             raise
+
+    async def _send_within_timeout(self) -> JudgeReply:
+        """One call, given ``timeout_s`` in all: the SDKs' timeout bounds each wait for bytes,
+        so a server trickling its answer would otherwise hold the call for ever."""
+        client = self.client
+        try:
+            async with asyncio.timeout(client.judge.timeout_s):
+                return await client.provider.send(self._body())
+        except TimeoutError:
+            raise RetryableError(f"{client.provider.where} did not answer within "
+                                 f"{client.judge.timeout_s:g} s", kind="timeout") from None
 
     def _body(self) -> dict[str, Any]:
         provider = self.client.provider
@@ -321,19 +382,34 @@ class _Attempts(Generic[T]):
             reply.output_tokens or 0)
         self.client.limiter.used_tokens(self.call.estimated_tokens, used)
 
-    def _remember(self, reply: JudgeReply, cost: float | None) -> None:
+    def _remember(self, reply: JudgeReply, cost: float | None, key: str) -> None:
         writer = self.client.session.writer
         if writer is None:
             return
         client = self.client
         writer.put(CacheEntry(
-            key=self.call.key, provider=client.provider.name, model=client.judge.model,
+            key=key, provider=client.provider.name, model=client.judge.model,
             request=self.call.body, text=reply.text, input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens, cost=cost))
+            output_tokens=reply.output_tokens, cost=cost, stop=reply.stop))
 
     def _answer(self, value: T | None, attempts: int) -> JudgeAnswer[T]:
         return JudgeAnswer(value, self.text, None if value is not None else self.problem,
                            self.input_tokens, self.output_tokens, self.cost, False, attempts)
+
+
+class AnswerIncomplete(AnswerUnreadable):
+    """The provider says the answer was cut short: whatever it holds is not a verdict."""
+
+
+def _incomplete(stop: str, max_tokens: int) -> str:
+    if stop in ("length", "max_tokens"):
+        return (f"the answer was cut off at the judge's max_tokens ({max_tokens}; "
+                f"finish reason {stop!r}): raise max_tokens")
+    if stop == "content_filter":
+        return "the provider's content filter stopped the answer (finish reason 'content_filter')"
+    if stop == "refusal":
+        return "the model refused to answer"
+    return f"the answer is incomplete (finish reason {stop!r})"
 
 
 def _endpoint_key(provider: str, judge: JudgeConfig) -> bytes:

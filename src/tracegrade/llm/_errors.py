@@ -14,6 +14,10 @@ class JudgeError(Exception):
     Never raised for one span's problem: that is an ``error`` verdict.
     """
 
+    summary: object | None = None
+    """What the stopped run had done (a :class:`~tracegrade.grading.GradeSummary`), when it
+    stopped mid-run: its verdicts are kept."""
+
 
 class JudgeUnavailable(JudgeError):
     """The endpoint refuses every call (401/403/404) or cannot be reached after the retries."""
@@ -69,8 +73,7 @@ class StructuredOutputRejected(RejectedError):
 def status_error(status: int, headers: Mapping[str, str], message: str, where: str
                  ) -> ProviderError | JudgeUnavailable:
     """The error an HTTP status means for a judge call."""
-    lowered = message.casefold()
-    if status == 402 or (status == 429 and "quota" in lowered) or "credit balance" in lowered:
+    if status == 402 or _out_of_credit(status, message):
         # OpenAI's `insufficient_quota` comes as a 429, Anthropic's low credit as a 400: no
         # retry or later run helps until the account is topped up.
         return JudgeUnavailable(f"{where} answered {status}, out of quota or credit: {message}")
@@ -83,6 +86,17 @@ def status_error(status: int, headers: Mapping[str, str], message: str, where: s
     if status == 400 and ("response_format" in message or "output_config" in message):
         return StructuredOutputRejected(f"{where} refuses structured output: {message}")
     return RejectedError(f"{where} rejected the request ({status}): {message}")
+
+
+_OUT_OF_CREDIT = ("insufficient_quota", "current quota", "billing", "credit balance")
+"""What an account that must be topped up says. A per-minute limit may say "quota" too (Vertex
+AI, Gemini: "Quota exceeded for … requests per minute", with ``Retry-After``): that one is a
+rate limit, waited out like any 429."""
+
+
+def _out_of_credit(status: int, message: str) -> bool:
+    lowered = message.casefold()
+    return status in (400, 403, 429) and any(words in lowered for words in _OUT_OF_CREDIT)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -7,6 +7,7 @@ raw text. Nothing here ever guesses a pass.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -59,6 +60,9 @@ def parse_verdict(text: str) -> VerdictAnswer:
         verdicts = {_pass_or_fail(value) for value in values}
         if None in verdicts:
             raise AnswerUnreadable(f"no pass/fail verdict in the answer (got {_show(values[0])})")
+        # Another verdict-like key that names the other outcome: the fields disagree
+        verdicts |= {_pass_or_fail(answer[key]) for answer in objects
+                     for key in _VERDICT_KEYS if key in answer} - {None}
         if len(verdicts) > 1:
             raise AnswerUnreadable("the answer holds JSON verdicts that disagree")
         passed = bool(verdicts.pop())
@@ -67,7 +71,8 @@ def parse_verdict(text: str) -> VerdictAnswer:
                              _score(objects[-1].get("score")))
     word = _labelled_line(text, ("pass", "fail"))
     if word is None:
-        raise AnswerUnreadable("the answer is neither JSON nor a 'Verdict: pass/fail' line")
+        raise AnswerUnreadable("the answer is neither JSON nor a 'Verdict: pass/fail' line "
+                               "(nor says one verdict unambiguously)")
     return VerdictAnswer(word == "pass", _prose_critique(text))
 
 
@@ -86,6 +91,9 @@ def parse_label(text: str, labels: Sequence[str]) -> LabelAnswer:
             if not isinstance(value, str) or value.strip().casefold() not in by_folded:
                 raise AnswerUnreadable(f"label {_show(value)} is not one of {', '.join(labels)}")
             chosen.add(value.strip().casefold())
+        chosen |= {answer[key].strip().casefold() for answer in objects for key in _LABEL_KEYS
+                   if isinstance(answer.get(key), str)
+                   and answer[key].strip().casefold() in by_folded}
         if len(chosen) > 1:
             raise AnswerUnreadable("the answer holds JSON labels that disagree")
         label = chosen.pop()
@@ -125,17 +133,35 @@ def _answer_parts(text: str) -> tuple[list[dict[str, Any]], str]:
     outside = text
     for first, last in spans:  # blank what was read as JSON, keeping the other offsets
         outside = outside[:first] + " " * (last - first) + outside[last:]
+    if not objects and _JSON_START.search(text):
+        # A JSON answer cut off or mangled: its words are not read as prose (a critique that
+        # says "the expected result: pass only when…" is no verdict).
+        raise AnswerUnreadable("the answer's JSON is cut off or malformed")
     return objects, outside
+
+
+_JSON_START = re.compile(r'\{\s*"')
+_CHOICE_KEYS = frozenset(_VERDICT_KEYS + _LABEL_KEYS)
 
 
 def _object(candidate: str) -> dict[str, Any] | None:
     try:
-        value = orjson.loads(candidate)
-    except orjson.JSONDecodeError:
+        value = json.loads(candidate, object_pairs_hook=_folded_object)
+    except (ValueError, RecursionError):
         return None
-    if isinstance(value, dict):
-        return {str(key).strip().casefold(): item for key, item in value.items()}
-    return None
+    return value if isinstance(value, dict) else None
+
+
+def _folded_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with its keys folded; a verdict or label key given twice with different
+    values (JSON parsers keep the last one silently) makes the answer unreadable."""
+    folded: dict[str, Any] = {}
+    for key, item in pairs:
+        name = key.strip().casefold()
+        if name in _CHOICE_KEYS and name in folded and folded[name] != item:
+            raise AnswerUnreadable(f"the answer's JSON gives {name!r} twice, differently")
+        folded[name] = item
+    return folded
 
 
 def _agrees(outside: str, words: Sequence[str], chosen: str) -> None:
@@ -183,27 +209,44 @@ def _critique(answer: dict[str, Any], text: str) -> str:
 
 
 def _labelled_line(text: str, words: Sequence[str]) -> str | None:
-    """The word every ``Verdict: X`` / ``Label: X`` in the text names, or the answer as one word."""
-    found = _labelled_words(text, words)
+    """The word every ``Verdict: X`` / ``Label: X`` in the text names, or the answer as one word.
+
+    None when a ``Verdict:`` (``Label:``, ``Decision:``) is followed by anything else on its
+    line ("My verdict: the reply fails." beside "Answer: pass" is no pass).
+    """
+    matches = _labelled(text, words)
+    found = {match.group(1).casefold() for match in matches}
     bare = text.strip().strip(".!*\"'").casefold()
     if bare in words:
         found.add(bare)
+    named = {match.start() for match in matches}
+    if any(keyed.start() not in named for keyed in _KEYED.finditer(text)):
+        return None
     return found.pop() if len(found) == 1 else None
 
 
+_KEYED = re.compile(r"\b(?:verdict|label|decision)\W*?[:=\-][ \t*_]*(?=\S)", re.IGNORECASE)
+"""A ``Verdict:`` with something after it on its line (checked to name a choice)."""
+
+
 def _labelled_words(text: str, words: Sequence[str]) -> set[str]:
-    """Every word named after ``Verdict:``, ``Label:`` and the like, anywhere in the text.
+    """Every word named after ``Verdict:``, ``Label:`` and the like, anywhere in the text."""
+    return {match.group(1).casefold() for match in _labelled(text, words)}
+
+
+def _labelled(text: str, words: Sequence[str]) -> list[re.Match[str]]:
+    """Each ``Verdict: X``, ``Label: X`` and the like, anywhere in the text.
 
     Anywhere, so a judge that changes its mind ("…actually, verdict: fail") gives two different
-    words and is unreadable rather than read by its first line. Only a word that ends there
-    counts: one followed by "or", "/" or "?" ("Verdict: pass or fail cannot be decided") is not
-    a choice, and "pass@1" is not "pass".
+    words and is unreadable rather than read by its first line. Only a word that ends its line
+    or sentence counts: "Verdict: pass or fail cannot be decided", "verdict: pass, but it
+    fails", "result: pass rate…", "Verdict: PASS?" and "pass@1" name no choice.
     """
     alternatives = "|".join(re.escape(word) for word in sorted(words, key=len, reverse=True))
-    pattern = re.compile(rf"\b(?:verdict|label|answer|result|decision)\W*[:=\-]\W*"
-                         rf"({alternatives})(?=$|[\s.,;:!)\]}}*\"'`])(?!\s*(?:/|\?|\bor\b))",
-                         re.IGNORECASE)
-    return {match.group(1).casefold() for match in pattern.finditer(text)}
+    pattern = re.compile(rf"\b(?:verdict|label|answer|result|decision)\W*?[:=\-]\W*"
+                         rf"({alternatives})[*\"'`)\]}}]*(?=[ \t]*$|[.!](?:\s|$))",
+                         re.IGNORECASE | re.MULTILINE)
+    return list(pattern.finditer(text))
 
 
 def _prose_critique(text: str) -> str:

@@ -45,12 +45,17 @@ class JudgeReply:
     text: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    stop: str | None = None
+    """Why the answer is incomplete, as the provider said it (``length``, ``content_filter``,
+    ``refusal``, ``max_tokens``…); None for an answer that ended normally."""
 
 
 class Provider(ABC):
     """How one kind of endpoint is asked."""
 
     name: ClassVar[str]
+    where: str
+    """The endpoint as messages name it, without credentials."""
 
     def __init__(self, judge: JudgeConfig) -> None:
         self.judge = judge
@@ -198,12 +203,24 @@ def _chat_reply(content: bytes, where: str) -> JudgeReply:
         raise RetryableError(f"{where} sent an unreadable response", kind="malformed",
                              raw=raw) from None
     text = message.get("content")
-    if not isinstance(text, str) or not text:
-        refusal = message.get("refusal")
-        text = f"refusal: {refusal}" if refusal else ""
+    if not isinstance(text, str):
+        text = ""
+    stop = document["choices"][0].get("finish_reason")
+    stop = stop if stop in _OPENAI_INCOMPLETE else None
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        text, stop = refusal, "refusal"
     usage = document.get("usage") or {}
     return JudgeReply(text=text, input_tokens=_int(usage.get("prompt_tokens")),
-                      output_tokens=_int(usage.get("completion_tokens")))
+                      output_tokens=_int(usage.get("completion_tokens")), stop=stop)
+
+
+_OPENAI_INCOMPLETE = frozenset({"length", "content_filter"})
+"""``finish_reason`` values of an answer cut short (``stop`` and ``tool_calls`` end normally)."""
+_ANTHROPIC_INCOMPLETE = frozenset({"max_tokens", "refusal", "model_context_window_exceeded",
+                                   "pause_turn"})
+"""``stop_reason`` values of an answer cut short (``end_turn``, ``stop_sequence`` and
+``tool_use`` end normally)."""
 
 
 class AnthropicProvider(Provider):
@@ -260,9 +277,11 @@ class AnthropicProvider(Provider):
         except anthropic.APIResponseValidationError as exc:
             raise RetryableError(f"{self.where} sent an unreadable response", kind="malformed",
                                  raw=str(exc.body)[:2000]) from None
+        stop = getattr(message, "stop_reason", None)
         return JudgeReply(text=_anthropic_text(message.content),
                           input_tokens=_int(message.usage.input_tokens),
-                          output_tokens=_int(message.usage.output_tokens))
+                          output_tokens=_int(message.usage.output_tokens),
+                          stop=stop if stop in _ANTHROPIC_INCOMPLETE else None)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""

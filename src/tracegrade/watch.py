@@ -38,6 +38,7 @@ from tracegrade.analysis.regressions import (
     RegressionSettings,
     build_comparisons,
     choose_releases,
+    configured,
     replay_only_releases,
 )
 from tracegrade.config import Config
@@ -334,7 +335,7 @@ def watch_once(store: Store, config: Config, *, webhook: str | None = None,
     graders = build_graders(config.graders)
     if graders:
         tick.graded = grade(store, graders, config.sampling)
-    settings = RegressionSettings.from_config(config.analysis)
+    settings = RegressionSettings.from_config(config.analysis, **configured(config.graders))
     tick.detection = detect(store, settings, config.analysis.watch.alpha)
     for finding in tick.detection.findings:
         _announce(store, finding, webhook, tick, sleep)

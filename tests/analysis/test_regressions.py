@@ -410,3 +410,55 @@ def test_a_grader_that_starts_erroring_regressed_though_its_pass_rate_held(store
     assert "g (errors 0.0% → 50.0%)" in headline(report)
     assert not steady.errors_rose and steady.status is FindingStatus.UNCHANGED
     assert report.as_dict()["findings"][0]["errors_rose"] in (True, False)
+
+
+def test_intervals_stay_95_percent_whatever_the_false_discovery_rate() -> None:
+    """``alpha`` is the FDR; the intervals, labelled 95%, are 95% ones (a review saw alpha 0.2
+    give 80% Wilson and Newcombe intervals under a "95% CI" heading)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from tracegrade.analysis import comparison
+    from tracegrade.analysis.regressions import Comparison, Finding, _pair, _Strata, run_tests
+
+    settings = RegressionSettings(alpha=0.2, strata=(), slices=())
+    baseline = Tally(passed=90, failed=10, w_pass=90, w_fail=10, w2_pass=90, w2_fail=10)
+    candidate = Tally(passed=70, failed=30, w_pass=70, w_fail=30, w2_pass=70, w2_fail=30)
+    pair: Comparison = _pair("g", "v", None, ("b", "c"), baseline, candidate, settings,
+                             _Strata([], 0.0, Tally()))
+    (finding,) = run_tests([pair], settings)
+    assert isinstance(finding, Finding)
+    assert (finding.baseline.low, finding.baseline.high) == pytest.approx(
+        proportion_confint(90, 100, alpha=0.05, method="wilson"))
+    newcombe = comparison.two_sample([90], [100], [70], [100], 0.05)
+    assert (finding.diff_low, finding.diff_high) == pytest.approx(
+        (newcombe.low[0], newcombe.high[0]))
+    assert finding.diff_low == pytest.approx(-0.306, abs=1e-3)
+
+
+def test_a_grader_with_no_candidate_verdicts_is_insufficient_data_not_absent(
+        store: Store) -> None:
+    """Its spans stopped (or it is not graded yet): `--strict` must be able to see that."""
+    seed(store, [Verdicts("r1", outcomes(90, 10)), Verdicts("r2", outcomes(85, 15)),
+                 Verdicts("r1", outcomes(300, 0), grader="gone")])
+    report = find_regressions(store)
+    assert [f.grader for f in report.findings] == ["g", "gone"]
+    gone = report.findings[1]
+    assert gone.status is FindingStatus.INSUFFICIENT and gone in report.insufficient
+    assert gone.baseline.passed == 300 and gone.candidate.decided == 0
+
+
+def test_only_configured_graders_at_their_current_version_are_compared(store: Store) -> None:
+    """A changed grader's old version and a deleted grader regress no release."""
+    seed(store, [Verdicts("r1", outcomes(95, 5), version="old"),
+                 Verdicts("r2", outcomes(50, 50), version="old"),
+                 Verdicts("r1", outcomes(50, 50), version="new"),
+                 Verdicts("r2", outcomes(95, 5), version="new"),
+                 Verdicts("r1", outcomes(95, 5), grader="deleted"),
+                 Verdicts("r2", outcomes(10, 90), grader="deleted")])
+    everything = find_regressions(store)
+    assert len(everything.findings) == 3 and everything.regressed
+    settings = RegressionSettings(graders=frozenset({"g"}), versions=frozenset({("g", "new")}))
+    report = find_regressions(store, settings=settings)
+    assert [(f.grader, f.grader_version, f.status) for f in report.findings] == [
+        ("g", "new", FindingStatus.IMPROVED)]
+    assert not report.regressed

@@ -105,3 +105,30 @@ def test_a_drop_equal_to_the_reported_mde_is_detected(p: float, n: int) -> None:
     detected = float(np.mean(statuses[:, 0] == c.REGRESSED))
     # 80% nominal power; the MDE is computed at alpha/m, which BH can only beat.
     assert detected >= 0.8 - 2 * math.sqrt(0.8 * 0.2 / runs)
+
+
+def test_no_true_change_with_errors_keeps_regressed_graders_at_the_fdr_level() -> None:
+    """A grader is "regressed" by a pass-rate drop or by a rise in its error share: both kinds
+    of test are one family, so a release with no change at all is flagged at most ~alpha of
+    the time (two families each at alpha flagged 10.8% in a review's simulation)."""
+    rng = np.random.default_rng(0)
+    runs, n, p_error, p_fail = 300, 2000, 0.05, 0.1
+    settings = RegressionSettings(strata=(), slices=())
+    flagged = 0
+    for _ in range(runs):
+        pairs = []
+        for g in range(GRADERS):
+            tallies = []
+            for _side in range(2):
+                errors = int(rng.binomial(n, p_error))
+                failed = int(rng.binomial(n - errors, p_fail))
+                passed = n - errors - failed
+                tallies.append(Tally(passed=passed, failed=failed, errors=errors, w_pass=passed,
+                                     w_fail=failed, w2_pass=passed, w2_fail=failed))
+            finding = Finding(f"g{g}", "v", rate_from_tally(("b", f"g{g}", "v"), tallies[0]),
+                              rate_from_tally(("c", f"g{g}", "v"), tallies[1]))
+            pairs.append(Comparison(finding, tallies[0], tallies[1], [], 0.0))
+        findings = run_tests(pairs, settings)
+        flagged += any(f.status is FindingStatus.REGRESSED for f in findings)
+    alpha = settings.alpha
+    assert flagged / runs <= alpha + 2 * math.sqrt(alpha * (1 - alpha) / runs)

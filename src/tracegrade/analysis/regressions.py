@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import case, func, select
@@ -47,6 +47,9 @@ from tracegrade.releases import ReleaseSource, release_column
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
 
+if TYPE_CHECKING:
+    from tracegrade.graders import GraderConfig
+
 
 class FindingStatus(StrEnum):
     """How a comparison ended."""
@@ -63,6 +66,10 @@ _BY_CODE = {
     comparison.UNCHANGED: FindingStatus.UNCHANGED,
     comparison.INSUFFICIENT: FindingStatus.INSUFFICIENT,
 }
+
+
+INTERVAL_ALPHA = 0.05
+"""Every interval shown is a 95% one, whatever ``alpha`` (the false discovery rate) is."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,10 @@ class RegressionSettings:
     unmatched_share: float = 0.1
     """Strata seen in one release only may hold at most this share of a release's verdicts
     for the stratified test to be used; above it the pooled test runs, so new traffic counts."""
+    graders: frozenset[str] | None = None
+    """Compare only these graders (the configured ones); None: every grader with verdicts."""
+    versions: frozenset[tuple[str, str]] | None = None
+    """Compare only these (grader, version) pairs (the config's current versions)."""
 
     @classmethod
     def from_config(cls, analysis: AnalysisConfig, **overrides: Any) -> RegressionSettings:
@@ -230,6 +241,26 @@ class RegressionReport:
         }
 
 
+def configured(graders: Sequence[GraderConfig]) -> dict[str, Any]:
+    """Settings overrides that compare only the configured graders, at their current versions.
+
+    None when the config has no graders (a store read without its config compares all). A
+    grader that cannot be built here (its module or its judge's SDK missing) limits the
+    comparison by name only.
+    """
+    if not graders:
+        return {}
+    from tracegrade.graders import GraderConfigError, build_graders
+    from tracegrade.llm import JudgeError
+
+    versions: frozenset[tuple[str, str]] | None
+    try:
+        versions = frozenset((g.name, g.version) for g in build_graders(list(graders)))
+    except (GraderConfigError, JudgeError, ImportError):
+        versions = None
+    return {"graders": frozenset(g.name for g in graders), "versions": versions}
+
+
 def find_regressions(
     store: Store,
     baseline: str | None = None,
@@ -297,7 +328,7 @@ def analyse(tallies: VerdictTallies, baseline: str | None, candidate: str | None
             not_by_default: frozenset[str] = frozenset()) -> RegressionReport:
     """The comparison over already aggregated tallies (see :func:`find_regressions`)."""
     overall = tallies.overall()
-    rates = rates_in_order(overall, settings.alpha)
+    rates = rates_in_order(overall, INTERVAL_ALPHA)
     baseline, candidate = choose_releases(rates, baseline, candidate, not_by_default)
     pairs = build_comparisons(tallies, overall, baseline, candidate, settings)
     findings = run_tests(pairs, settings)
@@ -379,10 +410,20 @@ def build_comparisons(tallies: VerdictTallies, overall: dict[SeriesKey, Tally], 
                       candidate: str, settings: RegressionSettings) -> list[Comparison]:
     """Every grader series and slice to compare, graders each followed by their slices.
 
-    Only series (grader, version) with verdicts in the candidate are compared: a grader version
-    that was replaced before the candidate has nothing left to compare.
+    Series (grader, version) with verdicts in the candidate are compared, and those of the
+    baseline whose grader has none in the candidate (its spans stopped, or it is not graded
+    yet: insufficient data, never silently absent); a version replaced before the candidate is
+    not. With ``settings.graders``/``versions`` (from the config), only those: a deleted
+    grader, or an old version of a changed one, is not compared.
     """
-    series = sorted({(g, v) for (r, g, v) in overall if r == candidate})
+    in_candidate = {(g, v) for (r, g, v) in overall if r == candidate}
+    candidate_graders = {g for g, _ in in_candidate}
+    series = sorted(in_candidate | {(g, v) for (r, g, v) in overall
+                                    if r == baseline and g not in candidate_graders})
+    if settings.graders is not None:
+        series = [(g, v) for g, v in series if g in settings.graders]
+    if settings.versions is not None:
+        series = [(g, v) for g, v in series if (g, v) in settings.versions]
     strata = tallies.by(settings.strata)
     slices = [_SliceView(d, tallies, settings) for d in settings.slices]
     pairs: list[Comparison] = []
@@ -415,8 +456,8 @@ class _SliceView:
 def _pair(grader: str, version: str, slice_key: SliceKey | None, releases: tuple[str, str],
           b: Tally, c: Tally, settings: RegressionSettings, strata: _Strata) -> Comparison:
     finding = Finding(grader, version, rate_from_tally((releases[0], grader, version), b,
-                                                       settings.alpha),
-                      rate_from_tally((releases[1], grader, version), c, settings.alpha),
+                                                       INTERVAL_ALPHA),
+                      rate_from_tally((releases[1], grader, version), c, INTERVAL_ALPHA),
                       slice=slice_key)
     return Comparison(finding, b, c, strata.matched, strata.unmatched, strata.new_in_candidate)
 
@@ -475,17 +516,21 @@ def run_tests(pairs: list[Comparison], settings: RegressionSettings) -> list[Fin
     tested = [p for p in pairs if _testable(p, settings)]
     if tested:
         _test(tested, settings)
-        _control_fdr([p.finding for p in tested], settings)
-    _set_mde([p.finding for p in tested], settings)
-    for pair in pairs:
-        _settle(pair.finding, len(tested), settings)
     grader_findings: list[Finding] = []
     for pair in pairs:
         if pair.finding.slice is None:
             grader_findings.append(pair.finding)
         else:
             grader_findings[-1].slices.append(pair.finding)
-    _check_errors(grader_findings, settings)
+    error_checked = _error_tests(grader_findings, settings)
+    _control_fdr([p.finding for p in tested], error_checked, settings)
+    _set_mde([p.finding for p in tested], settings)
+    for pair in pairs:
+        _settle(pair.finding, len(tested), settings)
+    for finding in error_checked:
+        rise = (finding.candidate.error_share or 0.0) - (finding.baseline.error_share or 0.0)
+        finding.errors_rose = _or_nan(finding.error_q) < settings.alpha \
+            and rise >= MIN_ERROR_RISE
     for finding in grader_findings:
         finding.status = finding.own_status
         if finding.regressed_slices or finding.errors_rose:
@@ -497,19 +542,22 @@ MIN_ERROR_RISE = 0.01
 """The smallest rise in a grader's error share (absolute) that counts as a regression."""
 
 
-def _check_errors(findings: list[Finding], settings: RegressionSettings) -> None:
+def _error_tests(findings: list[Finding], settings: RegressionSettings) -> list[Finding]:
     """Test, per grader, whether the share of error verdicts rose (errors are kept out of the
-    pass rate, so a grader that starts erroring would otherwise look unchanged).
+    pass rate, so a grader that starts erroring would otherwise look unchanged); the graders
+    tested, each with its ``error_p``.
 
     One-sided two-sample tests on the raw counts of error and non-error verdicts (score test,
-    exact for small tables), Benjamini-Hochberg across the graders as their own family.
+    exact for small tables). Their q-values come from the same Benjamini-Hochberg family as
+    the pass-rate tests (:func:`_control_fdr`): two families each at ``alpha`` made a release
+    with no change read as regressed about twice as often as ``alpha`` says.
     """
     checked = [f for f in findings
                if min(f.baseline.decided + f.baseline.errors,
                       f.candidate.decided + f.candidate.errors) >= settings.min_decided
                and f.candidate.errors > 0]
     if not checked:
-        return
+        return []
     judged_b = [f.baseline.decided + f.baseline.errors for f in checked]
     judged_c = [f.candidate.decided + f.candidate.errors for f in checked]
     result = comparison.two_sample([n - f.baseline.errors for f, n in zip(checked, judged_b,
@@ -518,11 +566,9 @@ def _check_errors(findings: list[Finding], settings: RegressionSettings) -> None
                                    [n - f.candidate.errors for f, n in zip(checked, judged_c,
                                                                             strict=True)],
                                    judged_c)
-    q_values = comparison.benjamini_hochberg(result.p_worse)
-    for finding, p_value, q_value in zip(checked, result.p_worse, q_values, strict=True):
-        finding.error_p, finding.error_q = float(p_value), float(q_value)
-        rise = (finding.candidate.error_share or 0.0) - (finding.baseline.error_share or 0.0)
-        finding.errors_rose = q_value < settings.alpha and rise >= MIN_ERROR_RISE
+    for finding, p_value in zip(checked, result.p_worse, strict=True):
+        finding.error_p = float(p_value)
+    return checked
 
 
 def _testable(pair: Comparison, settings: RegressionSettings) -> bool:
@@ -540,7 +586,7 @@ def _test(pairs: list[Comparison], settings: RegressionSettings) -> None:
     counts = np.array([[*_effective(p.finding.baseline), *_effective(p.finding.candidate)]
                        for p in pairs])
     result = comparison.two_sample(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3],
-                                   settings.alpha)
+                                   INTERVAL_ALPHA)
     for i, pair in enumerate(pairs):
         f = pair.finding
         f.difference = float(result.difference[i])
@@ -573,7 +619,7 @@ def _stratify(pair: Comparison, settings: RegressionSettings, exact: bool) -> No
         for row, tally in enumerate((c, b)):
             passes, effective = _effective_counts(tally)
             tables[row, :, k] = (passes, effective - passes)
-    stratified = comparison.cmh(tables, settings.alpha, exact=exact)
+    stratified = comparison.cmh(tables, INTERVAL_ALPHA, exact=exact)
     if stratified.strata == 0:
         return
     f = pair.finding
@@ -604,15 +650,25 @@ def _new_strata_p(pair: Comparison, settings: RegressionSettings) -> tuple[float
     passes, effective = _effective_counts(pair.new_in_candidate)
     b_passes, b_effective = _effective(pair.finding.baseline)
     result = comparison.two_sample([b_passes], [b_effective], [passes], [effective],
-                                   settings.alpha)
+                                   INTERVAL_ALPHA)
     return float(result.p_worse[0]), float(result.p_better[0])
 
 
-def _control_fdr(findings: list[Finding], settings: RegressionSettings) -> None:
-    q_worse = comparison.benjamini_hochberg([_or_nan(f.p_worse) for f in findings])
-    q_better = comparison.benjamini_hochberg([_or_nan(f.p_better) for f in findings])
-    for finding, qw, qb in zip(findings, q_worse, q_better, strict=True):
-        finding.q_worse, finding.q_better = float(qw), float(qb)
+def _control_fdr(findings: list[Finding], error_checked: list[Finding],
+                 settings: RegressionSettings) -> None:
+    """Benjamini-Hochberg q-values: one family for every way a release can be worse (pass-rate
+    drops of graders and slices, rises in graders' error shares), one for improvements."""
+    worse = [_or_nan(f.p_worse) for f in findings] + [_or_nan(f.error_p) for f in error_checked]
+    if worse:
+        q_worse = comparison.benjamini_hochberg(worse)
+        for finding, qw in zip(findings, q_worse, strict=False):
+            finding.q_worse = float(qw)
+        for finding, qe in zip(error_checked, q_worse[len(findings):], strict=True):
+            finding.error_q = float(qe)
+    if findings:
+        q_better = comparison.benjamini_hochberg([_or_nan(f.p_better) for f in findings])
+        for finding, qb in zip(findings, q_better, strict=True):
+            finding.q_better = float(qb)
 
 
 def _set_mde(findings: list[Finding], settings: RegressionSettings) -> None:

@@ -18,6 +18,7 @@ from tracegrade.analysis import (
     pass_rates,
 )
 from tracegrade.analysis.examples import FailingSpan, failing_spans
+from tracegrade.analysis.regressions import configured
 from tracegrade.cli._common import (
     EXIT_FINDINGS,
     EXIT_INSUFFICIENT,
@@ -72,7 +73,7 @@ def report_command(app: AppContext, output_format: str, environment: str | None,
     config = app.config()
     settings = RegressionSettings.from_config(config.analysis, environment=environment)
     with app.open_store(config, existing=True) as store:
-        rates = pass_rates(store, settings.alpha, settings)
+        rates = pass_rates(store, settings=settings)
     if output_format == "table":
         _emit_rich(app, [rates_table(rates)], output)
     elif output_format == "json":
@@ -118,7 +119,8 @@ def regressions_command(app: AppContext, baseline: str | None, candidate: str | 
     """
     config = app.config()
     settings = RegressionSettings.from_config(config.analysis, alpha=alpha, effect=effect,
-                                              environment=environment)
+                                              environment=environment,
+                                              **configured(config.graders))
     with app.open_store(config, existing=True) as store:
         report = find_regressions(store, baseline, candidate, settings)
         shown = failing_spans(store, report, examples) if output_format == "html" else None

@@ -20,6 +20,7 @@ from tracegrade.analysis import (
     find_regressions,
     pass_rates,
 )
+from tracegrade.analysis.regressions import configured
 from tracegrade.config import Config, parse_config
 from tracegrade.datasets import import_dataset
 from tracegrade.graders import build_graders
@@ -112,8 +113,8 @@ def run_demo(workspace: Path | None = None, progress: ProgressFactory | None = N
         graders = build_graders(config.graders)
         with step("Grading spans", store.count_spans()) as advance:
             graded = grade(store, graders, config.sampling, progress=advance)
-        settings = RegressionSettings.from_config(config.analysis)
-        rates = pass_rates(store, settings.alpha, settings)
+        settings = RegressionSettings.from_config(config.analysis, **configured(config.graders))
+        rates = pass_rates(store, settings=settings)
         report = find_regressions(store, settings=settings)
         _import_golden_and_labels(store)
     return DemoResult(workspace, imported, graded, rates, report, judges_run)

@@ -8,6 +8,7 @@ normalised from whatever convention the source used. Sources map into it; every 
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -158,3 +159,10 @@ _MICROSECOND = timedelta(microseconds=1)
 def utc_now() -> datetime:
     """The current time, timezone-aware."""
     return datetime.now(tz=UTC)
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A release name's sort key with its numbers compared as numbers (v9 before v10): the
+    order of releases whose first spans start at the same moment."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part)
+                 for part in re.split(r"(\d+)", name) if part)

@@ -462,3 +462,14 @@ def test_only_configured_graders_at_their_current_version_are_compared(store: St
     assert [(f.grader, f.grader_version, f.status) for f in report.findings] == [
         ("g", "new", FindingStatus.IMPROVED)]
     assert not report.regressed
+
+
+def test_releases_starting_together_are_ordered_by_their_numbers(store: Store) -> None:
+    """v9 and v10 first seen at the same moment: v10 is the later one (not "v10" < "v9")."""
+    from tracegrade.spans import natural_key
+
+    assert sorted(["v10", "v9", "v9.1", "2026.11.10", "2026.11.2"], key=natural_key) == [
+        "2026.11.2", "2026.11.10", "v9", "v9.1", "v10"]
+    for release in ("v9", "v10"):
+        store.upsert_spans([make_span(0, span_id=f"{release}-span", release=release)])
+    assert store.releases() == ["v9", "v10"]

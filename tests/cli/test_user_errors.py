@@ -150,6 +150,17 @@ def test_a_mistyped_release_is_named_with_the_real_ones(workspace: Path,
                           "releases in order: r1")
 
 
+@pytest.mark.parametrize("command", ["report", "regressions"])
+def test_a_mistyped_environment_is_named_with_the_real_ones(workspace: Path,
+                                                            command: str) -> None:
+    """An empty report for `--environment prdo` read as "nothing to worry about"."""
+    with open_store(f"sqlite:///{workspace / 's.db'}") as store:
+        store.upsert_spans(make_span(i, environment="production") for i in range(3))
+    result = invoke("--store", "sqlite:///s.db", command, "--environment", "prdo")
+    assert_one_line_error(result, "no spans of environment 'prdo' in the store",
+                          "environments: production")
+
+
 # -- 4. in-memory stores are refused at the command line -----------------------------------------
 
 

@@ -62,6 +62,16 @@ def test_markdown_rates_table() -> None:
     assert "| r\\|1 | `g` | v | 90.0% | [60.0, 98.0] | 9 | 1 | 2 | 0 |" in text
 
 
+def test_markdown_shows_html_in_trace_names_as_text() -> None:
+    """Release and grader names come from traces: a PR comment must not render their HTML."""
+    from tracegrade.analysis import PassRate
+
+    rate = PassRate("v1<b>x</b>", "g`<i>", "v", 9, 1, 2, 0, 0.9, 0.6, 0.98, 10.0)
+    text = rates_markdown([rate])
+    assert "| v1&lt;b&gt;x&lt;/b&gt; | `` g`<i> `` |" in text
+    assert "<b>" not in text
+
+
 # --- JUnit ---------------------------------------------------------------------------------------
 
 

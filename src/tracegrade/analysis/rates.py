@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracegrade.analysis import comparison
 from tracegrade.analysis._aggregate import SeriesKey, Tally, tally_verdicts
+from tracegrade.spans import natural_key
 
 if TYPE_CHECKING:
     from tracegrade.analysis.regressions import RegressionSettings
@@ -106,8 +107,9 @@ def rates_in_order(tallies: dict[SeriesKey, Tally], alpha: float = 0.05) -> list
     """Pass rates sorted by release (first span), grader and version."""
     rates = [rate_from_tally(series, tally, alpha) for series, tally in tallies.items()]
     starts = release_starts(rates)
-    return sorted(rates, key=lambda r: (starts.get(r.release) or _MAX, str(r.release),
-                                        r.grader, r.grader_version))
+    return sorted(rates, key=lambda r: (starts.get(r.release) or _MAX,
+                                        natural_key(str(r.release)), r.grader,
+                                        r.grader_version))
 
 
 _MAX = datetime.max.replace(tzinfo=UTC)

@@ -100,6 +100,17 @@ def require_release(store: Store, release: str | None) -> None:
              f"{', '.join(known) or 'none'})")
 
 
+def require_environment(store: Store, environment: str | None) -> None:
+    """Fail (exit 2) when ``environment`` is given and no span has it: a typo, not an empty
+    report."""
+    if environment is None:
+        return
+    known = store.environments()
+    if environment not in known:
+        fail(f"no spans of environment {environment!r} in the store (environments: "
+             f"{', '.join(known) or 'none'})")
+
+
 def _sqlite_database(url: str) -> str | None:
     """The database part of a SQLite URL ('' when in memory); None for any other URL."""
     try:

@@ -24,6 +24,7 @@ from tracegrade.cli._common import (
     EXIT_INSUFFICIENT,
     AppContext,
     pass_app,
+    require_environment,
 )
 from tracegrade.reports import (
     rates_html,
@@ -73,6 +74,7 @@ def report_command(app: AppContext, output_format: str, environment: str | None,
     config = app.config()
     settings = RegressionSettings.from_config(config.analysis, environment=environment)
     with app.open_store(config, existing=True) as store:
+        require_environment(store, environment)
         rates = pass_rates(store, settings=settings)
     if output_format == "table":
         _emit_rich(app, [rates_table(rates)], output)
@@ -122,6 +124,7 @@ def regressions_command(app: AppContext, baseline: str | None, candidate: str | 
                                               environment=environment,
                                               **configured(config.graders))
     with app.open_store(config, existing=True) as store:
+        require_environment(store, environment)
         report = find_regressions(store, baseline, candidate, settings)
         shown = failing_spans(store, report, examples) if output_format == "html" else None
     _print_report(app, report, output_format, output, strict, shown)

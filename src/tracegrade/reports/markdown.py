@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 
 from tracegrade.analysis import Finding, FindingStatus, PassRate, RegressionReport
@@ -33,14 +34,25 @@ MAX_CHARS = 60_000
 
 
 def cell(text: object) -> str:
-    """Text made safe for a table cell: pipes escaped, line breaks flattened."""
+    """Text made safe for a table cell: pipes escaped, line breaks flattened, and HTML shown as
+    text (release and grader names come from traces: ``<b>`` must not render)."""
+    return html.escape(_flat(text), quote=False)
+
+
+def code(text: object) -> str:
+    """Text as an inline code span (whose content GitHub shows as it is, HTML included)."""
+    flat = _flat(text)
+    return f"`` {flat} ``" if "`" in flat else f"`{flat}`"
+
+
+def _flat(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def regressions_markdown(report: RegressionReport) -> str:
     """The comparison as Markdown: a headline, one row per grader, then changed slices."""
     lines = [
-        f"### tracegrade: `{cell(report.candidate)}` vs `{cell(report.baseline)}`", "",
+        f"### tracegrade: {code(report.candidate)} vs {code(report.baseline)}", "",
         f"**{cell(headline(report))}**", "",
         counts_line(report), "",
         f"| | grader | {cell(report.baseline)} | {cell(report.candidate)} | change | 95% CI "
@@ -59,7 +71,7 @@ def regressions_markdown(report: RegressionReport) -> str:
 
 def _row(finding: Finding) -> str:
     errors = f"{finding.baseline.errors:,} / {finding.candidate.errors:,}"
-    return (f"| {_MARK[finding.status]} | `{cell(finding.grader)}` | "
+    return (f"| {_MARK[finding.status]} | {code(finding.grader)} | "
             f"{rate_cell(finding.baseline)} | {rate_cell(finding.candidate)} | "
             f"{points(finding.difference)} | {points_interval(finding)} | "
             f"{p_value(finding.q_worse)} | {points(finding.mde, signed=False)} | {errors} | "
@@ -75,7 +87,7 @@ def _slice_section(report: RegressionReport) -> list[str]:
              "|---|---|---|--:|--:|--:|--:|--:|"]
     for s in changed:
         lines.append(
-            f"| {_MARK[s.own_status]} | `{cell(s.grader)}` | {cell(s.slice)} | "
+            f"| {_MARK[s.own_status]} | {code(s.grader)} | {cell(s.slice)} | "
             f"{rate_cell(s.baseline)} | {rate_cell(s.candidate)} | {points(s.difference)} | "
             f"{points_interval(s)} | {p_value(s.q_worse)} |")
     return lines
@@ -86,7 +98,7 @@ def rates_markdown(rates: Iterable[PassRate]) -> str:
     lines = ["| release | grader | version | pass rate | 95% CI | pass | fail | error | skip |",
              "|---|---|---|--:|--:|--:|--:|--:|--:|"]
     for r in rates:
-        lines.append(f"| {cell(release_name(r.release))} | `{cell(r.grader)}` | "
+        lines.append(f"| {cell(release_name(r.release))} | {code(r.grader)} | "
                      f"{cell(r.grader_version)} | "
                      f"{percent(r.rate)} | {interval(r.low, r.high)} | {r.passed:,} | "
                      f"{r.failed:,} | {r.errors:,} | {r.skipped:,} |")

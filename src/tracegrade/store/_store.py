@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tracegrade._gc import between_batches
-from tracegrade.spans import Span, SpanKind, utc_now
+from tracegrade.spans import Span, SpanKind, natural_key, utc_now
 from tracegrade.store import _fast
 from tracegrade.store import _schema as t
 
@@ -315,10 +315,20 @@ class Store:
     def releases(self) -> list[str]:
         """Every release spans name, in the order each first appeared (by start time)."""
         s = t.spans.c
-        query = (select(s.release).where(s.release.is_not(None)).group_by(s.release)
-                 .order_by(func.min(s.start_time), s.release))
+        query = (select(s.release, func.min(s.start_time)).where(s.release.is_not(None))
+                 .group_by(s.release))
         with self.engine.connect() as conn:
-            return [str(release) for release in conn.execute(query).scalars()]
+            rows = [(str(release), start) for release, start in conn.execute(query)]
+        return [release for release, _ in sorted(rows, key=lambda row: (row[1],
+                                                                      natural_key(row[0])))]
+
+    def environments(self) -> list[str]:
+        """Every environment spans name, sorted."""
+        s = t.spans.c
+        query = (select(s.environment).where(s.environment.is_not(None))
+                 .group_by(s.environment).order_by(s.environment))
+        with self.engine.connect() as conn:
+            return [str(environment) for environment in conn.execute(query).scalars()]
 
     def span_group_counts(self) -> list[tuple[str | None, str, str, int]]:
         """``(release, name, kind, spans)`` for every combination in the store."""

@@ -174,3 +174,47 @@ def test_stale_items_time_sensitive_old_and_contradicted(store: Store) -> None:
     assert reasons["old"] == ["valid as of 2025-01-01, 688 days ago (max 180)"]
     ceo = next(item for item in report.stale if item.item_id == "ceo")
     assert ceo.production_answer is not None and "Dana Reyes" in ceo.production_answer
+
+
+def test_a_golden_set_copied_from_production_covers_it() -> None:
+    """`dataset promote` copies spans verbatim: a random 100 of production, copied, is no
+    drift (their one-off order ids made 4 topics "missing" and the AUC significant)."""
+    rng = random.Random(6)
+    production = messages(rng, 300)
+    golden = random.Random(7).sample(production, 100)
+    report = analyze_drift(golden, production)
+    assert report.missing == []
+    assert report.coverage is not None and report.coverage > 0.9
+    assert report.auc_p_value is not None and report.auc_p_value > 0.01
+
+
+def test_a_golden_set_equal_to_production_is_indistinguishable() -> None:
+    production = messages(random.Random(8), 300)
+    report = analyze_drift(list(production), production)
+    assert report.auc is not None and abs(report.auc - 0.5) < 0.1  # was 0.17, "p = 3e-45"
+    assert report.auc_p_value is not None and report.auc_p_value > 0.05
+    assert report.coverage == 1.0 and report.missing == []
+
+
+def test_chinese_inputs_are_split_into_characters() -> None:
+    """Unspaced CJK text was one token per sentence: 10 items of the same template covered
+    10% of production."""
+    rng = random.Random(9)
+    templates = ["我的订单{n}在哪里？", "订单{n}什么时候到？", "怎么修改我的账户邮箱？"]
+
+    def texts(n: int) -> list[str]:
+        return [rng.choice(templates).format(n=f"A{rng.randrange(10**6):06d}")
+                for _ in range(n)]
+
+    report = analyze_drift(texts(30), texts(150))
+    assert report.coverage is not None and report.coverage > 0.9
+    assert report.missing == []
+
+
+def test_spans_without_input_are_left_out_not_a_missing_topic() -> None:
+    rng = random.Random(10)
+    production = messages(rng, 200) + [""] * 100
+    report = analyze_drift(messages(rng, 100), production)
+    assert report.empty_production == 100 and report.production_n == 200
+    assert report.missing == []
+    assert report.as_dict()["empty_production"] == 100

@@ -33,7 +33,7 @@ from sklearn.cluster import MiniBatchKMeans  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 from sklearn.model_selection import (  # type: ignore[import-untyped]
-    StratifiedKFold,
+    StratifiedGroupKFold,
     cross_val_predict,
 )
 
@@ -138,6 +138,8 @@ class DriftReport:
     dataset: str | None = None
     release: str | None = None
     span_filter: dict[str, Any] = field(default_factory=dict)
+    empty_production: int = 0
+    """Production spans left out because they recorded no input."""
 
     @property
     def missing(self) -> list[ClusterReport]:
@@ -148,7 +150,8 @@ class DriftReport:
         """A JSON-ready record."""
         return {"dataset": self.dataset, "release": self.release, "spans": self.span_filter,
                 "embedding": self.embedding, "production_n": self.production_n,
-                "golden_n": self.golden_n, "auc": self.auc, "auc_p_value": self.auc_p_value,
+                "golden_n": self.golden_n, "empty_production": self.empty_production,
+                "auc": self.auc, "auc_p_value": self.auc_p_value,
                 "coverage": self.coverage, "coverage_radius": self.radius,
                 "missing": [c.name for c in self.missing],
                 "clusters": [c.as_dict() for c in self.clusters],
@@ -176,6 +179,16 @@ def analyze_drift(golden: Sequence[str], production: Sequence[str],
         DriftError: fewer than two golden items or production inputs, or no text in any.
     """
     settings = settings or DriftSettings()
+    # Spans with no recorded input are no topic: kept in, they formed a "missing" cluster no
+    # golden item could ever cover (two empty inputs are as far apart as any two texts).
+    with_text = [i for i, text in enumerate(production) if text.strip()]
+    empty = len(production) - len(with_text)
+    if empty and with_text:
+        production = [production[i] for i in with_text]
+        if production_keys is not None:
+            production_keys = [production_keys[i] for i in with_text]
+    if any(text.strip() for text in golden):
+        golden = [text for text in golden if text.strip()]
     if len(golden) < 2 or len(production) < 2:
         raise DriftError(f"need at least two golden items and two production inputs; have "
                          f"{len(golden)} and {len(production)}")
@@ -183,7 +196,7 @@ def analyze_drift(golden: Sequence[str], production: Sequence[str],
         raise DriftError("no golden or production input has any text to compare (are the "
                          "inputs empty, or are the spans' inputs not recorded?)")
     embedder = embedder or TfidfSvdEmbedder(seed=settings.seed)
-    vectors = embedder.embed(list(production) + list(golden))
+    vectors = embedder.embed(list(production) + list(golden), fit_on=len(production))
     prod_vectors, golden_vectors = vectors[:len(production)], vectors[len(production):]
     labels, golden_labels = _cluster(prod_vectors, golden_vectors, settings)
     terms = _production_terms(embedder, len(production)) or fit_terms(list(production))
@@ -196,7 +209,7 @@ def analyze_drift(golden: Sequence[str], production: Sequence[str],
         embedding=embedder.name, production_n=len(production), golden_n=len(golden),
         clusters=clusters, auc=auc, auc_p_value=auc_p,
         coverage=float(np.mean(prod_distance <= radius)) if radius is not None else None,
-        radius=radius)
+        radius=radius, empty_production=empty)
     if settings.suggest and production_keys is not None and radius is not None:
         report.suggestions = suggest(prod_vectors, prod_distance, radius, labels, names,
                                      production, production_keys, settings)
@@ -366,7 +379,10 @@ def two_sample_auc(golden: Matrix, prod: Matrix, settings: DriftSettings
     """Cross-validated ROC AUC of a classifier telling golden from production, with a p-value.
 
     0.5 means the two are indistinguishable; near 1 that the golden set looks unlike production.
-    The p-value is the two-sided Mann-Whitney test of the out-of-fold scores (AUC = U / n1 n2).
+    The p-value is the one-sided Mann-Whitney test of the out-of-fold scores (AUC = U / n1 n2)
+    that golden items score higher. Identical vectors (a golden item promoted from a production
+    span) stay in one fold: split apart, each copy taught the classifier the opposite label of
+    the other and the AUC fell far below 0.5 ("p = 1e-45" for a golden set equal to production).
     """
     folds = min(5, golden.shape[0], prod.shape[0])
     if folds < 2:
@@ -376,12 +392,16 @@ def two_sample_auc(golden: Matrix, prod: Matrix, settings: DriftSettings
         prod = prod[rng.choice(prod.shape[0], settings.max_classifier_rows, replace=False)]
     features = np.vstack([golden, prod])
     is_golden = np.concatenate([np.ones(golden.shape[0], bool), np.zeros(prod.shape[0], bool)])
+    _, groups = np.unique(features, axis=0, return_inverse=True)
+    if len(np.unique(groups[is_golden])) < folds or len(np.unique(groups[~is_golden])) < folds:
+        return None, None
     classifier = LogisticRegression(max_iter=300, tol=1e-3, class_weight="balanced")
     scores = cross_val_predict(
-        classifier, features, is_golden, method="predict_proba",
-        cv=StratifiedKFold(folds, shuffle=True, random_state=settings.seed))[:, 1]
+        classifier, features, is_golden, method="predict_proba", groups=groups.ravel(),
+        cv=StratifiedGroupKFold(folds, shuffle=True, random_state=settings.seed))[:, 1]
     auc = float(roc_auc_score(is_golden, scores))
-    p_value = float(mannwhitneyu(scores[is_golden], scores[~is_golden]).pvalue)
+    p_value = float(mannwhitneyu(scores[is_golden], scores[~is_golden],
+                                 alternative="greater").pvalue)
     return auc, p_value
 
 

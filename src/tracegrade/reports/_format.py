@@ -72,7 +72,11 @@ def _plain_status(finding: Finding) -> str:
         missing = _ungraded_release(finding)
         if missing:
             return (f"insufficient data (no verdict of this grader version in the {missing}: "
-                    f"`tracegrade grade` grades it)")
+                    f"`tracegrade grade` grades its spans there, if it has any)")
+        erring = _only_errors(finding)
+        if erring:
+            return (f"insufficient data (every verdict in the {erring} is an error: more "
+                    f"spans will not help; see the verdicts' reasons)")
     if finding.status is FindingStatus.INSUFFICIENT and finding.more_spans_needed:
         where = "in the candidate" if finding.more_spans_where == "candidate" \
             else "per release"
@@ -90,6 +94,14 @@ def _ungraded_release(finding: Finding) -> str | None:
         return "baseline"
     if not graded(finding.candidate):
         return "candidate"
+    return None
+
+
+def _only_errors(finding: Finding) -> str | None:
+    """Which release's verdicts of the grader are all errors (no pass or fail), if one's are."""
+    for side, rate in (("baseline", finding.baseline), ("candidate", finding.candidate)):
+        if rate.passed + rate.failed == 0 and rate.errors > 0:
+            return side
     return None
 
 

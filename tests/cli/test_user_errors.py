@@ -161,6 +161,43 @@ def test_a_mistyped_environment_is_named_with_the_real_ones(workspace: Path,
                           "environments: production")
 
 
+def test_a_store_another_process_keeps_locked_is_a_one_line_error(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long write elsewhere (an open sqlite3 shell in a transaction) gave a traceback and
+    exit 1, the code for "regressed"."""
+    import sqlite3
+
+    from tracegrade.store import _store
+
+    a_store(workspace / "s.db")
+    (workspace / "tracegrade.yaml").write_text(
+        "store: sqlite:///s.db\ngraders:\n  - {name: ok, type: status_ok}\n")
+    monkeypatch.setattr(_store, "BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(workspace / "s.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = invoke("grade")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_one_line_error(result, "stayed locked by another process", "nothing was lost")
+
+
+def test_a_store_that_cannot_be_written_says_the_directory_must_be_writable(
+        workspace: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from tracegrade.cli._common import user_error
+
+    a_store(workspace / "s.db")
+    with open_store(f"sqlite:///file:{workspace / 's.db'}?mode=ro&uri=true",
+                    migrate=False) as store, pytest.raises(OperationalError) as raised:
+        store.upsert_spans([make_span(99)])
+    message = user_error(raised.value, "sqlite:///s.db")
+    assert message is not None and "cannot be written" in message
+    assert "directory must be writable" in message
+
+
 # -- 4. in-memory stores are refused at the command line -----------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from tracegrade.config import Config, ConfigError, load_config
 from tracegrade.graders import GraderConfigError
 from tracegrade.sources import RemoteError
 from tracegrade.store import Store, StoreError, open_store
+from tracegrade.store._store import BUSY_TIMEOUT_MS
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -180,6 +182,9 @@ def user_error(exc: BaseException, store_url: str | None = None) -> str | None:
         return _message(exc)
     if isinstance(exc, DatabaseError):
         return _database_message(exc, store_url)
+    if isinstance(exc, BrokenProcessPool):
+        return ("a worker process died (killed, or out of memory): what it committed is kept; "
+                "run the command again to finish")
     if type(exc).__module__.startswith("alembic.") and "Can't locate revision" in str(exc):
         revision = re.search(r"identified by '([^']*)'", str(exc))
         return (f"store {_shown(store_url)} was migrated by a newer tracegrade (its schema "
@@ -214,6 +219,14 @@ def _database_message(exc: DatabaseError, store_url: str | None) -> str | None:
     if code.startswith("SQLITE_CORRUPT"):
         return (f"store {_shown(store_url)} is damaged ({problem}): restore it from a backup, "
                 "or move it aside and import the traces again")
+    if code.startswith("SQLITE_BUSY") or code.startswith("SQLITE_LOCKED"):
+        return (f"store {_shown(store_url)} stayed locked by another process for "
+                f"{BUSY_TIMEOUT_MS // 1000} s ({problem}): nothing was lost; run the command "
+                "again once the other one (a long import, an open sqlite3 shell) is done")
+    if code.startswith("SQLITE_READONLY") or code.startswith("SQLITE_CANTOPEN"):
+        return (f"store {_shown(store_url)} cannot be written ({problem}): SQLite needs to "
+                "write the database file and create its -wal and -shm files beside it, so "
+                "both the file and its directory must be writable")
     return None
 
 

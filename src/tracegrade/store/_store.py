@@ -481,7 +481,10 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
             upgrade(engine)
         except OperationalError as exc:
             engine.dispose()
-            raise StoreError(f"cannot open store {_safe_url(engine)}: {exc.orig}") from exc
+            hint = (": SQLite needs to write the database file and create its -wal and -shm "
+                    "files beside it, so both the file and its directory must be writable"
+                    if "readonly" in str(exc.orig) else "")
+            raise StoreError(f"cannot open store {_safe_url(engine)}: {exc.orig}{hint}") from exc
     return store
 
 

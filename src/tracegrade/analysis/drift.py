@@ -196,8 +196,15 @@ def analyze_drift(golden: Sequence[str], production: Sequence[str],
         raise DriftError("no golden or production input has any text to compare (are the "
                          "inputs empty, or are the spans' inputs not recorded?)")
     embedder = embedder or TfidfSvdEmbedder(seed=settings.seed)
-    vectors = embedder.embed(list(production) + list(golden), fit_on=len(production))
-    prod_vectors, golden_vectors = vectors[:len(production)], vectors[len(production):]
+    # Fitted on production and the golden items not copied verbatim from it (as `dataset
+    # promote` copies them): a copy would double its one-off words (an order id) into the
+    # vocabulary and stand apart from the traffic it was promoted to cover.
+    in_production = set(production)
+    order = sorted(range(len(golden)), key=lambda i: golden[i] in in_production)
+    fit_on = len(production) + sum(text not in in_production for text in golden)
+    vectors = embedder.embed(list(production) + [golden[i] for i in order], fit_on=fit_on)
+    prod_vectors = vectors[:len(production)]
+    golden_vectors = vectors[len(production):][np.argsort(order)]
     labels, golden_labels = _cluster(prod_vectors, golden_vectors, settings)
     terms = _production_terms(embedder, len(production)) or fit_terms(list(production))
     names = cluster_names(terms, labels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,16 +61,42 @@ def test_verdicts_a_concurrent_run_stored_first_are_not_tallied_twice(
     insert = Store.insert_verdicts
     raced: list[int] = []
 
-    def other_run_first(self: Store, rows: list) -> int:  # type: ignore[type-arg]
+    def other_run_first(self: Store, rows: list, graded: Any = None) -> int:  # type: ignore[type-arg]
         if not raced:  # the other run commits this page's verdicts (some of them) first
             raced.append(insert(self, [replace(row, run_id="other") for row in rows[:25]]))
-        return insert(self, rows)
+        return insert(self, rows, graded)
 
     monkeypatch.setattr(Store, "insert_verdicts", other_run_first)
     summary = grade(store, build_graders(configs()), SamplingConfig())
     assert raced == [25] and summary.verdicts_written == 15
     assert sum(sum(c.values()) for c in summary.outcomes.values()) == 15
     assert store.run_outcomes(summary.run_id) == summary.outcomes
+
+
+def test_a_span_an_import_changed_while_it_was_graded_keeps_no_verdict(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`grade` reads a page, an import rewrites one of its spans (the tool renamed a field),
+    then grade stores its verdicts: the verdict on the old content is not kept (it said
+    "pass" on a span that no longer has the field, for good), and the next run grades the
+    new content."""
+    seed(store)
+    insert = Store.insert_verdicts
+    renamed = make_span(1001, kind=SpanKind.TOOL, name="lookup_order",
+                        output={"status": "shipped"})
+
+    def import_meanwhile(self: Store, rows: list, graded: Any = None) -> int:  # type: ignore[type-arg]
+        self.upsert_spans([renamed])  # committed by another process before these verdicts
+        return insert(self, rows, graded)
+
+    monkeypatch.setattr(Store, "insert_verdicts", import_meanwhile)
+    summary = grade(store, build_graders(configs()), SamplingConfig())
+    monkeypatch.undo()
+    assert summary.verdicts_written == 39
+    assert outcomes_of(store, "has_order_status").get(renamed.span_id) is None
+    assert store.run_outcomes(summary.run_id) == summary.outcomes
+    again = grade(store, build_graders(configs()), SamplingConfig())
+    assert again.verdicts_written == 1
+    assert outcomes_of(store, "has_order_status")[renamed.span_id] == "fail"
 
 
 def outcomes_of(store: Store, grader: str) -> dict[str, str]:

@@ -177,7 +177,9 @@ def grade(
                 rows = _grade_page(store, page, plain, sampler, summary) if plain else []
                 if judging is not None and not summary.budget_exhausted:
                     rows += judging.grade_page(page, sampler, summary)
-                summary.verdicts_written += store.insert_verdicts(rows)
+                graded = {(stored.span.source, stored.span.span_id): stored.content_hash
+                          for stored in page}
+                summary.verdicts_written += store.insert_verdicts(rows, graded)
                 summary.spans_seen += len(page)
                 if progress:
                     progress(len(page))

@@ -441,3 +441,22 @@ def test_braintrust_human_review_scores_become_labels(
     assert (result.inserted, result.not_binary) == (2, 1)
     assert labels(store) == [("span-0000001", "accuracy", "pass", None),
                              ("span-0000002", "accuracy", "fail", None)]
+
+
+def test_a_verdict_replaced_while_it_was_sent_is_not_marked_exported(
+        store: Store, langfuse_pulled: Config) -> None:
+    """An import changes a span (dropping its verdict) and a grade stores the new verdict while
+    the old one is on its way: the new one must not look exported (the destination holds the
+    old value), so the next export sends it. Export records are keyed by span and grader, so
+    recording the old verdict's acceptance marked the new one."""
+    from tracegrade.exporters._verdicts import _pending, record_exports
+
+    store.insert_verdicts([verdict("prod", f"obs-{i:07d}", "pass") for i in range(2)])
+    sent = _pending(store, "prod", [], 0, 10)
+    with store.engine.begin() as conn:  # the import drops obs-0's verdict, grade adds another
+        conn.execute(t.verdicts.delete().where(t.verdicts.c.span_id == "obs-0000000"))
+    store.insert_verdicts([verdict("prod", "obs-0000000", "fail")])
+    record_exports(store, "prod", [(item, f"remote-{item.span_id}") for item in sent])
+    assert [row[0] for row in exports(store)] == ["obs-0000001"]
+    (waiting,) = _pending(store, "prod", [], 0, 10)
+    assert (waiting.span_id, waiting.outcome) == ("obs-0000000", "fail")

@@ -233,6 +233,25 @@ def record_exports(store: Store, destination: str,
               "exported_at": statement.excluded.exported_at})
     with store.engine.begin() as conn:
         conn.execute(statement, rows)
+        # A verdict an import dropped meanwhile (its span's content changed) was replaced, or
+        # will be, by one the destination has not seen: it must not look exported. Checked
+        # after the insert, in its transaction (SQLite: under the write lock; PostgreSQL: the
+        # verdicts stay share-locked, so the import's delete of them and of these records waits).
+        ids = [verdict.verdict_id for verdict, _ in accepted]
+        lock = " FOR SHARE" if store.dialect == "postgresql" else ""
+        present: set[int] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" if store.dialect == "sqlite" else "%s" for _ in chunk)
+            present.update(int(row[0]) for row in conn.exec_driver_sql(
+                f"SELECT id FROM verdicts WHERE id IN ({marks}){lock}", tuple(chunk)))
+        e = t.exports.c
+        for verdict, _ in accepted:
+            if verdict.verdict_id not in present:
+                conn.execute(t.exports.delete().where(
+                    e.source == verdict.source, e.span_id == verdict.span_id,
+                    e.grader == verdict.grader, e.grader_version == verdict.grader_version,
+                    e.destination == destination))
 
 
 class _Sender:

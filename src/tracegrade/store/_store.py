@@ -6,7 +6,7 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,36 @@ def _graded_content(values: Sequence[Any], dialect: str, *, stored: bool) -> dic
     return content
 
 
+_HASH_AT = _fast._READ_COLUMNS.index("content_hash")
+
+
+def _current_hashes(conn: Any, dialect: str, keys: list[tuple[str, str]]
+                    ) -> dict[tuple[str, str], str]:
+    """The stored content hash of each span; on PostgreSQL the rows stay share-locked until the
+    transaction ends, so an import changing them waits for it (and then drops its verdicts)."""
+    found: dict[tuple[str, str], str] = {}
+    ph = _fast.placeholder(dialect)
+    lock = " FOR SHARE" if dialect == "postgresql" else ""
+    for source, span_ids in _fast.by_source(keys).items():
+        for chunk in _fast.chunks(span_ids, 500):
+            sql = (f"SELECT span_id, content_hash FROM spans WHERE source = {ph} AND span_id "
+                   f"IN ({', '.join([ph] * len(chunk))}){lock}")
+            found.update(((source, str(span_id)), str(content_hash))
+                         for span_id, content_hash in conn.exec_driver_sql(sql, (source, *chunk)))
+    return found
+
+
+def _drop_run_verdicts(conn: Any, run_id: str, keys: list[tuple[str, str]]) -> int:
+    """Delete one run's verdicts on these spans; how many."""
+    v = t.verdicts.c
+    dropped = 0
+    for source, span_ids in _fast.by_source(keys).items():
+        for chunk in _fast.chunks(span_ids, 500):
+            dropped += int(conn.execute(t.verdicts.delete().where(
+                v.run_id == run_id, v.source == source, v.span_id.in_(list(chunk)))).rowcount)
+    return dropped
+
+
 def _forget_verdicts(conn: Any, keys: list[tuple[str, str]]) -> None:
     """Drop the verdicts (and their export records) of spans whose content changed."""
     for source, span_ids in _fast.by_source(keys).items():
@@ -174,6 +204,8 @@ class StoredSpan:
 
     pk: int
     span: Span
+    content_hash: str | None = None
+    """The stored content's hash when read (a verdict is kept only if it is still the same)."""
 
 
 class Store:
@@ -246,12 +278,14 @@ class Store:
                     counts.updated += 1
                     updated.append(key)
                 changed.append(values)
-            if updated:
-                stale = _graded_content_changed(conn, self.dialect, updated, prepared.rows)
-                counts.regraded = len(stale)
-                _forget_verdicts(conn, stale)
+            stale = (_graded_content_changed(conn, self.dialect, updated, prepared.rows)
+                     if updated else [])
+            counts.regraded = len(stale)
             if changed:
                 conn.exec_driver_sql(_fast.span_upsert_sql(self.dialect), changed)
+            # After the upsert: on PostgreSQL it waits for a `grade` holding these spans (see
+            # insert_verdicts), so this delete sees the verdicts that grade committed.
+            _forget_verdicts(conn, stale)
             if prepared.verdicts:
                 result = conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect),
                                               prepared.verdicts)
@@ -265,7 +299,8 @@ class Store:
         sql, kind_params = _fast.spans_page_sql(self.dialect, kinds)
         with self.engine.connect() as conn:
             records = conn.exec_driver_sql(sql, (after_pk, *kind_params, limit)).all()
-        return [StoredSpan(*_fast.span_from_record(record, self.dialect)) for record in records]
+        return [StoredSpan(*_fast.span_from_record(record, self.dialect),
+                           content_hash=record[_HASH_AT]) for record in records]
 
     def iter_spans(
         self, kinds: Sequence[SpanKind] | None = None, page_size: int = 2000
@@ -360,13 +395,31 @@ class Store:
         with self.engine.connect() as conn:
             return _fast.graded(conn, self.dialect, keys, set(grader_versions))
 
-    def insert_verdicts(self, rows: Sequence[VerdictRow]) -> int:
-        """Insert verdicts in one transaction, ignoring ones already stored; returns how many."""
+    def insert_verdicts(self, rows: Sequence[VerdictRow],
+                        graded: Mapping[tuple[str, str], str | None] | None = None) -> int:
+        """Insert verdicts in one transaction, ignoring ones already stored; returns how many.
+
+        ``graded``: the content hash of each span as it was read to grade it. A verdict whose
+        span changed since (an import of new content ran meanwhile) is not kept: it describes
+        content the store no longer holds, and the next run grades the new one.
+        """
         if not rows:
             return 0
         created_at = _fast.db_time(utc_now(), self.dialect)
         values = [_fast.verdict_values(row, created_at) for row in rows]
-        return self.write_prepared(PreparedBatch({}, values)).verdicts
+        if graded is None:
+            return self.write_prepared(PreparedBatch({}, values)).verdicts
+        with self.engine.begin() as conn:
+            # The insert first: on SQLite it takes the write lock, so the check below sees
+            # every import that committed before these verdicts can.
+            written = int(conn.exec_driver_sql(_fast.verdict_insert_sql(self.dialect),
+                                               values).rowcount)
+            keys = list(dict.fromkeys((row.source, row.span_id) for row in rows))
+            current = _current_hashes(conn, self.dialect, [k for k in keys if k in graded])
+            changed = [k for k in keys if k in graded and current.get(k) != graded[k]]
+            if changed:
+                written -= _drop_run_verdicts(conn, rows[0].run_id, changed)
+        return written
 
     def count_verdicts(self, run_id: str | None = None) -> int:
         """How many verdicts the store holds (written by one run, given its id)."""

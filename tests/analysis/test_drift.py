@@ -218,3 +218,29 @@ def test_spans_without_input_are_left_out_not_a_missing_topic() -> None:
     assert report.empty_production == 100 and report.production_n == 200
     assert report.missing == []
     assert report.as_dict()["empty_production"] == 100
+
+
+def test_a_changed_number_in_the_same_sentence_makes_an_item_stale(store: Store) -> None:
+    """Production now says 14 days where the golden answer says 30, in the same sentence: the
+    answers are near-identical to TF-IDF, and the number is exactly what went stale."""
+    question = "How long do I have to send an item back?"
+    store.upsert_spans([
+        make_span(i, kind=SpanKind.AGENT, name="agent", parent_id=None, release="r2",
+                  input=question if i < 10 else f"Where is my order A{i:06d}?",
+                  output="You have 14 days to send an item back for a full refund." if i < 10
+                  else f"Order A{i:06d} ships on day {i}.")
+        for i in range(60)])
+    create_dataset(store, "gold")
+    meta = {"span_kind": "agent", "span_name": "agent"}
+    add_items(store, "gold", [
+        GoldenItem(id="returns", input=question,
+                   expected_output="You have 30 days to send an item back for a full refund.",
+                   valid_as_of="2026-11-01", metadata=meta),
+        GoldenItem(id="order", input="Where is my order A000011?",
+                   expected_output="Order A000011 ships on day 11.", valid_as_of="2026-11-01",
+                   metadata=meta),
+    ])
+    report = find_stale_items(store, "gold", StalenessSettings(
+        now=datetime(2026, 11, 20, tzinfo=UTC)))
+    assert [item.item_id for item in report.stale] == ["returns"]
+    assert "14 days" in (report.stale[0].production_answer or "")

@@ -12,6 +12,7 @@ An item is flagged, with every reason that applies, when:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -171,9 +172,28 @@ def production_conflicts(golden_inputs: Sequence[str], expected: Sequence[str | 
         if support < settings.consensus * found.size:
             continue
         expected_vector = answer_vectors[len(wanted) + position]
-        if float(rows[typical] @ expected_vector) < settings.answer_similarity:
-            result[i] = (outputs[int(found[typical])], support)
+        answer = outputs[int(found[typical])]
+        if float(rows[typical] @ expected_vector) < settings.answer_similarity \
+                or _numbers_changed(str(expected[i]), answer,
+                                    [outputs[int(j)] for j in found], settings.consensus):
+            result[i] = (answer, support)
     return result
+
+
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
+def _numbers_changed(expected: str, typical: str, answers: list[str], consensus: float) -> bool:
+    """Whether production agrees on numbers (days, prices, dates) other than the expected
+    answer's: "You have 14 days to send it back" against "You have 30 days…" is the same
+    sentence to TF-IDF, and exactly the fact that went stale. Answers whose numbers vary (an
+    order id each) agree on none, and flag nothing."""
+    wanted = frozenset(_NUMBER.findall(expected))
+    said = frozenset(_NUMBER.findall(typical))
+    if not wanted or not said or wanted == said:
+        return False
+    agreeing = sum(frozenset(_NUMBER.findall(answer)) == said for answer in answers)
+    return agreeing >= consensus * len(answers)
 
 
 def _answer_vectors(texts: list[str]) -> Any:

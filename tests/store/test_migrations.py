@@ -63,3 +63,35 @@ def test_a_migration_that_dies_half_way_leaves_nothing_behind(
     with open_store(url) as store:
         assert store.count_spans() == 0
         upgrade(store.engine)  # current: nothing to do, no lock taken
+
+
+def test_span_batches_take_turns_on_postgresql(postgres_url: str) -> None:
+    """Two imports of one span read "not stored yet" under READ COMMITTED and both counted it
+    inserted, so verdicts graded on the first one's content survived the second's: span
+    writes wait for each other (as on SQLite)."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import make_span
+    from tracegrade.store._store import WRITE_LOCK
+
+    with open_store(postgres_url) as store:
+        holder = create_engine(postgres_url)
+        with holder.begin() as held:
+            held.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+            writer = threading.Thread(target=store.upsert_spans, args=([make_span(1)],))
+            writer.start()
+            waiting = 0
+            for _ in range(200):  # until the writer is seen waiting for the lock
+                waiting = held.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND NOT granted")).scalar_one()
+                if waiting:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)  # unlocked, the write would have committed by now
+            assert waiting >= 1 and store.count_spans() == 0
+        writer.join(30)
+        holder.dispose()
+        assert not writer.is_alive() and store.count_spans() == 1

@@ -161,6 +161,9 @@ def _graded_content(values: Sequence[Any], dialect: str, *, stored: bool) -> dic
 
 _HASH_AT = _fast._READ_COLUMNS.index("content_hash")
 
+WRITE_LOCK = 0x7472_6377  # "trcw"
+"""The PostgreSQL advisory lock a batch of spans holds while it is written."""
+
 
 def _current_hashes(conn: Any, dialect: str, keys: list[tuple[str, str]]
                     ) -> dict[tuple[str, str], str]:
@@ -264,6 +267,11 @@ class Store:
         """Write a batch :func:`prepare_batch` made, in one transaction."""
         counts = UpsertCounts()
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Writers take turns, as SQLite's write lock makes them: two imports of one
+                # span read "not stored yet" under READ COMMITTED, both counted it inserted,
+                # and the verdicts graded on the first one's content survived the second's.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             existing = _fast.stored_hashes(conn, self.dialect, list(prepared.rows))
             changed = []
             updated: list[tuple[str, str]] = []

@@ -94,22 +94,20 @@ pass_app = click.make_pass_decorator(AppContext)
 
 def require_release(store: Store, release: str | None) -> None:
     """Fail (exit 2) when ``release`` is given and no span has it: a typo, not an empty result."""
-    if release is None:
-        return
-    known = store.releases()
-    if release not in known:
-        fail(f"no spans of release {release!r} in the store (releases in order: "
-             f"{', '.join(known) or 'none'})")
+    if release is not None:
+        _require_known("release", release, store.releases(), "releases in order")
 
 
 def require_environment(store: Store, environment: str | None) -> None:
     """Fail (exit 2) when ``environment`` is given and no span has it: a typo, not an empty
     report."""
-    if environment is None:
-        return
-    known = store.environments()
-    if environment not in known:
-        fail(f"no spans of environment {environment!r} in the store (environments: "
+    if environment is not None:
+        _require_known("environment", environment, store.environments(), "environments")
+
+
+def _require_known(what: str, value: str, known: list[str], listed: str) -> None:
+    if value not in known:
+        fail(f"no spans of {what} {value!r} in the store ({listed}: "
              f"{', '.join(known) or 'none'})")
 
 

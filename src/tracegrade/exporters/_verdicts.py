@@ -36,6 +36,7 @@ from tracegrade.sources.langfuse import LangfuseApi, LangfuseSourceConfig
 from tracegrade.spans import utc_now
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
+from tracegrade.store._fast import placeholder
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of verdicts just exported."""
@@ -242,7 +243,7 @@ def record_exports(store: Store, destination: str,
         present: set[int] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            marks = ", ".join("?" if store.dialect == "sqlite" else "%s" for _ in chunk)
+            marks = ", ".join([placeholder(store.dialect)] * len(chunk))
             present.update(int(row[0]) for row in conn.exec_driver_sql(
                 f"SELECT id FROM verdicts WHERE id IN ({marks}){lock}", tuple(chunk)))
         e = t.exports.c

@@ -574,6 +574,10 @@ PAGE_SIZE = 16384
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # First: the journal_mode change below needs a lock too, and without a busy timeout a
+    # second process opening a new store while the first creates it fails at once ("database
+    # is locked") instead of waiting.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # Span rows are 1-3 KB: on SQLite's default 4 KB pages a third of the table is slack and
     # every batch writes more pages (twice: to the WAL, then back at the checkpoint). 16 KB
     # pages make a 200k-span store 22% smaller and its writes about a fifth cheaper. Only a new
@@ -581,7 +585,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # Bulk writes touch index pages all over a large store: a 32 MB page cache (SQLite's default
     # is 2 MB) keeps them from being re-read every batch, and checkpointing every 40 MB of WAL
     # instead of every 4 MB copies a page rewritten by several batches back into the database

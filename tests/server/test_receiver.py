@@ -46,6 +46,7 @@ from tracegrade.server import (
     ServerSettings,
     check_binding,
     create_app,
+    listen,
 )
 from tracegrade.server._mapping import PROTOBUF, MappingError, MappingPool, decode_part
 from tracegrade.server._writer import BatchWriter
@@ -249,6 +250,17 @@ def test_exposed_addresses_need_a_token(host: str) -> None:
     check_binding(host, TOKEN)
     for loopback in ("127.0.0.1", "::1", "localhost"):
         check_binding(loopback, None)
+
+
+def test_the_announced_address_takes_connections_before_the_server_runs() -> None:
+    # `serve` prints its address once the socket is bound, then starts uvicorn: a client
+    # that connects in between must wait in the backlog, not be refused (CI saw it refused).
+    sock = listen(ServerSettings(port=0))
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass
+    finally:
+        sock.close()
 
 
 def test_serve_on_an_exposed_address_without_a_token_is_a_one_line_error(

@@ -24,6 +24,8 @@ from tracegrade.sources.receiver import DEFAULT_HOST, DEFAULT_PORT
 from tracegrade.store import Store
 
 TOKEN_ENV = "TRACEGRADE_SERVER_TOKEN"
+# Connections queued while the server starts or is busy (uvicorn's own default).
+LISTEN_BACKLOG = 2048
 
 
 class ServerConfigError(ValueError):
@@ -97,7 +99,7 @@ def is_loopback(host: str) -> bool:
 
 
 def listen(settings: ServerSettings) -> socket.socket:
-    """A socket bound to the settings' address, after checking it may be used.
+    """A socket bound to the settings' address and listening, after checking it may be used.
 
     Raises:
         ServerConfigError: the address needs a token, or cannot be bound (in use, unknown…).
@@ -109,6 +111,9 @@ def listen(settings: ServerSettings) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening before the address is announced: a client that connects between the
+        # announcement and the server's start waits in the backlog instead of being refused.
+        sock.listen(LISTEN_BACKLOG)
     except OSError as error:
         raise ServerConfigError(f"cannot listen on {settings.host}:{settings.port}: "
                                 f"{error.strerror or error}") from None

@@ -56,6 +56,19 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def wall_clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The test module's ``NOW`` set to the moment this test starts.
+
+    The pull tests place rows minutes before now, inside or outside the overlap window; a
+    module-level ``datetime.now()`` is read at collection, and a long run reaches a test more
+    than the window's 15 minutes later (a CI run under load failed six pull tests so).
+    """
+    now = datetime.now(tz=UTC)
+    monkeypatch.setattr(request.module, "NOW", now)
+    return now
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL into a fresh PostgreSQL schema, dropped afterwards."""
     if not POSTGRES_URL:

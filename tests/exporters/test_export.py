@@ -29,7 +29,8 @@ from tracegrade.spans import utc_now
 from tracegrade.store import Store, VerdictRow
 from tracegrade.store import _schema as t
 
-NOW = datetime.now(tz=UTC)
+NOW = datetime.now(tz=UTC)  # reset for each test by the wall_clock fixture
+pytestmark = pytest.mark.usefixtures("wall_clock")
 
 
 def verdict(source: str, span_id: str, outcome: str, *, grader: str = "order_status_present",

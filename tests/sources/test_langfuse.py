@@ -15,7 +15,8 @@ from tracegrade.sources.pull import load_cursor, pull_sources
 from tracegrade.spans import SpanKind, StatusCode
 from tracegrade.store import Store
 
-NOW = datetime.now(tz=UTC)
+NOW = datetime.now(tz=UTC)  # reset for each test by the wall_clock fixture
+pytestmark = pytest.mark.usefixtures("wall_clock")
 
 
 def seed(fake: FakeLangfuse, count: int, *, minutes_ago: float = 60) -> list[str]:

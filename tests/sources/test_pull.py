@@ -22,7 +22,8 @@ from tracegrade.config import ConfigError
 from tracegrade.sources.pull import load_cursor, pull_sources, reset_cursor
 from tracegrade.store import Store
 
-NOW = datetime.now(tz=UTC)
+NOW = datetime.now(tz=UTC)  # reset for each test by the wall_clock fixture
+pytestmark = pytest.mark.usefixtures("wall_clock")
 
 
 def test_unknown_or_unpullable_sources_are_user_errors(store: Store,

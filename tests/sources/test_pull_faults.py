@@ -30,7 +30,8 @@ from tracegrade.config import Config
 from tracegrade.sources.pull import load_cursor, pull_sources
 from tracegrade.store import Store
 
-NOW = datetime.now(tz=UTC)
+NOW = datetime.now(tz=UTC)  # reset for each test by the wall_clock fixture
+pytestmark = pytest.mark.usefixtures("wall_clock")
 ROWS = 130  # three pages of 50
 
 

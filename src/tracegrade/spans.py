@@ -49,31 +49,42 @@ class Status(BaseModel):
     message: str | None = None
 
 
+MAX_KEY_CHARS = 200
+"""The longest id, release, environment, model, session or user id a span may carry."""
+MAX_NAME_CHARS = 500
+"""The longest span name (4 bytes a character still fits PostgreSQL's index entry limit)."""
+MAX_TOKENS = 2**31 - 1
+"""The largest token count (PostgreSQL's INTEGER)."""
+
+
 class Span(BaseModel):
     """One normalised span. Its key is ``(source, span_id)``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field(min_length=1)
-    span_id: str = Field(min_length=1)
-    trace_id: str = Field(min_length=1)
-    parent_id: str | None = None
-    name: str = ""
+    # Lengths and ranges the store's columns and indexes hold on every backend (String(200)
+    # columns, 32-bit token counts on PostgreSQL, a (kind, name) index entry under PostgreSQL's
+    # ~2.7 kB limit): a span outside them is malformed here, not a failed write later.
+    source: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    span_id: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    trace_id: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    parent_id: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    name: str = Field(default="", max_length=MAX_NAME_CHARS)
     kind: SpanKind = SpanKind.OTHER
     start_time: datetime
     end_time: datetime | None = None
     status: Status = Field(default_factory=Status)
     input: JSONValue = None
     output: JSONValue = None
-    model: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
+    model: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    input_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    total_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     cost: float | None = None
-    release: str | None = None
-    environment: str | None = None
-    session_id: str | None = None
-    user_id: str | None = None
+    release: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    environment: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    session_id: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    user_id: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
     tags: list[str] = Field(default_factory=list)
     attributes: dict[str, JSONValue] = Field(default_factory=dict)
 

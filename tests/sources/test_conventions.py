@@ -715,10 +715,43 @@ def test_release_and_environment_from_span_attributes_when_configured() -> None:
         {"app.release": "2025-06-01", "other": 1}, options=options, resource={"stage": "canary"}
     )
     assert (result.release, result.environment) == ("2025-06-01", "canary")
-    assert result.attributes == {"other": 1, "service.name": "shop"}
+    # service.version fed no field here, so it is kept like any other resource attribute
+    # (it was dropped; the stage that did feed one is not repeated).
+    assert result.attributes == {"other": 1, "service.name": "shop",
+                                 "resource.service.version": "1.4.2"}
 
 
 # --- bad input -----------------------------------------------------------------------------------
+
+
+def test_an_anyvalue_field_newer_than_this_code_is_read_as_absent() -> None:
+    # OTLP/JSON receivers ignore fields they do not know; the span is kept (it was a problem).
+    export = collector_json(request([span(attributes={"known": 1})]))
+    attributes = export["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attributes.append({"key": "future", "value": {"stringValueStrindex": 3}})
+    [result] = map_export_request(export, OPTIONS, location="t.jsonl:1")
+    assert isinstance(result, Span), result
+    assert result.attributes["known"] == 1 and result.attributes.get("future") is None
+
+
+@pytest.mark.parametrize(("attributes", "field"), [
+    ({"session.id": "s" * 201}, "session_id"),
+    ({"user.id": "u" * 201}, "user_id"),
+    ({"llm.model_name": "m" * 201}, "model"),
+    ({"llm.token_count.prompt": 2**63 - 1}, "input_tokens"),
+    ({"gen_ai.usage.output_tokens": 2**31}, "output_tokens"),
+])
+def test_a_value_the_store_cannot_hold_makes_the_span_a_problem(
+        attributes: dict[str, Any], field: str) -> None:
+    # PostgreSQL refused these at the write (String(200), INTEGER), failing the whole batch.
+    assert field in problem(attributes).reason
+
+
+def test_a_span_name_too_long_to_index_is_a_problem_and_one_at_the_limits_is_kept() -> None:
+    assert "name" in problem({}, name="n" * 501).reason
+    kept = mapped_span({"session.id": "s" * 200, "llm.token_count.prompt": 2**31 - 1},
+                       name="n" * 500)
+    assert (kept.session_id, kept.input_tokens) == ("s" * 200, 2**31 - 1)
 
 
 def test_start_time_that_is_not_a_number_is_a_problem() -> None:

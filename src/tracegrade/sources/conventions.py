@@ -287,9 +287,7 @@ def any_value(value: Any, depth: int = 0) -> JSONValue:
     for field, decode in _ANY_VALUE_DECODERS.items():
         if field in value:
             return decode(value[field], depth)
-    if value:
-        raise ConventionError(f"unknown AnyValue field {_preview(next(iter(value)))}")
-    return None
+    return None  # empty, or only fields newer than this code: OTLP/JSON says ignore them
 
 
 def otlp_id(value: Any, size: int, field: str) -> str | None:
@@ -1256,24 +1254,22 @@ def _remaining_attributes(
     return kept
 
 
-_MAPPED_RESOURCE_KEYS = frozenset(
-    {"service.name", "service.version", "deployment.environment", "deployment.environment.name"}
-)
-
-
 def _resource_extras(
     resource: Mapping[str, JSONValue], options: MappingOptions
 ) -> dict[str, JSONValue]:
-    """Resource attributes no span field took, as ``resource.KEY``."""
-    extras = [key for key in resource if key not in _MAPPED_RESOURCE_KEYS]
-    if not extras:
-        return {}
+    """Resource attributes no span field took, as ``resource.KEY``.
+
+    ``service.version`` and ``deployment.environment[.name]`` count as taken only while the
+    release and environment are read from them (the defaults); configured to come from other
+    keys, they are kept like any other resource attribute.
+    """
     mapped = {
         spec.removeprefix("resource.")
         for spec in (options.release_from, *options.environment_from)
         if spec.startswith("resource.")
     }
-    return {"resource." + key: resource[key] for key in extras if key not in mapped}
+    return {"resource." + key: value for key, value in resource.items()
+            if key not in mapped and key != "service.name"}
 
 
 def _events(events: Any, max_attribute_bytes: int) -> list[JSONValue]:

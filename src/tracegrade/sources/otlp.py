@@ -842,7 +842,8 @@ class _ProtoDecoder:
             yield from whole
             return
         try:
-            resource_spans = [(start, payload) for field, start, payload in _fields(data, base)]
+            resource_spans = [(start, payload) for field, start, payload in _fields(data, base)
+                              if field == 1]  # resource_spans; others are unknown: skipped
         except _WireError as error:
             if self.part == 0:
                 yield self._problem(base, f"not an OTLP protobuf request: {error}")
@@ -1003,9 +1004,10 @@ def _key_value(kv: common_pb2.KeyValue) -> dict[str, Any]:
 
 def _any_value(value: common_pb2.AnyValue) -> dict[str, Any]:
     field = value.WhichOneof("value")
-    if field is None:
-        return {}
-    json_name, convert = _ANY_VALUE_FIELDS[field]
+    known = _ANY_VALUE_FIELDS.get(field) if field is not None else None
+    if known is None:  # unset, or a field newer than this code (e.g. string_value_strindex,
+        return {}      # which the proto says to read as absent where it is not supported)
+    json_name, convert = known
     return {json_name: convert(getattr(value, field))}
 
 

@@ -1004,10 +1004,11 @@ def _key_value(kv: common_pb2.KeyValue) -> dict[str, Any]:
 
 def _any_value(value: common_pb2.AnyValue) -> dict[str, Any]:
     field = value.WhichOneof("value")
-    known = _ANY_VALUE_FIELDS.get(field) if field is not None else None
-    if known is None:  # unset, or a field newer than this code (e.g. string_value_strindex,
-        return {}      # which the proto says to read as absent where it is not supported)
-    json_name, convert = known
+    # Unset, or a field newer than this code (e.g. string_value_strindex, which the proto
+    # says to read as absent where it is not supported): an empty AnyValue.
+    if field is None or field not in _ANY_VALUE_FIELDS:
+        return {}
+    json_name, convert = _ANY_VALUE_FIELDS[field]
     return {json_name: convert(getattr(value, field))}
 
 

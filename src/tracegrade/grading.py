@@ -13,6 +13,7 @@ as they arrive, so a kill loses at most one page of verdicts and pays for none o
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
 from sqlalchemy import select, tuple_
 
 from tracegrade.config import SamplingConfig
@@ -411,10 +413,19 @@ def grade_one(grader: Grader, span: Span, context: TraceContext) -> Result:
         result = grader.grade(span, context)
     except TargetMissing as exc:
         return Result.errored(str(exc))
-    except Exception as exc:  # a grader bug must not stop the run or pass the span
+    except (Exception, SystemExit) as exc:  # a grader bug (or exit) must not stop the run
         return Result.errored(f"{type(exc).__name__}: {exc}")
     if not isinstance(result, Result):
         return Result.errored(f"grader returned {type(result).__name__}, not a Result")
+    if result.score is not None and not math.isfinite(result.score):
+        return Result.errored(f"grader returned the score {result.score}, which is no number; "
+                              f"its verdict was {Outcome(result.outcome).value}")
+    if result.details is not None:
+        try:  # as the store will write them: a value it cannot would fail the whole page
+            orjson.dumps(result.details, option=orjson.OPT_SORT_KEYS)
+        except TypeError as exc:
+            return Result.errored(f"grader returned details that are not JSON ({exc}); "
+                                  f"its verdict was {Outcome(result.outcome).value}")
     return result
 
 

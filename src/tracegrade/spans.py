@@ -54,7 +54,8 @@ MAX_KEY_CHARS = 200
 MAX_NAME_CHARS = 500
 """The longest span name (4 bytes a character still fits PostgreSQL's index entry limit)."""
 MAX_TOKENS = 2**31 - 1
-"""The largest token count (PostgreSQL's INTEGER)."""
+"""The largest token count (PostgreSQL's INTEGER; a negative one is kept for max_tokens to
+report as an error)."""
 
 
 class Span(BaseModel):
@@ -77,9 +78,9 @@ class Span(BaseModel):
     input: JSONValue = None
     output: JSONValue = None
     model: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
-    input_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    output_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    total_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
+    input_tokens: int | None = Field(default=None, ge=-MAX_TOKENS - 1, le=MAX_TOKENS)
+    output_tokens: int | None = Field(default=None, ge=-MAX_TOKENS - 1, le=MAX_TOKENS)
+    total_tokens: int | None = Field(default=None, ge=-MAX_TOKENS - 1, le=MAX_TOKENS)
     cost: float | None = None
     release: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
     environment: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
@@ -122,7 +123,10 @@ class Span(BaseModel):
         if self.total_tokens is None and (
             self.input_tokens is not None and self.output_tokens is not None
         ):
-            self.total_tokens = self.input_tokens + self.output_tokens
+            total = self.input_tokens + self.output_tokens
+            if abs(total) > MAX_TOKENS:
+                raise ValueError(f"total_tokens: {total} is beyond what the store holds")
+            self.total_tokens = total
         return self
 
     @property

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import sys
+from decimal import Decimal
 from typing import Any
 
 from tracegrade.graders import Result
@@ -65,3 +68,15 @@ NOT_CALLABLE = 42
 
 def long_multiline_reason(span: Span) -> tuple[str, str]:
     return "fail", "first line\n\tsecond line " + "x" * 500
+
+
+def exits(span: Span) -> bool:
+    sys.exit(3)
+
+
+def decimal_details(span: Span) -> Result:
+    return Result(outcome="pass", reason="ok", details={"amount": Decimal("1.5")})
+
+
+def infinite_score(span: Span) -> Result:
+    return Result(outcome="fail", reason="scored", score=math.inf)

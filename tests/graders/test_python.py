@@ -6,7 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from tests.graders.helpers import context_of, grade, make_grader, make_span
-from tracegrade.graders import Outcome
+from tracegrade.graders import GraderConfig, Outcome
+from tracegrade.graders._base import PluginError, load_plugins
+from tracegrade.graders._targets import EMPTY_CONTEXT
+from tracegrade.grading import grade_one
 
 MODULE = "tests.graders.grade_functions"
 
@@ -80,6 +83,10 @@ def test_module_is_imported_once_at_construction() -> None:
             "tests.graders.broken_module:check",
             "cannot import module 'tests.graders.broken_module': RuntimeError: database URL",
         ),
+        (
+            "tests.graders.exiting_module:check",
+            "cannot import module 'tests.graders.exiting_module': SystemExit: no config",
+        ),
         (f"{MODULE}:missing", f"'{MODULE}' has no 'missing'"),
         (f"{MODULE}:NOT_CALLABLE", "'NOT_CALLABLE' is not callable"),
         (f"{MODULE}:needs_three", "takes \\(span\\) or \\(span, context\\); it has"),
@@ -101,3 +108,37 @@ def test_a_reason_is_one_line_of_at_most_300_chars() -> None:
     assert result.outcome == Outcome.FAIL
     assert result.reason.startswith("first line second line xxx")
     assert len(result.reason) == 300 and result.reason.endswith("…")
+
+
+def test_sys_exit_in_a_grade_function_is_an_error() -> None:
+    # SystemExit is no Exception: it ended the whole grade run, silently, with exit code 0.
+    result = grade("python", make_span(), function=f"{MODULE}:exits")
+    assert (result.outcome, result.reason) == (Outcome.ERROR, f"{MODULE}:exits called sys.exit(3)")
+
+
+@pytest.mark.parametrize(("function", "reason"), [
+    ("decimal_details", "grader returned details that are not JSON (Type is not JSON "
+                        "serializable: decimal.Decimal); its verdict was pass"),
+    ("infinite_score", "grader returned the score inf, which is no number; its verdict was fail"),
+])
+def test_what_the_store_cannot_write_is_an_error_verdict(function: str, reason: str) -> None:
+    # Details the store could not serialise failed the write of every verdict of the page.
+    grader = make_grader("python", function=f"{MODULE}:{function}")
+    result = grade_one(grader, make_span(), EMPTY_CONTEXT)
+    assert (result.outcome, result.reason) == (Outcome.ERROR, reason)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [1.0, float("-inf")]])
+def test_a_parameter_json_cannot_hold_is_a_config_error(value: object) -> None:
+    # YAML's .nan became null in the parameters' JSON form, and equals then passed nulls.
+    with pytest.raises(ValidationError, match="JSON has no NaN or infinity"):
+        GraderConfig(type="equals", name="score_set", path="$.score", value=value)
+
+
+def test_a_plugin_that_fails_to_load_is_one_error_naming_it() -> None:
+    from importlib.metadata import EntryPoint
+
+    broken = EntryPoint(name="acme", value="tests.graders.broken_module", group="tracegrade")
+    with pytest.raises(PluginError, match="grader plugin 'acme' \\(tests.graders.broken_module"
+                                          "\\) failed to load: RuntimeError: database URL"):
+        load_plugins(lambda: [broken])

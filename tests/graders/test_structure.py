@@ -207,6 +207,29 @@ def test_field_absent_on_a_target_that_is_no_json_object_is_an_error(output: obj
     assert "not an object or array: cannot look for debug in it" in result.reason
 
 
+CUT_OFF = '{"name": "Bob", "ssn": "123-45-6789", "note": "cut off by max_tok'
+
+
+@pytest.mark.parametrize(("output", "path"), [
+    ({"choices": [{"message": {"role": "assistant", "content": CUT_OFF}}]},
+     "$.choices[0].message.content.ssn"),
+    ({"reply": CUT_OFF}, "$.reply.ssn"),
+    ({"replies": [{"ok": 1}, CUT_OFF]}, "$..ssn"),
+])
+def test_field_absent_through_json_text_that_does_not_parse_is_an_error(
+        output: object, path: str) -> None:
+    # The leaked field may sit past where a cut-off reply breaks: "ssn absent" was a pass.
+    result = grade("field_absent", make_span(output=output), path=path)
+    assert result.outcome == Outcome.ERROR
+    assert "holds JSON text that does not parse" in result.reason
+
+
+def test_field_absent_still_passes_beside_prose_that_starts_with_a_bracket() -> None:
+    output = {"log": "[INFO] done {see docs}", "reply": '{"ok": true}'}
+    result = grade("field_absent", make_span(output=output), path="$.reply.ssn")
+    assert result.outcome == Outcome.PASS
+
+
 def test_field_absent_missing_target_is_error() -> None:
     result = grade("field_absent", make_span(), target="input", path="$.debug")
     assert (result.outcome, result.reason) == (Outcome.ERROR, "span has no input")

@@ -365,3 +365,22 @@ def test_a_text_grader_over_all_messages_leaves_out_a_tool_call_without_text() -
     result = grade("not_regex", make_span(output=output), pattern=r"\d{3}-\d{2}-\d{4}",
                    path="$.messages[*].content")
     assert result.outcome == Outcome.PASS
+
+
+def test_a_verbose_pattern_is_shown_on_one_line() -> None:
+    pattern = "\\b(?:\n  sorry       # apology\n| apologi[sz]e\n)\\b"
+    result = grade("regex", make_span(output="All good"), pattern=pattern, flags=["VERBOSE"])
+    assert result.outcome == Outcome.FAIL
+    assert result.reason == "no match for /\\b(?: sorry # apology | apologi[sz]e )\\b/ in output"
+
+
+@pytest.mark.parametrize(("grader_type", "settings"), [
+    ("not_regex", {"pattern": "(?i)sorry"}),
+    ("not_contains", {"value": "sorry"}),
+    ("script_is", {"scripts": ["Latin"]}),
+])
+def test_an_openai_refusal_beside_a_null_content_is_the_reply(
+        grader_type: str, settings: dict[str, object]) -> None:
+    # A message's `refusal` field was not read: every text grader passed the refusal.
+    output = {"role": "assistant", "content": None, "refusal": "Извините, sorry, I can't."}
+    assert grade(grader_type, make_span(output=output), **settings).outcome == Outcome.FAIL

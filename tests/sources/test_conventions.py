@@ -740,6 +740,7 @@ def test_an_anyvalue_field_newer_than_this_code_is_read_as_absent() -> None:
     ({"llm.model_name": "m" * 201}, "model"),
     ({"llm.token_count.prompt": 2**63 - 1}, "input_tokens"),
     ({"gen_ai.usage.output_tokens": 2**31}, "output_tokens"),
+    ({"gen_ai.usage.input_tokens": 2**31 - 1, "gen_ai.usage.output_tokens": 1}, "total_tokens"),
 ])
 def test_a_value_the_store_cannot_hold_makes_the_span_a_problem(
         attributes: dict[str, Any], field: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -197,7 +198,11 @@ class GraderConfig(BaseModel):
 
 
 def _reject_non_text_keys(value: Any, where: str) -> None:
-    """Raise ValueError naming the first mapping key that is not a string (YAML's ``1:``)."""
+    """Raise ValueError naming the first mapping key that is not a string (YAML's ``1:``), or
+    the first number that JSON cannot hold (YAML's ``.nan``/``.inf``, which became null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}: JSON has no NaN or infinity, so no span field "
+                         "can equal it or be compared with it")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -287,8 +292,18 @@ def load_plugins(loader: Callable[[], Sequence[Any]] | None = None) -> None:
     from importlib.metadata import entry_points
 
     for entry_point in loader() if loader else entry_points(group="tracegrade"):
-        entry_point.load()
+        try:
+            entry_point.load()
+        except (Exception, SystemExit) as exc:  # a broken package: one line, naming it
+            raise PluginError(
+                f"grader plugin {entry_point.name!r} ({entry_point.value}) failed to load: "
+                f"{type(exc).__name__}: {exc}. Fix or uninstall the package that provides it."
+            ) from exc
     _plugins_loaded = True
+
+
+class PluginError(ValueError):
+    """A package registered under the ``tracegrade`` entry-point group cannot be imported."""
 
 
 def json_equal(left: Any, right: Any) -> bool:

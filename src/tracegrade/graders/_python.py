@@ -56,6 +56,8 @@ class PythonGrader(ParamsGrader[PythonParams]):
             return one_line(Result.errored(str(exc)))
         except Exception as exc:  # the user's code may raise anything; that is an error verdict
             return Result.errored(f"{self.spec} raised {type(exc).__name__}: {excerpt(str(exc))}")
+        except SystemExit as exc:  # sys.exit() in a grader ended the whole run, silently, rc 0
+            return Result.errored(f"{self.spec} called sys.exit({excerpt(exc.code)})")
         return one_line(to_result(returned, self.spec))
 
 
@@ -68,7 +70,7 @@ def import_function(spec: str) -> GradeFunction:
     module_name, _, attribute = spec.partition(":")
     try:
         found: Any = importlib.import_module(module_name)
-    except Exception as exc:  # a user module can fail to import in any way
+    except (Exception, SystemExit) as exc:  # a user module can fail to import in any way
         raise ValueError(
             f"python grader {spec!r}: cannot import module {module_name!r}: "
             f"{type(exc).__name__}: {exc}"

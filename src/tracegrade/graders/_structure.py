@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -157,7 +158,35 @@ class FieldAbsent(_FieldGrader):
         if not isinstance(value, dict | list):
             return Result.errored(f"{target} is a JSON {json_type(value)}, not an object or "
                                   f"array: cannot look for {self.field} in it")
+        cut_off = _unreadable_json_text(value)
+        if cut_off is not None:  # the field may be in there, past where the text breaks
+            return Result.errored(f"{target} holds JSON text that does not parse "
+                                  f"({excerpt(cut_off, 40)}): cannot look for {self.field} in it")
         return Result.passed(f"{self.field} absent from {target}")
+
+
+_DEPTH_LIMIT = 300
+_JSON_OBJECT_START = re.compile(r"\s*(?:\{\s*\"|\[\s*\{)")
+"""Text that opens a JSON object with a member (or an array of objects): JSON, not prose."""
+
+
+def _unreadable_json_text(value: JSONValue, depth: int = 0) -> str | None:
+    """The first string inside ``value`` that opens like a JSON object but does not parse
+    (a cut-off reply), or None. Strings that parse are looked into in turn."""
+    if depth > _DEPTH_LIMIT:  # deeper than any stored value (mapping stops at 100)
+        return None
+    if isinstance(value, str):
+        if not _JSON_OBJECT_START.match(value):
+            return None
+        parsed = parse_json_string(value)
+        return value if parsed is value else _unreadable_json_text(parsed, depth + 1)
+    children = value.values() if isinstance(value, dict) else value if isinstance(
+        value, list) else ()
+    for child in children:
+        found = _unreadable_json_text(child, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 class EqualsParams(BaseModel):

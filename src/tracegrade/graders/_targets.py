@@ -236,6 +236,8 @@ def _object_texts(value: dict[str, Any]) -> Iterator[str]:
         yield from _texts(messages[-1])
     elif "role" in value and ("content" in value or "tool_calls" in value):  # one message
         yield from _texts(value.get("content"))
+        if isinstance(value.get("refusal"), str):  # OpenAI's refusal, beside a null content
+            yield value["refusal"]
     elif isinstance(value.get("type"), str) and value["type"] in _PARTS:  # a content part
         yield from _part_texts(value)
     else:

@@ -105,7 +105,8 @@ class _PatternGrader(_TextGrader, ParamsGrader[RegexParams]):
     @property
     def no_match(self) -> str:
         """The reason for finding nothing."""
-        return f"no match for /{self.params.pattern}/ in {self.where}"
+        # On one line: a VERBOSE pattern spans several.
+        return f"no match for /{' '.join(self.params.pattern.split())}/ in {self.where}"
 
 
 @register

@@ -173,6 +173,26 @@ def test_sampling_records_the_inclusion_probability(store: Store) -> None:
     assert all(r["weight"] == pytest.approx(r["n"] * 4) for r in rows)
 
 
+def test_a_higher_rate_or_all_raises_the_probability_of_what_was_graded(store: Store) -> None:
+    # A span graded at rate 0.1 is in the rate-0.5 sample too (the same hash number decides):
+    # kept at 0.1 it weighed 10 where every other span of that sample weighs 2 (the
+    # Horvitz-Thompson count of 400 spans came out ~1.8x too high).
+    seed(store, 400)
+    only = build_graders(configs(), only=["mentions_answer"])
+    grade(store, only, SamplingConfig(rate=0.1))
+    raised = grade(store, only, SamplingConfig(rate=0.5))
+    rows = store.verdict_counts()
+    n, weight = sum(r["n"] for r in rows), sum(r["weight"] for r in rows)
+    assert raised.reweighted > 0 and 140 < n < 260
+    assert weight == pytest.approx(2 * n)  # every verdict at 0.5
+    lowered = grade(store, only, SamplingConfig(rate=0.2))  # a lower rate changes nothing
+    assert lowered.reweighted == 0 and lowered.verdicts_written == 0
+    everything = grade(store, only, SamplingConfig(rate=0.2), grade_all=True)
+    rows = store.verdict_counts()
+    assert everything.reweighted == n
+    assert sum(r["n"] for r in rows) == sum(r["weight"] for r in rows) == 400
+
+
 def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
     killed = kill_a_grade_mid_run(tmp_path)
     finished = subprocess.run(killed.command, cwd=tmp_path, env=killed.env,

@@ -159,15 +159,24 @@ def stored_values(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]
 def graded(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
            grader_versions: set[tuple[str, str]]) -> set[tuple[str, str, str, str]]:
     """Which (source, span_id, grader, version) among these spans already hold a verdict."""
-    found: set[tuple[str, str, str, str]] = set()
+    return set(graded_probabilities(conn, dialect, keys, grader_versions))
+
+
+def graded_probabilities(conn: Connection, dialect: str, keys: Sequence[tuple[str, str]],
+                         grader_versions: set[tuple[str, str]]
+                         ) -> dict[tuple[str, str, str, str], float]:
+    """The stored inclusion probability of each (source, span_id, grader, version) among these
+    spans that already holds a verdict."""
+    found: dict[tuple[str, str, str, str], float] = {}
     for source, span_ids in by_source(keys).items():
         for chunk in chunks(span_ids, 500):
             ph = placeholder(dialect)
-            sql = (f"SELECT span_id, grader, grader_version FROM verdicts WHERE source = {ph} "
-                   f"AND span_id IN ({', '.join([ph] * len(chunk))})")
-            for span_id, grader, version in conn.exec_driver_sql(sql, (source, *chunk)):
+            sql = ("SELECT span_id, grader, grader_version, inclusion_probability FROM verdicts "
+                   f"WHERE source = {ph} AND span_id IN ({', '.join([ph] * len(chunk))})")
+            for span_id, grader, version, probability in conn.exec_driver_sql(
+                    sql, (source, *chunk)):
                 if (grader, version) in grader_versions:
-                    found.add((source, span_id, grader, version))
+                    found[(source, span_id, grader, version)] = float(probability)
     return found
 
 

@@ -403,6 +403,37 @@ class Store:
         with self.engine.connect() as conn:
             return _fast.graded(conn, self.dialect, keys, set(grader_versions))
 
+    def graded_probabilities(
+        self, keys: Sequence[tuple[str, str]], grader_versions: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str, str, str], float]:
+        """The stored inclusion probability of each (source, span_id, grader, version) of
+        these spans that has a verdict."""
+        if not keys or not grader_versions:
+            return {}
+        with self.engine.connect() as conn:
+            return _fast.graded_probabilities(conn, self.dialect, keys, set(grader_versions))
+
+    def raise_inclusion_probabilities(
+        self, raised: Sequence[tuple[str, str, str, str, float]]
+    ) -> int:
+        """Set the inclusion probability of stored verdicts, given as (source, span_id,
+        grader, version, probability), where it is lower; returns how many changed.
+
+        A span graded at a lower probability is in every later run's sample that uses a
+        higher one (the same hash number decides), so its probability of being in the
+        sample as it now stands is the highest any run gave it.
+        """
+        if not raised:
+            return 0
+        ph = _fast.placeholder(self.dialect)
+        sql = (f"UPDATE verdicts SET inclusion_probability = {ph} WHERE source = {ph} AND "
+               f"span_id = {ph} AND grader = {ph} AND grader_version = {ph} "
+               f"AND inclusion_probability < {ph}")
+        with self.engine.begin() as conn:
+            return int(conn.exec_driver_sql(sql, [
+                (p, source, span_id, grader, version, p)
+                for source, span_id, grader, version, p in raised]).rowcount)
+
     def insert_verdicts(self, rows: Sequence[VerdictRow],
                         graded: Mapping[tuple[str, str], str | None] | None = None) -> int:
         """Insert verdicts in one transaction, ignoring ones already stored; returns how many.

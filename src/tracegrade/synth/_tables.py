@@ -27,7 +27,7 @@ def proposals_table(synthesis: Synthesis) -> Table:
 def dry_run_table(report: DryRun) -> Table:
     """One row per live grader on the sample: spans matched, verdicts, pass rate, flags."""
     table = Table(title=f"Dry run: {report.spans:,} spans from {', '.join(report.sources)}; "
-                  f"deterministic graders ran on up to {report.sample_size:,} per release",
+                  f"each deterministic grader ran on about {report.sample_size:,} per release",
                   title_justify="left")
     for column in ("grader", "matched", "pass", "fail", "error", "pass rate", "by release",
                    "flag"):

@@ -244,6 +244,54 @@ def test_the_langfuse_sdk_path_takes_the_sdk_exporter(store: Store,
     assert list(stored(store)) == ["generation"]
 
 
+LANGFUSE_APP = """\
+import sys
+from langfuse import Langfuse
+from opentelemetry.sdk.trace import TracerProvider
+
+langfuse = Langfuse(public_key="pk-lf-test", secret_key="sk-lf-test", base_url=sys.argv[1],
+                    environment="production", release="2026.12.1",
+                    tracer_provider=TracerProvider())
+with langfuse.start_as_current_observation(as_type="span", name="support_agent",
+                                           input={"question": "Where is my order?"}):
+    with langfuse.start_as_current_observation(
+            as_type="generation", name="chat", model="gpt-4.1-mini",
+            input=[{"role": "user", "content": "Where is my order?"}]) as generation:
+        generation.update(output={"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "lookup_order", "arguments": '{"order_id": 7}'}}]},
+            usage_details={"input": 11, "output": 4}, cost_details={"total": 0.0002})
+    with langfuse.start_as_current_observation(as_type="tool", name="lookup_order",
+                                               input={"order_id": 7}) as tool:
+        tool.update(output={"status": "shipped"}, level="ERROR", status_message="upstream 503")
+langfuse.flush()
+langfuse.shutdown()
+"""
+
+
+def test_the_langfuse_sdk_sends_generations_tools_and_errors_that_map(
+        store: Store, receiver: BackgroundReceiver, workspace: Path) -> None:
+    # The real Langfuse SDK in an app's process, pointed at the receiver as at Langfuse: its
+    # spans carry only langfuse.* attributes, and were stored as empty `other` spans. (Its
+    # own process: the SDK's threads and fork hooks would break this one's worker pools.)
+    (workspace / "app.py").write_text(LANGFUSE_APP)
+    subprocess.run([sys.executable, "app.py", receiver.url], cwd=workspace, check=True,
+                   timeout=120)
+
+    spans = {stored.span.name: stored.span for stored in store.iter_spans()}
+    chat, lookup, agent = spans["chat"], spans["lookup_order"], spans["support_agent"]
+    assert (chat.kind, chat.model, chat.input_tokens, chat.output_tokens, chat.total_tokens,
+            chat.cost) == (SpanKind.LLM, "gpt-4.1-mini", 11, 4, 15, 0.0002)
+    assert chat.input == [{"role": "user", "content": "Where is my order?"}]
+    assert chat.attributes["tool_calls"] == [
+        {"id": "c1", "name": "lookup_order", "arguments": {"order_id": 7}}]
+    assert (lookup.kind, lookup.input, lookup.output) == (
+        SpanKind.TOOL, {"order_id": 7}, {"status": "shipped"})
+    assert (lookup.status.code, lookup.status.message) == (StatusCode.ERROR, "upstream 503")
+    assert (agent.kind, agent.input) == (SpanKind.OTHER, {"question": "Where is my order?"})
+    assert {(s.release, s.environment) for s in spans.values()} == {("2026.12.1", "production")}
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
 def test_exposed_addresses_need_a_token(host: str) -> None:
     with pytest.raises(ServerConfigError, match="without a token"):

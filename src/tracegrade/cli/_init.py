@@ -49,8 +49,8 @@ def starter_config() -> str:
               help="An OpenAI-compatible endpoint for --with-llm. [env OPENAI_BASE_URL]")
 @click.option("--no-dry-run", is_flag=True, help="Do not sample the sources to try the graders.")
 @click.option("--sample", "sample_size", type=click.IntRange(1), default=2000,
-              show_default=True, help="About how many spans of each release the dry run grades with each grader "
-              "(a hash-based sample).")
+              show_default=True, help="About how many spans of each release the dry run "
+              "grades with each grader (a hash-based sample).")
 @click.option("--check", is_flag=True, help="Compare the existing config with the code: exit "
               "1 if a grader's source changed or vanished, or code has no grader.")
 @format_option

@@ -135,12 +135,24 @@ def _status(observation: dict[str, Any]) -> Status:
     return _OK
 
 
+def usage_from_details(details: Any) -> tuple[int | None, int | None, int | None]:
+    """(input, output, total) tokens of Langfuse ``usageDetails`` (its keys or OpenAI's)."""
+    if not isinstance(details, dict) or not details:
+        return None, None, None
+    return (_count(details, "input", "prompt_tokens", "input_tokens"),
+            _count(details, "output", "completion_tokens", "output_tokens"),
+            _count(details, "total", "total_tokens"))
+
+
+def tool_calls_of(output: Any) -> list[dict[str, JSONValue]] | None:
+    """The tool calls in an LLM's output messages (``[]``: it called none), if it has messages."""
+    return _tool_calls(output)
+
+
 def _usage(observation: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
     details = observation.get("usageDetails")
     if isinstance(details, dict) and details:
-        return (_count(details, "input", "prompt_tokens", "input_tokens"),
-                _count(details, "output", "completion_tokens", "output_tokens"),
-                _count(details, "total", "total_tokens"))
+        return usage_from_details(details)
     usage = observation.get("usage")
     if isinstance(usage, dict):
         return _count(usage, "input"), _count(usage, "output"), _count(usage, "total")

@@ -36,6 +36,11 @@ import orjson
 from pydantic import ValidationError
 
 from tracegrade.sources._base import IngestProblem, MappingOptions
+from tracegrade.sources._langfuse_map import (
+    OBSERVATION_KINDS,
+    tool_calls_of,
+    usage_from_details,
+)
 from tracegrade.spans import (
     JSONValue,
     Span,
@@ -551,9 +556,13 @@ def _status(status: Any, events: Any, attributes: _Attributes) -> Status:
     code = status.get("code") if isinstance(status, dict) else None
     message = status.get("message") if isinstance(status, dict) else None
     error_type = attributes.values.get("error.type")
-    failed = (isinstance(code, int | str) and code in _ERROR_CODES) or _is_text(error_type)
+    langfuse_error = attributes.values.get("langfuse.observation.level") == "ERROR"
+    failed = (isinstance(code, int | str) and code in _ERROR_CODES) or _is_text(error_type) \
+        or langfuse_error
     if not failed:
         return _OK
+    if langfuse_error and (not isinstance(message, str) or not message):
+        message = attributes.take_text("langfuse.observation.status_message")
     if not isinstance(message, str) or not message:
         message = _exception_message(events) or (str(error_type) if _is_text(error_type) else None)
     return Status(code=StatusCode.ERROR, message=message)
@@ -714,7 +723,13 @@ def _kind(attributes: _Attributes) -> SpanKind:
     operation = attributes.values.get("gen_ai.operation.name")
     if isinstance(operation, str):
         return _GENAI_KINDS.get(operation, SpanKind.OTHER)
+    langfuse = attributes.values.get(_LANGFUSE_TYPE)  # the Langfuse SDKs' own attributes
+    if isinstance(langfuse, str):
+        return OBSERVATION_KINDS.get(langfuse.upper(), SpanKind.OTHER)
     return SpanKind.OTHER
+
+
+_LANGFUSE_TYPE = "langfuse.observation.type"
 
 
 def _name(name: Any, kind: SpanKind, attributes: _Attributes) -> str:
@@ -746,11 +761,12 @@ _MODEL_KEYS = (
     "gen_ai.request.model",
     "llm.request.model_name",
     "embedding.model_name",
+    "langfuse.observation.model.name",
 )
 
 
 def _usage(attributes: _Attributes) -> dict[str, Any]:
-    return {
+    usage = {
         "model": attributes.take_text(*_MODEL_KEYS),
         "input_tokens": _token_count(
             attributes.take("llm.token_count.prompt", "gen_ai.usage.input_tokens")
@@ -761,6 +777,27 @@ def _usage(attributes: _Attributes) -> dict[str, Any]:
         "total_tokens": _token_count(attributes.take("llm.token_count.total")),
         "cost": _cost(attributes.take("llm.cost.total")),
     }
+    if "langfuse.observation.usage_details" in attributes.values or \
+            "langfuse.observation.cost_details" in attributes.values:
+        _langfuse_usage(attributes, usage)
+    return usage
+
+
+def _langfuse_usage(attributes: _Attributes, usage: dict[str, Any]) -> None:
+    """Tokens and cost from the Langfuse SDKs' JSON ``usage_details``/``cost_details``, where
+    no other convention gave them."""
+    if usage["input_tokens"] is None and usage["output_tokens"] is None \
+            and usage["total_tokens"] is None:
+        details = _parsed(attributes, "langfuse.observation.usage_details")
+        counts = usage_from_details(details)
+        if isinstance(details, dict) and details and all(c is None for c in counts):
+            raise ConventionError(f"langfuse.observation.usage_details {_preview(details)} "
+                                  "holds no whole number of tokens")
+        usage["input_tokens"], usage["output_tokens"], usage["total_tokens"] = counts
+    if usage["cost"] is None:
+        costs = _parsed(attributes, "langfuse.observation.cost_details")
+        if isinstance(costs, dict) and costs.get("total") is not None:
+            usage["cost"] = _cost(("langfuse.observation.cost_details.total", costs["total"]))
 
 
 def _token_count(found: tuple[str, JSONValue] | None) -> int | None:
@@ -797,13 +834,29 @@ def _identity(
         environment = _lookup(spec, attributes, resource)
         if environment is not None:
             break
+    # The Langfuse SDKs' release and environment stand in when the configured ones are absent.
+    release = _lookup(options.release_from, attributes, resource)
+    if release is None:
+        release = _langfuse_setting("release", attributes, resource)
+    if environment is None:
+        environment = _langfuse_setting("environment", attributes, resource)
     return {
-        "release": _lookup(options.release_from, attributes, resource),
+        "release": release,
         "environment": environment,
         "session_id": attributes.take_text("session.id", "gen_ai.conversation.id"),
         "user_id": attributes.take_text("user.id", "enduser.id"),
-        "tags": _tags(attributes.take_value("tag.tags")),
+        "tags": _tags(attributes.take_value("tag.tags", "langfuse.trace.tags")),
     }
+
+
+def _langfuse_setting(name: str, attributes: _Attributes,
+                      resource: Mapping[str, JSONValue]) -> str | None:
+    """``langfuse.NAME`` from the span, else from its resource (where Langfuse SDKs put it)."""
+    key = "langfuse." + name
+    if key in attributes.values:
+        return attributes.take_text(key)
+    value = resource.get(key)
+    return str(value) if _is_text(value) else None
 
 
 def _lookup(spec: str, attributes: _Attributes, resource: Mapping[str, JSONValue]) -> str | None:
@@ -829,6 +882,12 @@ def _content(
     """``input`` and ``output`` for the span's kind, and the normalised tool attributes."""
     span_input = _recorded_value(attributes, "input")
     span_output = _recorded_value(attributes, "output")
+    langfuse_output = False
+    if span_input is None and "langfuse.observation.input" in attributes.values:
+        span_input = _parsed(attributes, "langfuse.observation.input")
+    if span_output is None and "langfuse.observation.output" in attributes.values:
+        span_output = _parsed(attributes, "langfuse.observation.output")
+        langfuse_output = True
     definitions = _tool_definitions(attributes)
     if kind is SpanKind.TOOL:
         span_input = _first(span_input, _parsed(attributes, "gen_ai.tool.call.arguments"))
@@ -849,6 +908,10 @@ def _content(
         extra["tool_calls"] = [
             call for message in output_messages for call in message.get("tool_calls", ())
         ]
+    elif langfuse_output and kind is SpanKind.LLM:  # a generation's messages, as pulled ones
+        calls = tool_calls_of(span_output)
+        if calls is not None:
+            extra["tool_calls"] = calls
     if definitions:
         extra["tool_definitions"] = definitions
     return _first(span_input, messages_input), span_output, extra

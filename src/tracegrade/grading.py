@@ -78,6 +78,9 @@ class GradeSummary:
     reweighted: int = 0
     """Stored verdicts whose inclusion probability this run raised (a higher sampling rate,
     a looser cap or ``--all`` puts their spans in the sample with a higher probability)."""
+    incomplete: set[str] = field(default_factory=set)
+    """Graders that left a sampled span without a verdict in this run (its trace still
+    arriving, its judge deferred): their stored probabilities are not raised."""
 
     def settle(self, store: Store) -> None:
         """Make :attr:`outcomes` those of the verdicts this run wrote.
@@ -177,6 +180,7 @@ def grade(
     plain = [g for g in graders if not isinstance(g, AsyncGrader)]
     waiting_on_io = [g for g in graders if isinstance(g, AsyncGrader)]
     status = "failed"
+    raise_at_end: list[Raise] = []
     try:
         with _async_grading(store, waiting_on_io, run_id, budget, use_cache) as judging:
             for page in _PageIterator(store, _kinds_needed(graders), page_size):
@@ -186,7 +190,9 @@ def grade(
                 graded = {(stored.span.source, stored.span.span_id): stored.content_hash
                           for stored in page}
                 summary.verdicts_written += store.insert_verdicts(rows, graded)
-                summary.reweighted += _raise_probabilities(store, page, graders, sampler)
+                now_raised, later = _raises(store, page, graders, sampler)
+                summary.reweighted += store.raise_inclusion_probabilities(now_raised)
+                raise_at_end += later
                 summary.spans_seen += len(page)
                 if progress:
                     progress(len(page))
@@ -195,6 +201,8 @@ def grade(
             stopped = judging.stopped_error(summary) if judging is not None else None
             if stopped is not None:
                 raise stopped
+        summary.reweighted += store.raise_inclusion_probabilities(
+            _complete(raise_at_end, summary, {g.name for g in waiting_on_io}))
         status = "budget_exhausted" if summary.budget_exhausted else "finished"
         summary.settle(store)
     except KeyboardInterrupt:
@@ -358,27 +366,49 @@ def _grade_page(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
     return rows
 
 
-def _raise_probabilities(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
-                         sampler: Sampler) -> int:
-    """Raise the stored inclusion probability of this page's verdicts to this run's, where
-    this run's is higher: those spans are in this run's sample too (the same hash number
-    decides), so weighting them by the lower one over-counts them (1.8x after a rate went
-    from 0.1 to 0.5, biasing every estimate toward the spans graded first)."""
+Raise = tuple[str, str, str, str, float]
+"""A stored verdict's new inclusion probability: (source, span_id, grader, version, p)."""
+
+
+def _raises(store: Store, page: list[StoredSpan], graders: Sequence[Grader], sampler: Sampler
+            ) -> tuple[list[Raise], list[Raise]]:
+    """The stored verdicts of this page whose inclusion probability this run raises: those
+    spans are in this run's sample too (the same hash number decides), so weighting them by
+    a lower one over-counts them (1.8x after a rate went from 0.1 to 0.5, biasing every
+    estimate toward the spans graded first).
+
+    Returns the raises to make now (graders that grade every sampled span of a page at once)
+    and those to make only if the run ends with the grader's sample complete (graders that
+    may leave a span for later: a trace still arriving, a judge deferred or out of budget),
+    since raising the old verdicts without the new ones would under-count instead.
+    """
     keys = [(stored.span.source, stored.span.span_id) for stored in page]
     stored = store.graded_probabilities(keys, [(g.name, g.version) for g in graders])
+    now: list[Raise] = []
+    later: list[Raise] = []
     if not stored:
-        return 0
-    raised: list[tuple[str, str, str, str, float]] = []
+        return now, later
     for entry in page:
         span = entry.span
         for grader in graders:
+            # A verdict on this content means the grader applied (for a trace-scoped judge,
+            # on this root span): only the probability can have changed.
             old = stored.get((span.source, span.span_id, grader.name, grader.version))
-            if old is None or old >= 1.0 or not grader.applies_to(span):
+            if old is None or old >= 1.0:
                 continue
             new = sampler.inclusion_probability(span, grader.config.sample_rate, grader.name)
             if new > old:
-                raised.append((span.source, span.span_id, grader.name, grader.version, new))
-    return store.raise_inclusion_probabilities(raised)
+                waits = isinstance(grader, AsyncGrader) or grader.needs_trace
+                (later if waits else now).append(
+                    (span.source, span.span_id, grader.name, grader.version, new))
+    return now, later
+
+
+def _complete(raises: list[Raise], summary: GradeSummary, judges: set[str]) -> list[Raise]:
+    """The raises of graders whose sample this run completed."""
+    left = summary.incomplete | (judges if summary.budget_exhausted else set())
+    left |= {name for name, count in summary.deferred.items() if count}
+    return [r for r in raises if r[2] not in left]
 
 
 def _sampler(store: Store, sampling: SamplingConfig, graders: Sequence[Grader],
@@ -422,6 +452,7 @@ def _sampled_verdict(grader: Grader, span: Span, sampler: Sampler, summary: Grad
     if (row.outcome == "skip" and grader.needs_trace and now is not None
             and not is_quiet([span, *context.spans()], now, TRACE_QUIET_SECONDS)):
         summary.waiting += 1
+        summary.incomplete.add(grader.name)
         return None
     summary.count(grader.name, row.outcome)
     return row
@@ -632,6 +663,7 @@ def _pending_items(store: Store, page: list[StoredSpan], graders: Sequence[Async
             continue
         if trace is not None and not is_quiet(trace, now, grader.quiet_seconds):
             summary.waiting += 1
+            summary.incomplete.add(grader.name)
             continue
         items.append(_Item(grader, span, _preloaded(trace), probability))
     return items

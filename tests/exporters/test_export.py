@@ -106,6 +106,19 @@ def test_re_exporting_sends_nothing_and_a_new_version_updates_the_same_score(
                                     "order_status_present")
 
 
+def test_a_raised_inclusion_probability_is_exported_again(
+        store: Store, fake_langfuse: FakeLangfuse, langfuse_pulled: Config) -> None:
+    # The score kept the old probability (weight 10 where the store now says 2).
+    store.insert_verdicts([verdict("prod", "obs-0000001", "pass")])  # at 0.5
+    export_verdicts(store, langfuse_pulled, "prod")
+    assert store.raise_inclusion_probabilities(
+        [("prod", "obs-0000001", "order_status_present", "v1", 0.8)]) == 1
+    again = export_verdicts(store, langfuse_pulled, "prod")
+    (score,) = fake_langfuse.scores.values()
+    assert again.destinations[0].exported == 1
+    assert score["metadata"]["tracegrade_inclusion_probability"] == 0.8
+
+
 def test_only_verdicts_of_spans_from_that_source_are_exported(
         store: Store, fake_langfuse: FakeLangfuse, langfuse_pulled: Config) -> None:
     from tests.conftest import make_span

@@ -62,6 +62,25 @@ def test_the_budget_stops_judge_calls_before_it_is_exceeded(store: Store,
     assert fake.requests == 20
 
 
+def test_a_judge_run_its_budget_stopped_raises_no_stored_probability(
+        store: Store, fake: FakeJudge) -> None:
+    # Raising the verdicts of rate 0.1 to 0.5 without the spans the budget left ungraded
+    # under-counted: a Horvitz-Thompson count of 210 for 1,000 spans (994 before the raise).
+    seed(store, 400)
+    graders = judge_graders(fake, **PRICED)
+    grade(store, graders, SamplingConfig(rate=0.1), page_size=100)
+    stopped = grade(store, graders, SamplingConfig(rate=0.5), budget=0.15, page_size=100)
+    assert stopped.budget_exhausted and stopped.reweighted == 0
+    rows = verdict_rows(store)
+    assert {row["inclusion_probability"] for row in rows} == {0.1, 0.5}
+
+    finished = grade(store, graders, SamplingConfig(rate=0.5), page_size=100)
+    assert not finished.budget_exhausted and finished.reweighted > 0
+    rows = verdict_rows(store)
+    assert {row["inclusion_probability"] for row in rows} == {0.5}
+    assert 150 < len(rows) < 250  # the rate-0.5 sample, each span once
+
+
 def test_a_budget_needs_a_price(store: Store, fake: FakeJudge) -> None:
     from tracegrade.llm import JudgeError
 
@@ -245,6 +264,22 @@ def test_trace_scope_grades_each_quiet_trace_once_on_its_root(store: Store,
     assert later.verdicts_written == 1 and later.waiting == 0
     assert sorted(r["span_id"] for r in verdict_rows(store, "trace_grounded")) == [
         "live-root", "old-root"]
+
+
+def test_a_higher_rate_raises_a_trace_judges_verdicts_on_roots_it_does_not_select(
+        store: Store, fake: FakeJudge) -> None:
+    # applies_to picks the trace's LLM spans; its verdict sits on the agent root, which the
+    # raise tested with applies_to and skipped: probabilities stayed mixed {0.1, 0.5}.
+    for trace in range(150):
+        seed_trace(store, f"t{trace}", timedelta(hours=1))
+    judge = llm_judge("trace_grounded", scope="trace", quiet_seconds=60,
+                      rubric="Tools: {{ trace.tool_results }}\nReply: {{ span.output_text }}")
+    graders = judge_graders(fake, judge)
+    grade(store, graders, SamplingConfig(rate=0.1))
+    raised = grade(store, graders, SamplingConfig(rate=0.5))
+    rows = verdict_rows(store, "trace_grounded")
+    assert raised.reweighted > 0 and {r["span_id"][-5:] for r in rows} == {"-root"}
+    assert {row["inclusion_probability"] for row in rows} == {0.5}
 
 
 def test_a_span_rubric_reading_the_trace_waits_for_it_too(store: Store,

@@ -215,6 +215,7 @@ CUT_OFF = '{"name": "Bob", "ssn": "123-45-6789", "note": "cut off by max_tok'
      "$.choices[0].message.content.ssn"),
     ({"reply": CUT_OFF}, "$.reply.ssn"),
     ({"replies": [{"ok": 1}, CUT_OFF]}, "$..ssn"),
+    ({"reply": '[1, {"ssn": "12'}, "$.reply[1].ssn"),
 ])
 def test_field_absent_through_json_text_that_does_not_parse_is_an_error(
         output: object, path: str) -> None:

@@ -724,6 +724,24 @@ def test_release_and_environment_from_span_attributes_when_configured() -> None:
 # --- bad input -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("details", ['{"characters": 120}', '{"images": 1}',
+                                     '{"input": "10", "output": "5"}', "not json"])
+def test_langfuse_usage_in_other_units_leaves_the_token_counts_empty(details: str) -> None:
+    span = mapped_span({"langfuse.observation.type": "generation",
+                        "langfuse.observation.usage_details": details})
+    assert span.kind is SpanKind.LLM
+    assert (span.input_tokens, span.output_tokens, span.total_tokens) == (None, None, None)
+
+
+def test_langfuse_attributes_yield_to_openinference_ones() -> None:
+    span = mapped_span({"openinference.span.kind": "TOOL", "input.value": "from openinference",
+                        "langfuse.observation.type": "generation",
+                        "langfuse.observation.input": '"from langfuse"',
+                        "llm.token_count.prompt": 3,
+                        "langfuse.observation.usage_details": '{"input": 99}'})
+    assert (span.kind, span.input, span.input_tokens) == (SpanKind.TOOL, "from openinference", 3)
+
+
 def test_an_anyvalue_field_newer_than_this_code_is_read_as_absent() -> None:
     # OTLP/JSON receivers ignore fields they do not know; the span is kept (it was a problem).
     export = collector_json(request([span(attributes={"known": 1})]))

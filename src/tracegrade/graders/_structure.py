@@ -166,8 +166,9 @@ class FieldAbsent(_FieldGrader):
 
 
 _DEPTH_LIMIT = 300
-_JSON_OBJECT_START = re.compile(r"\s*(?:\{\s*\"|\[\s*\{)")
-"""Text that opens a JSON object with a member (or an array of objects): JSON, not prose."""
+_JSON_OBJECT_START = re.compile(r"\s*(?:\{\s*\"|\[\s*(?:[\[{\"\d-]|true|false|null))")
+"""Text that opens a JSON object with a member, or an array with a value: JSON, not prose
+("[INFO] …" is not)."""
 
 
 def _unreadable_json_text(value: JSONValue, depth: int = 0) -> str | None:

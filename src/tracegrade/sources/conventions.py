@@ -788,12 +788,10 @@ def _langfuse_usage(attributes: _Attributes, usage: dict[str, Any]) -> None:
     no other convention gave them."""
     if usage["input_tokens"] is None and usage["output_tokens"] is None \
             and usage["total_tokens"] is None:
+        # Units other than tokens (characters, images, requests) leave the counts empty.
         details = _parsed(attributes, "langfuse.observation.usage_details")
-        counts = usage_from_details(details)
-        if isinstance(details, dict) and details and all(c is None for c in counts):
-            raise ConventionError(f"langfuse.observation.usage_details {_preview(details)} "
-                                  "holds no whole number of tokens")
-        usage["input_tokens"], usage["output_tokens"], usage["total_tokens"] = counts
+        usage["input_tokens"], usage["output_tokens"], usage["total_tokens"] = \
+            usage_from_details(details)
     if usage["cost"] is None:
         costs = _parsed(attributes, "langfuse.observation.cost_details")
         if isinstance(costs, dict) and costs.get("total") is not None:

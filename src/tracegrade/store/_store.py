@@ -429,10 +429,15 @@ class Store:
         sql = (f"UPDATE verdicts SET inclusion_probability = {ph} WHERE source = {ph} AND "
                f"span_id = {ph} AND grader = {ph} AND grader_version = {ph} "
                f"AND inclusion_probability < {ph}")
+        # An export of the verdict carried the old probability: it is sent again.
+        unexport = (f"DELETE FROM exports WHERE source = {ph} AND span_id = {ph} "
+                    f"AND grader = {ph} AND grader_version = {ph}")
         with self.engine.begin() as conn:
-            return int(conn.exec_driver_sql(sql, [
+            changed = int(conn.exec_driver_sql(sql, [
                 (p, source, span_id, grader, version, p)
                 for source, span_id, grader, version, p in raised]).rowcount)
+            conn.exec_driver_sql(unexport, [key[:4] for key in raised])
+        return changed
 
     def insert_verdicts(self, rows: Sequence[VerdictRow],
                         graded: Mapping[tuple[str, str], str | None] | None = None) -> int:

@@ -129,6 +129,29 @@ def test_json_schema_for_an_object_fails_text_that_is_no_json_object(text: str) 
     assert "where the schema describes an object" in result.reason
 
 
+@pytest.mark.parametrize("value", [[1, 2, 3], 42, None, True])
+@pytest.mark.parametrize("schema", [
+    {"required": ["status"]},
+    {"allOf": [{"required": ["status"]}, {"properties": {"status": {"type": "string"}}}]},
+    {"$ref": "#/$defs/reply", "$defs": {"reply": {"required": ["status"]}}},
+], ids=["required", "allOf", "ref"])
+def test_json_schema_for_an_object_fails_json_that_is_no_object(
+        value: object, schema: dict[str, object]) -> None:
+    # Under JSON Schema's rules these keywords skip non-objects: an array, a number or null
+    # where structured output belongs passed.
+    result = grade("json_schema", make_span(output={"content": value}), path="$.content",
+                   schema=schema)
+    assert result.outcome == Outcome.FAIL, result.reason
+    assert "where the schema describes an object" in result.reason
+
+
+def test_json_schema_through_a_ref_or_allof_fails_text_that_is_no_object() -> None:
+    for schema in ({"allOf": [{"required": ["status"]}]},
+                   {"$ref": "#/$defs/r", "$defs": {"r": {"required": ["status"]}}}):
+        result = grade("json_schema", make_span(output="Sorry, I cannot help"), schema=schema)
+        assert result.outcome == Outcome.FAIL, result.reason
+
+
 def test_json_schema_with_a_type_still_judges_text_by_it() -> None:
     text = make_span(output={"content": "plain words"})
     assert grade("json_schema", text, path="$.content",

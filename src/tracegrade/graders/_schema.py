@@ -81,21 +81,47 @@ _ARRAY_KEYWORDS = frozenset({"items", "prefixItems", "contains", "minItems", "ma
                              "uniqueItems", "unevaluatedItems"})
 
 
-def expected_container(schema: Any) -> str | None:
+def expected_container(schema: Any, root: Any = None, depth: int = 0) -> str | None:
     """``object`` or ``array`` when a schema without a top-level ``type`` only constrains that
-    kind of value, else None.
+    kind of value (directly, through a local ``$ref`` or through ``allOf``), else None.
 
-    JSON Schema lets ``{"required": ["status"]}`` accept any string (the keyword applies to
-    objects only), so text that is not JSON would pass a schema plainly written for an object.
+    JSON Schema lets ``{"required": ["status"]}`` accept any string, number or array (the
+    keyword applies to objects only), so a reply that is no object at all would pass a schema
+    plainly written for one.
     """
-    if not isinstance(schema, dict) or "type" in schema:
+    if not isinstance(schema, dict) or "type" in schema or depth > _MAX_REF_DEPTH:
         return None
+    root = schema if root is None else root
     keys = set(schema)
+    found: set[str] = set()
     if keys & _OBJECT_KEYWORDS and not keys & _ARRAY_KEYWORDS:
-        return "object"
+        found.add("object")
     if keys & _ARRAY_KEYWORDS and not keys & _OBJECT_KEYWORDS:
-        return "array"
-    return None
+        found.add("array")
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        found.add(expected_container(_local_target(root, ref), root, depth + 1) or "")
+    for part in schema.get("allOf") or () if isinstance(schema.get("allOf"), list) else ():
+        found.add(expected_container(part, root, depth + 1) or "")
+    found.discard("")
+    return found.pop() if len(found) == 1 else None
+
+
+_MAX_REF_DEPTH = 20
+
+
+def _local_target(root: Any, ref: str) -> Any:
+    """What a local ``$ref`` ("#/$defs/reply") points to in ``root``, or None."""
+    target = root
+    for raw in ref[2:].split("/") if ref != "#" else ():
+        part = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and part in target:
+            target = target[part]
+        elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        else:
+            return None
+    return target
 
 
 def _check_keys(value: Any, where: str) -> None:

@@ -78,6 +78,10 @@ class JsonSchema(ValueGrader, ParamsGrader[JsonSchemaParams]):
     type_name = "json_schema"
     Params = JsonSchemaParams
 
+    def __init__(self, config: GraderConfig, params: BaseModel | None) -> None:
+        super().__init__(config, params)
+        self.expected = expected_container(self.params.json_schema)
+
     def check_value(self, value: JSONValue) -> Result:
         """Validate the value; an unresolvable ``$ref`` is an ``error``.
 
@@ -85,7 +89,11 @@ class JsonSchema(ValueGrader, ParamsGrader[JsonSchemaParams]):
         holds a JSON object or array is validated as that value.
         """
         value = parse_json_string(value)
-        expected = expected_container(self.params.json_schema)
+        expected = self.expected
+        if expected is not None and not isinstance(value, str) and not isinstance(
+                value, dict if expected == "object" else list):
+            return Result.failed(f"{self.where} is a JSON {json_type(value)}, where the schema "
+                                 f"describes an {expected}: {excerpt(value, 40)}")
         if isinstance(value, str) and expected is not None:
             # Text that is not a JSON object or array (a refusal, output cut off mid-object):
             # the schema's keywords would not apply to it and it would pass.

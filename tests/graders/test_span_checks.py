@@ -163,3 +163,16 @@ def test_cost_just_over_the_limit_reads_over_it() -> None:
     assert (result.outcome, result.reason) == (Outcome.FAIL, "cost $0.010000001 > $0.01")
     tiny = grade("max_cost", make_span(cost=1e-9), max_usd=1e-7)
     assert tiny.reason == "cost $0.000000001 <= $0.0000001"
+
+
+@pytest.mark.parametrize(("grader_type", "settings"), [
+    ("status_ok", {"target": "output"}),
+    ("max_latency_ms", {"max_ms": 100, "path": "$.x"}),
+    ("max_tokens", {"max_output": 5, "target": "input"}),
+    ("max_cost", {"max_usd": 1, "target": "attributes.cost"}),
+])
+def test_a_target_on_a_grader_that_reads_span_fields_is_refused(
+        grader_type: str, settings: dict[str, object]) -> None:
+    # It was silently ignored (and changed the grader's version all the same).
+    with pytest.raises(ValueError, match="would be ignored; remove it"):
+        make_grader(grader_type, **settings)

@@ -32,8 +32,18 @@ class CheckGrader(Grader):
     rather than as one error verdict per span.
     """
 
+    reads: ClassVar[str | None] = None
+    """What the grader reads when it is no target (``the span's status``): setting ``target``
+    or ``path`` on it is then a mistake, refused at build."""
+
     def __init__(self, config: GraderConfig, params: BaseModel | None) -> None:
         super().__init__(config, params)
+        if self.reads is not None:
+            ignored = sorted({"target", "path"} & config.model_fields_set)
+            if ignored:
+                raise ValueError(f"grader {config.name!r} ({self.type_name}) reads "
+                                 f"{self.reads}: `{'` and `'.join(ignored)}` would be ignored; "
+                                 "remove it")
         if config.path is not None:
             _check_path(config.path, config.name)
 

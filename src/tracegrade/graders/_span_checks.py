@@ -32,6 +32,7 @@ class MaxLatency(ParamsGrader[MaxLatencyParams]):
     """Pass when the span took at most ``max_ms``; a span without ``end_time`` is ``error``."""
 
     type_name = "max_latency_ms"
+    reads = "the span's latency"
     Params = MaxLatencyParams
 
     def check(self, span: Span, context: TraceContext) -> Result:
@@ -63,6 +64,7 @@ class MaxCost(ParamsGrader[MaxCostParams]):
     """Pass when the span's cost is at most ``max_usd``; a span without a cost is skipped."""
 
     type_name = "max_cost"
+    reads = "the span's cost"
     Params = MaxCostParams
 
     def check(self, span: Span, context: TraceContext) -> Result:
@@ -106,6 +108,7 @@ class MaxTokens(ParamsGrader[MaxTokensParams]):
     """
 
     type_name = "max_tokens"
+    reads = "the span's token counts"
     Params = MaxTokensParams
 
     def check(self, span: Span, context: TraceContext) -> Result:
@@ -140,6 +143,7 @@ class StatusOk(CheckGrader):
     """Pass when the span's status is ok; an error status fails with its message."""
 
     type_name = "status_ok"
+    reads = "the span's status"
 
     def check(self, span: Span, context: TraceContext) -> Result:
         """Read ``span.status``."""

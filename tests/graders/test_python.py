@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -142,3 +145,17 @@ def test_a_plugin_that_fails_to_load_is_one_error_naming_it() -> None:
     with pytest.raises(PluginError, match="grader plugin 'acme' \\(tests.graders.broken_module"
                                           "\\) failed to load: RuntimeError: database URL"):
         load_plugins(lambda: [broken])
+
+
+def test_editing_the_function_starts_a_new_version(workspace: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # The version hashed the config only: an edited function never graded anything again.
+    monkeypatch.syspath_prepend(str(workspace))
+    versions = []
+    for body in ("return True", "return 'sorry' not in str(span.output)"):
+        (workspace / "edited_grader.py").write_text(f"def check(span):\n    {body}\n")
+        sys.modules.pop("edited_grader", None)
+        versions.append(make_grader("python", function="edited_grader:check").version)
+    sys.modules.pop("edited_grader", None)
+    assert versions[0] != versions[1]
+    assert make_grader("python", function="edited_grader:check").version == versions[1]

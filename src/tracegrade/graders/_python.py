@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tracegrade.graders._base import GraderConfig, Outcome, Result, register
+from tracegrade.graders._base import GraderConfig, Outcome, Result, grader_version, register
 from tracegrade.graders._common import ParamsGrader, excerpt
 from tracegrade.graders._targets import TargetMissing
 from tracegrade.spans import Span
@@ -47,6 +48,10 @@ class PythonGrader(ParamsGrader[PythonParams]):
         self.spec = self.params.function
         self.function = import_function(self.spec)
         self.takes_context = takes_context(self.function, self.spec)
+        code = code_identity(self.function)
+        if code is not None:  # editing the function starts a new series, as editing config does
+            self.version = hashlib.sha256(
+                f"{grader_version(config)}\x1f{code}".encode()).hexdigest()[:12]
 
     def check(self, span: Span, context: TraceContext) -> Result:
         """Call the function; what it raises or returns unreadably is an ``error``."""
@@ -82,6 +87,18 @@ def import_function(spec: str) -> GradeFunction:
     if not callable(found):
         raise ValueError(f"python grader {spec!r}: {attribute!r} is not callable")
     return found  # type: ignore[no-any-return]
+
+
+def code_identity(function: GradeFunction) -> str | None:
+    """A hash of the function's source (None when Python cannot show it, e.g. a builtin).
+
+    Only the named function's own source counts: a helper it calls can change unseen.
+    """
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()
 
 
 def takes_context(function: GradeFunction, spec: str) -> bool:

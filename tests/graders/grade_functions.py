@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -80,3 +81,16 @@ def decimal_details(span: Span) -> Result:
 
 def infinite_score(span: Span) -> Result:
     return Result(outcome="fail", reason="scored", score=math.inf)
+
+
+def sleeps(span: Span) -> bool:
+    time.sleep(30)
+    return True
+
+
+def swallows_everything(span: Span) -> bool:
+    try:
+        time.sleep(30)
+    except Exception:
+        return True
+    return True

@@ -159,3 +159,11 @@ def test_editing_the_function_starts_a_new_version(workspace: Path,
     sys.modules.pop("edited_grader", None)
     assert versions[0] != versions[1]
     assert make_grader("python", function="edited_grader:check").version == versions[1]
+
+
+@pytest.mark.parametrize("function", ["sleeps", "swallows_everything"])
+def test_a_call_past_its_timeout_is_interrupted_as_an_error(function: str) -> None:
+    # A grade function that never returned held the whole run, other graders' verdicts too.
+    result = grade("python", make_span(), function=f"{MODULE}:{function}", timeout_s=0.3)
+    assert (result.outcome, result.reason) == (
+        Outcome.ERROR, f"{MODULE}:{function} did not return within 0.3 s (timeout_s)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import signal
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,12 @@ class PythonParams(BaseModel):
         "runs. Called as function(span) or, when it takes two parameters, "
         f"function(span, context); returns {_ACCEPTED}.",
     )
+    timeout_s: float | None = Field(
+        default=60.0, gt=0,
+        description="Seconds a call may take; one that runs longer is interrupted and is an "
+        "error verdict (null: no limit). Enforced where grading runs on a process's main "
+        "thread (grade, import --grade), with SIGALRM.",
+    )
 
 
 @register
@@ -55,8 +63,12 @@ class PythonGrader(ParamsGrader[PythonParams]):
 
     def check(self, span: Span, context: TraceContext) -> Result:
         """Call the function; what it raises or returns unreadably is an ``error``."""
+        args = (span, context) if self.takes_context else (span,)
         try:
-            returned = self.function(span, context) if self.takes_context else self.function(span)
+            returned = call_within(self.params.timeout_s, self.function, *args)
+        except CallTimedOut:
+            return Result.errored(f"{self.spec} did not return within "
+                                  f"{self.params.timeout_s:g} s (timeout_s)")
         except TargetMissing as exc:
             return one_line(Result.errored(str(exc)))
         except Exception as exc:  # the user's code may raise anything; that is an error verdict
@@ -64,6 +76,33 @@ class PythonGrader(ParamsGrader[PythonParams]):
         except SystemExit as exc:  # sys.exit() in a grader ended the whole run, silently, rc 0
             return Result.errored(f"{self.spec} called sys.exit({excerpt(exc.code)})")
         return one_line(to_result(returned, self.spec))
+
+
+class CallTimedOut(BaseException):
+    """A grade function ran past its time limit (a BaseException, so that the function's own
+    ``except Exception`` does not swallow it)."""
+
+
+def call_within(seconds: float | None, function: GradeFunction, *args: Any) -> Any:
+    """``function(*args)``, interrupted with :class:`CallTimedOut` after ``seconds``.
+
+    The limit needs SIGALRM, so it holds on a process's main thread (where ``grade`` and the
+    import workers grade); elsewhere the call runs unlimited.
+    """
+    if seconds is None or not hasattr(signal, "setitimer") \
+            or threading.current_thread() is not threading.main_thread():
+        return function(*args)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise CallTimedOut
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return function(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def import_function(spec: str) -> GradeFunction:

@@ -8,6 +8,7 @@ import pytest
 
 from tracegrade.cli._init import starter_config
 from tracegrade.config import ConfigError, load_config, parse_config
+from tracegrade.graders import GraderConfigError, build_graders
 
 
 def write(text: str) -> Path:
@@ -115,11 +116,11 @@ def test_unset_env_outside_the_deferred_sections_fails_at_load() -> None:
         ("graders:\n  - {name: a, type: regex}\n  - {name: b}\n",
          r"graders\[1\] \(b\)\.type: Field required"),
         ("graders:\n  - {name: a, type: x}\n  - {name: a, type: y}\n",
-         r"graders: Value error, grader name 'a' is used twice"),
+         r"graders: grader name 'a' is used twice"),
         ("graders:\n  - {name: a, type: x, applies_to: {kind: robot}}\n",
          r"graders\[0\] \(a\)\.applies_to\.kind"),
         ("graders:\n  - {name: a, type: x, applies_to: {unless_output: '$.tool_calls['}}\n",
-         r"graders\[0\] \(a\)\.applies_to\.unless_output: Value error, invalid JSONPath"),
+         r"graders\[0\] \(a\)\.applies_to\.unless_output: invalid JSONPath"),
         ("- just a list\n", r"top level must be a mapping"),
         ("store: [unclosed\n", r"not valid YAML"),
     ],
@@ -129,6 +130,21 @@ def test_bad_config_is_one_clear_line(text: str, message: str) -> None:
         load_config(write(text))
     assert "\n" not in str(info.value)
     assert str(info.value).startswith("tracegrade.yaml: ")
+
+
+@pytest.mark.parametrize(("grader", "message"), [
+    ({"name": "a", "type": "regex", "pattern": "(unclosed"},
+     "graders[0] (a): pattern '(unclosed' does not compile: missing ) at position 9"),
+    ({"name": "b", "type": "length", "min_chars": 10, "max_chars": 5},
+     "graders[0] (b): min_chars 10 > max_chars 5"),
+    ({"name": "c", "type": "regex"}, "graders[0] (c).pattern: Field required"),
+])
+def test_a_bad_grader_parameter_is_named_without_pydantic_noise(
+        grader: dict[str, object], message: str) -> None:
+    # Was "graders[0] (a).params: Value error, pattern ...": a key `params` the user never wrote.
+    with pytest.raises(GraderConfigError) as info:
+        build_graders(parse_config({"graders": [grader]}).graders)
+    assert str(info.value) == message
 
 
 def test_named_missing_file_is_an_error() -> None:

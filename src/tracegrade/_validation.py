@@ -32,6 +32,8 @@ def describe_validation_error(exc: ValidationError, raw: dict[str, Any] | None =
             rest -= 1  # the missing key it replaces is the same mistake
     elif error["type"] == "string_pattern_mismatch":
         message = _pattern_message(error)
+    elif error["type"] == "value_error" and (error.get("ctx") or {}).get("error") is not None:
+        message = str(error["ctx"]["error"])  # a validator's own words, without "Value error, "
     else:
         message = error["msg"]
     extra = f" (and {rest} more)" if rest > 0 else ""

@@ -104,9 +104,9 @@ def test_grading_stores_no_verdict_for_a_turn_that_called_tools(store: Store) ->
 
 
 @pytest.mark.parametrize(("path", "message"), [
-    ("$.choices[", r"applies_to\.unless_output: Value error, invalid JSONPath '\$\.choices\[': "),
-    ("$.a | $.b", r"applies_to\.unless_output: Value error, invalid JSONPath .*compound"),
-    (" ", r"applies_to\.unless_output: Value error, empty JSONPath"),
+    ("$.choices[", r"applies_to\.unless_output: invalid JSONPath '\$\.choices\[': "),
+    ("$.a | $.b", r"applies_to\.unless_output: invalid JSONPath .*compound"),
+    (" ", r"applies_to\.unless_output: empty JSONPath"),
 ])
 def test_an_invalid_path_is_a_config_error_naming_the_key(path: str, message: str) -> None:
     raw = {"graders": [{"name": "reply_json", "type": "json_valid",

@@ -54,8 +54,9 @@ def _build(index: int, config: GraderConfig) -> Grader:
     try:
         return build_grader(config)
     except ValidationError as exc:
-        raise GraderConfigError(f"{where}.{describe_validation_error(exc, root='params')}"
-                                ) from None
+        described = describe_validation_error(exc, root="")  # ": what" when about no one key
+        raise GraderConfigError(
+            f"{where}{'' if described.startswith(': ') else '.'}{described}") from None
     except ValueError as exc:
         raise GraderConfigError(f"{where}: {exc}") from None
 

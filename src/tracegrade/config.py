@@ -61,6 +61,16 @@ class DatasetsConfig(BaseModel):
     time_sensitive_patterns: list[str] = Field(default_factory=list)
     """Extra regular expressions (case-insensitive) that mark an input as time-sensitive."""
 
+    @field_validator("time_sensitive_patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except re.error as exc:  # a traceback from `dataset promote` before
+                raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from None
+        return patterns
+
 
 class FileSourceConfig(BaseModel):
     """Trace files on disk: OTLP JSON / protobuf or tracegrade JSONL."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +22,7 @@ from tests.fakes.fixtures import braintrust_source, langfuse_source
 from tests.fakes.langfuse import FakeLangfuse
 from tests.helpers_golden import GRADER, add_labels, add_verdicts, spans
 from tracegrade.cli import cli
-from tracegrade.config import parse_config
+from tracegrade.config import ConfigError, parse_config
 from tracegrade.datasets import (
     DatasetError,
     GoldenItem,
@@ -269,6 +272,67 @@ def test_replay_cli_exits_1_on_a_failing_item(store: Store, store_url: str,
     assert "error: shouts on item b" in result.stdout
 
 
+def test_replayed_spans_carry_the_attributes_graders_select_by(store: Store) -> None:
+    """A grader scoped by attribute graded nothing on replays (their spans carried only the
+    tracegrade.* attributes), and the replay still passed."""
+    source = make_span(0, name="support_agent", span_id="src-1")
+    source.attributes.update({"service.name": "support-agent", "tool_calls": ["production"]})
+    store.upsert_spans([source])
+    create_dataset(store, "gold")
+    add_items(store, "gold", [
+        GoldenItem(id="a", input="where is my order",
+                   source_span={"source": "test", "span_id": "src-1"}),
+        GoldenItem(id="b", input="my order?", metadata={
+            "span_kind": "agent", "span_name": "support_agent",
+            "span_attributes": {"service.name": "support-agent"}})])
+    graders = build_graders(parse_config({"graders": [
+        {"name": "shouts", "type": "regex", "pattern": "^[A-Z ?]+$", "applies_to": {
+            "name": "support_agent", "attributes": {"service.name": "support-agent"}}}]}).graders)
+    summary = replay(store, "gold", "c1", target_of(
+        "tests.datasets.replay_targets:echo_upper"), graders)
+    assert dict(summary.outcomes["shouts"]) == {"pass": 2} and not summary.failed
+    replayed = next(s.span for s in store.iter_spans() if s.span.source == "replay"
+                    and s.span.attributes["tracegrade.item_id"] == "a")
+    assert replayed.attributes["service.name"] == "support-agent"
+    assert "tool_calls" not in replayed.attributes  # the production answer's, not the replay's
+
+
+def test_replay_of_items_no_grader_applies_to_fails_and_names_them(
+        store: Store, store_url: str, workspace: Path) -> None:
+    create_dataset(store, "gold")
+    add_items(store, "gold", [GoldenItem(id="plain", input="where is my order")])
+    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
+        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
+         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    args = ["--store", store_url, "replay", "gold", "--release", "c",
+            "--target", "tests.datasets.replay_targets:echo_upper"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output  # was 0: an empty table, nothing checked
+    assert "1 item(s) graded by no grader" in result.stdout
+    assert "other span named 'replay'" in result.stdout
+    result = CliRunner().invoke(cli, [*args, "--format", "json"])
+    assert result.exit_code == 1
+    assert orjson.loads(result.stdout)["ungraded"] == [
+        {"item_id": "plain", "kind": "other", "name": "replay"}]
+
+
+def test_replay_shows_why_the_application_failed(store: Store, store_url: str,
+                                                 workspace: Path) -> None:
+    replay_setup(store)
+    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
+        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
+         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    args = ["--store", store_url, "replay", "gold", "--release", "c",
+            "--target", "tests.datasets.replay_targets:echo_upper"]
+    result = CliRunner().invoke(cli, args)
+    assert "app_error: the application on item b: RuntimeError: refunds are not " \
+           "implemented" in result.stdout
+    failures = orjson.loads(CliRunner().invoke(cli, [*args, "--format", "json"]).stdout)[
+        "failures"]
+    assert {"item_id": "b", "grader": None, "outcome": "app_error",
+            "reason": "RuntimeError: refunds are not implemented"} in failures
+
+
 def write_config(workspace: Path, *sources: dict[str, object]) -> None:
     (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"sources": list(sources)}),
                                                encoding="utf-8")
@@ -392,3 +456,65 @@ def test_a_dataset_file_with_a_utf8_bom_keeps_its_first_item(store: Store,
     counts = import_dataset(store, "gold", source)
     assert (counts.inserted, counts.problem_count) == (2, 0)
     assert [item.id for item in dataset_items(store, "gold")] == ["q1", "q2"]
+
+
+def test_items_the_store_cannot_key_are_bad_lines_not_a_traceback(store: Store,
+                                                                  workspace: Path) -> None:
+    """On PostgreSQL a NUL in an id, or a source span id over 200 characters, failed the whole
+    file with a driver traceback; a compact date became 1970-08-23."""
+    good = {"id": "ok", "input": "where is my order"}
+    path = workspace / "items.jsonl"
+    path.write_bytes(jsonl([
+        {"id": "o\u0000x", "input": "x"},
+        {"id": "long-source", "input": "x",
+         "source_span": {"source": "prod", "span_id": "s" * 201}},
+        {"id": "compact", "input": "x", "valid_as_of": "20260101"},
+        {"id": "seconds", "input": "x", "valid_as_of": 1767225600},
+        good]))
+    counts = import_dataset(store, "gold", path)
+    assert (counts.inserted, counts.problem_count) == (1, 4)
+    assert "NUL" in counts.problems[0] and "200" in counts.problems[1]
+    assert "YYYY-MM-DD" in counts.problems[2] and "YYYY-MM-DD" in counts.problems[3]
+    assert [item.id for item in dataset_items(store, "gold")] == ["ok"]
+    with pytest.raises(DatasetError, match="at most 200 characters"):
+        create_dataset(store, "d" * 201)
+
+
+def test_an_input_holding_nul_is_unchanged_on_a_second_import(store: Store,
+                                                               workspace: Path) -> None:
+    path = workspace / "items.jsonl"
+    path.write_bytes(jsonl([{"id": "n", "input": "nul \u0000 in input"}]))
+    assert import_dataset(store, "gold", path).inserted == 1
+    again = import_dataset(store, "gold", path)
+    assert (again.updated, again.unchanged) == (0, 1)  # was "1 updated" on every import
+
+
+def test_a_replay_release_the_store_cannot_hold_is_refused_before_calling_the_app(
+        store: Store) -> None:
+    replay_setup(store)
+    calls: list[object] = []
+    with pytest.raises(DatasetError, match="release name is 1 to 200 characters"):
+        replay(store, "gold", "r" * 201, lambda value, _id: calls.append(value),
+               graders_checking_capitals())
+    assert calls == []
+
+
+def test_export_to_stdout_is_utf8_whatever_the_locale(store: Store, store_url: str,
+                                                      workspace: Path) -> None:
+    create_dataset(store, "gold")
+    add_items(store, "gold", [GoldenItem(id="zh", input="我的订单在哪里？")])
+    exported = subprocess.run(
+        [sys.executable, "-m", "tracegrade", "--store", store_url, "dataset", "export", "gold"],
+        capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii"}, cwd=workspace,
+        check=False)
+    assert exported.returncode == 0, exported.stderr.decode()
+    (workspace / "out.jsonl").write_bytes(b"")
+    export_dataset(store, "gold", workspace / "out.jsonl")
+    assert exported.stdout == (workspace / "out.jsonl").read_bytes()
+    assert "我的订单".encode() in exported.stdout
+
+
+def test_a_time_sensitive_pattern_that_does_not_compile_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"time_sensitive_patterns: pattern '\(unclosed' "
+                                          "does not compile"):
+        parse_config({"datasets": {"time_sensitive_patterns": ["(unclosed"]}})

@@ -43,7 +43,8 @@ def replay_command(app: AppContext, dataset: str, target: str | None, target_url
     the item's source span) and graded with the configured graders, so known
     regressions show up before users see them; `tracegrade regressions
     --candidate RELEASE` compares it with production. Exit 1 when a grader
-    failed or errored on an item, or the application raised.
+    failed or errored on an item, the application raised, or no grader applied
+    to an item (nothing checked it).
     """
     if (target is None) == (target_url is None):
         fail("give --target MODULE:FUNCTION or --target-url URL (one of them)")
@@ -68,7 +69,15 @@ def replay_command(app: AppContext, dataset: str, target: str | None, target_url
                                                                      "skip")))
         app.console.print(table)
         for failure in summary.failures[:20]:
-            app.console.print(f"  {failure['outcome']}: {failure['grader']} on item "
-                              f"{failure['item_id']}: {failure['reason']}", highlight=False)
+            who = failure["grader"] or "the application"
+            app.console.print(f"  {failure['outcome']}: {who} on item {failure['item_id']}: "
+                              f"{failure['reason']}", highlight=False)
+        if summary.ungraded:
+            first = summary.ungraded[0]
+            app.console.print(
+                f"  {len(summary.ungraded)} item(s) graded by no grader, so not checked "
+                f"(first: {first['item_id']}, a {first['kind']} span named {first['name']!r}): "
+                "check the graders' applies_to, or the items' source spans",
+                highlight=False)
     if summary.failed:
         sys.exit(EXIT_FINDINGS)

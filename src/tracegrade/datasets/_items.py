@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tracegrade.spans import JSONValue, parse_json_string
+from tracegrade.spans import MAX_KEY_CHARS, JSONValue, parse_json_string
 
 
 class SourceSpan(BaseModel):
@@ -26,9 +26,21 @@ class SourceSpan(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: str = Field(min_length=1)
-    span_id: str = Field(min_length=1)
-    trace_id: str | None = None
+    source: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    span_id: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
+    trace_id: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+
+    @field_validator("source", "span_id", "trace_id")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        return no_nul(value)
+
+
+def no_nul(value: str | None) -> str | None:
+    """``value``, refused when it holds U+0000 (PostgreSQL cannot store it in a key)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
 
 
 class GoldenItem(BaseModel):
@@ -36,13 +48,18 @@ class GoldenItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=MAX_KEY_CHARS)
     input: JSONValue
     expected_output: JSONValue = None
     source_span: SourceSpan | None = None
     valid_as_of: datetime | None = None
     time_sensitive: bool = False
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id_without_nul(cls, value: str) -> str:
+        return no_nul(value) or value
 
     @field_validator("input", "expected_output", mode="before")
     @classmethod
@@ -57,6 +74,13 @@ class GoldenItem(BaseModel):
     @field_validator("valid_as_of", mode="before")
     @classmethod
     def _date_or_aware(cls, value: Any) -> Any:
+        # pydantic reads a number, or a string of digits, as seconds since 1970: "20260101"
+        # became 1970-08-23.
+        if isinstance(value, int | float) and not isinstance(value, bool) or (
+                isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1)
+                .isdigit()):
+            raise ValueError("valid_as_of must be a date (YYYY-MM-DD) or a timestamp with a "
+                             f"timezone (2026-11-01T00:00:00Z), not {value!r}")
         if isinstance(value, str) and len(value) == 10:
             return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
         if isinstance(value, date) and not isinstance(value, datetime):

@@ -30,7 +30,15 @@ from tracegrade.graders import Grader, Outcome
 from tracegrade.graders._python import import_function
 from tracegrade.graders._targets import TraceContext
 from tracegrade.grading import grade_one
-from tracegrade.spans import JSONValue, Span, SpanKind, Status, StatusCode, utc_now
+from tracegrade.spans import (
+    MAX_KEY_CHARS,
+    JSONValue,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    utc_now,
+)
 from tracegrade.store import Store, VerdictRow
 from tracegrade.store import _schema as t
 from tracegrade.store._fast import dump_json
@@ -54,18 +62,23 @@ class ReplaySummary:
     app_errors: int = 0
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    """Each grader that failed or errored on an item, and each item the application failed
+    on (grader ``None``, outcome ``app_error``, the exception as reason)."""
+    ungraded: list[dict[str, Any]] = field(default_factory=list)
+    """Items no grader applied to (their span's kind and name): nothing checked them."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready record."""
         return {"dataset": self.dataset, "release": self.release, "run_id": self.run_id,
                 "items": self.items, "app_errors": self.app_errors,
                 "outcomes": {g: dict(c) for g, c in sorted(self.outcomes.items())},
-                "failures": self.failures}
+                "failures": self.failures, "ungraded": self.ungraded}
 
     @property
     def failed(self) -> bool:
-        """Whether any grader failed or errored on any item, or the application raised."""
-        return bool(self.failures) or self.app_errors > 0
+        """Whether any grader failed or errored on any item, the application raised, or an
+        item was graded by no grader (an unchecked item is no pass)."""
+        return bool(self.failures) or self.app_errors > 0 or bool(self.ungraded)
 
 
 def function_target(spec: str) -> Target:
@@ -109,6 +122,9 @@ def replay(store: Store, dataset: str, release: str, target: Target,
     Raises:
         DatasetError: no such dataset, or it is empty.
     """
+    if not release.strip() or len(release) > MAX_KEY_CHARS or "\x00" in release:
+        # Checked before the application is called for every item, not when storing its answers
+        raise DatasetError(f"a release name is 1 to {MAX_KEY_CHARS} characters, without NUL")
     require_dataset(store, dataset)
     items = dataset_items(store, dataset)
     if not items:
@@ -120,14 +136,18 @@ def replay(store: Store, dataset: str, release: str, target: Target,
     summary = ReplaySummary(dataset, release, run_id, items=len(items))
     status = "failed"
     try:
-        shapes = _source_shapes(store, items)
+        shapes = _source_shapes(store, items, _selected_attributes(graders))
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             spans = list(pool.map(lambda item: _run_item(item, dataset, release, target,
                                                          shapes, progress), items))
         _replace(store, spans)
         rows = _grade(spans, graders, run_id, summary)
         store.insert_verdicts(rows)
-        summary.app_errors = sum(1 for span in spans if span.status.code is StatusCode.ERROR)
+        failed = [span for span in spans if span.status.code is StatusCode.ERROR]
+        summary.app_errors = len(failed)
+        summary.failures[:0] = [{"item_id": span.attributes["tracegrade.item_id"],
+                                 "grader": None, "outcome": "app_error",
+                                 "reason": span.status.message or ""} for span in failed]
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -137,23 +157,41 @@ def replay(store: Store, dataset: str, release: str, target: Target,
     return summary
 
 
-def _source_shapes(store: Store, items: list[GoldenItem]) -> dict[str, tuple[SpanKind, str]]:
-    """The kind and name of each item's source span (from the store, else its metadata)."""
+Shape = tuple[SpanKind, str, dict[str, JSONValue]]
+"""The kind, name and selecting attributes a replayed span takes from its item's source."""
+
+
+def _selected_attributes(graders: Sequence[Grader]) -> set[str]:
+    """The attributes the graders' ``applies_to`` select spans by."""
+    return {key for grader in graders for key in grader.config.applies_to.attributes}
+
+
+def _source_shapes(store: Store, items: list[GoldenItem], selectors: set[str]
+                   ) -> dict[str, Shape]:
+    """Each item's source span's kind, name and the attributes graders select spans by (from
+    the store, else the item's metadata ``span_kind``, ``span_name``, ``span_attributes``).
+
+    Only selecting attributes are copied: the others (tool calls, token counts) describe the
+    production answer, not the replayed one.
+    """
     shapes = {}
     for item in items:
         span = store.get_span(item.source_span.source, item.source_span.span_id) \
             if item.source_span else None
         if span is not None:
-            shapes[item.id] = (span.kind, span.name)
+            shapes[item.id] = (span.kind, span.name, {
+                key: value for key, value in span.attributes.items() if key in selectors})
             continue
         kind = item.metadata.get("span_kind")
+        given = item.metadata.get("span_attributes")
         shapes[item.id] = (SpanKind(str(kind)) if kind in SpanKind._value2member_map_
-                           else SpanKind.OTHER, str(item.metadata.get("span_name") or "replay"))
+                           else SpanKind.OTHER, str(item.metadata.get("span_name") or "replay"),
+                           dict(given) if isinstance(given, dict) else {})
     return shapes
 
 
 def _run_item(item: GoldenItem, dataset: str, release: str, target: Target,
-              shapes: dict[str, tuple[SpanKind, str]],
+              shapes: dict[str, Shape],
               progress: Callable[[int], None] | None) -> Span:
     started = utc_now()
     clock = time.perf_counter()
@@ -171,12 +209,12 @@ def _run_item(item: GoldenItem, dataset: str, release: str, target: Target,
         progress(1)
     key = hashlib.blake2b(f"{dataset}\x1f{item.id}\x1f{release}".encode(),
                           digest_size=16).hexdigest()
-    kind, name = shapes[item.id]
+    kind, name, selecting = shapes[item.id]
     return Span(
         source=REPLAY_SOURCE, span_id=key[:16], trace_id=key, name=name, kind=kind,
         start_time=started, end_time=started + elapsed, status=status, input=item.input,
         output=output, release=release,
-        attributes={"tracegrade.dataset": dataset, "tracegrade.item_id": item.id,
+        attributes={**selecting, "tracegrade.dataset": dataset, "tracegrade.item_id": item.id,
                     "tracegrade.expected_output": item.expected_output})
 
 
@@ -206,9 +244,11 @@ def _grade(spans: list[Span], graders: Sequence[Grader], run_id: str,
     rows = []
     for span in spans:
         context = TraceContext(lambda span=span: [span])  # type: ignore[misc]
-        for grader in graders:
-            if not grader.applies_to(span):
-                continue
+        applicable = [grader for grader in graders if grader.applies_to(span)]
+        if not applicable:
+            summary.ungraded.append({"item_id": span.attributes["tracegrade.item_id"],
+                                     "kind": span.kind.value, "name": span.name})
+        for grader in applicable:
             result = grade_one(grader, span, context)
             outcome = Outcome(result.outcome).value
             summary.outcomes.setdefault(grader.name, Counter())[outcome] += 1

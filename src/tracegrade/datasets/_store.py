@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tracegrade._validation import describe_validation_error
 from tracegrade.datasets._items import GoldenItem, SourceSpan
 from tracegrade.graders._common import json_type
-from tracegrade.spans import utc_now
+from tracegrade.spans import MAX_KEY_CHARS, utc_now
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
 
@@ -73,6 +73,9 @@ def create_dataset(store: Store, name: str, description: str | None = None, *,
     """
     if not name.strip():
         raise DatasetError("a dataset needs a name")
+    if len(name) > MAX_KEY_CHARS or "\x00" in name:
+        raise DatasetError(f"a dataset name is at most {MAX_KEY_CHARS} characters, without "
+                           f"NUL: {name[:40]!r}…")
     with store.engine.begin() as conn:
         exists = conn.execute(select(t.datasets.c.name).where(t.datasets.c.name == name)).first()
         if exists:
@@ -124,7 +127,10 @@ def add_items(store: Store, dataset: str, items: Iterable[GoldenItem], *,
     counts = ItemCounts()
     listed = list(items)
     rows = {item.id: _row(dataset, item) for item in listed}
-    item_lines = {item.id: item.to_json_line() for item in listed}
+    # The store keeps U+0000 in JSON as U+FFFD (PostgreSQL's jsonb refuses it): compared as
+    # stored, an item holding one is not "updated" on every import of the same file.
+    item_lines = {item.id: item.to_json_line().replace(b"\\u0000", "\ufffd".encode())
+                  for item in listed}
     if not rows:
         return counts
     stored = {item.id: item for item in dataset_items(store, dataset, list(rows))}
@@ -252,7 +258,11 @@ def export_dataset(store: Store, dataset: str, path: Path | None = None) -> int:
     items = dataset_items(store, dataset)
     content = b"".join(item.to_json_line() + b"\n" for item in items)
     if path is None:
-        sys.stdout.write(content.decode())
+        # Bytes, not text: the locale's encoding (ASCII under some CI runners) must not
+        # refuse a non-Latin input, nor change what an export to a file would hold.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
     else:
         path.write_bytes(content)
     return len(items)

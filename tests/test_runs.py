@@ -138,6 +138,15 @@ def test_runs_command_json_and_table(store: Store, store_url: str, gone_pid: int
     assert [r["run_id"] for r in orjson.loads(only.stdout)] == ["otherhost"]
 
 
+def test_the_resume_advice_goes_once_a_later_grade_finished(store: Store, store_url: str,
+                                                          gone_pid: int) -> None:
+    add_run(store, "killedrun", pid=gone_pid, started_ago=timedelta(minutes=3))
+    add_run(store, "resumed", status="finished", started_ago=timedelta(minutes=1))
+    table = CliRunner().invoke(cli, ["--store", store_url, "runs"])
+    assert table.exit_code == 0 and "killed" in table.stdout
+    assert "to grade the rest" not in " ".join(table.stderr.split())
+
+
 def test_runs_command_on_a_store_without_runs(store_url: str) -> None:
     with open_store(store_url):
         pass

@@ -24,7 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from tracegrade import __version__
 from tracegrade.analysis.errors import NotEnoughReleases
@@ -32,7 +32,7 @@ from tracegrade.config import Config, ConfigError, load_config
 from tracegrade.graders import GraderConfigError
 from tracegrade.sources import RemoteError
 from tracegrade.store import Store, StoreError, open_store
-from tracegrade.store._store import BUSY_TIMEOUT_MS
+from tracegrade.store._store import BUSY_TIMEOUT_MS, hide_password
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -86,7 +86,7 @@ class AppContext:
         url = self.store_url or config.store
         check_store_url(url, existing=existing)
         self.opened_store = url
-        return open_store(url)
+        return open_store(url, existing=existing)
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -115,7 +115,7 @@ def _sqlite_database(url: str) -> str | None:
     """The database part of a SQLite URL ('' when in memory); None for any other URL."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None  # open_store says what is wrong with it
     if parsed.get_backend_name() != "sqlite":
         return None
@@ -134,10 +134,15 @@ def check_store_url(url: str, *, existing: bool = False) -> None:
         raise StoreError(f"store {url!r} is an in-memory database: everything would be lost "
                          "when the command ends; give a file instead, e.g. "
                          "sqlite:///path/to/tracegrade.db")
-    if existing and not database.startswith("file:") \
-            and not Path(database).expanduser().exists():
-        raise StoreError(f"no store at {database}: run `tracegrade import` first "
-                         "(or pass --store / --config to use another store)")
+    if existing and not database.startswith("file:"):
+        path = Path(database).expanduser()
+        if not path.exists():
+            raise StoreError(f"no store at {database}: run `tracegrade import` first "
+                             "(or pass --store / --config to use another store)")
+        if path.is_file() and path.stat().st_size == 0:  # SQLite would make it a new store
+            raise StoreError(f"store {database} is an empty file (0 bytes), no tracegrade "
+                             "store: a copy that failed? Restore it, or remove it and run "
+                             "`tracegrade import`")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -225,6 +230,26 @@ def _database_message(exc: DatabaseError, store_url: str | None) -> str | None:
         return (f"store {_shown(store_url)} cannot be written ({problem}): SQLite needs to "
                 "write the database file and create its -wal and -shm files beside it, so "
                 "both the file and its directory must be writable")
+    if not type(exc.orig).__module__.startswith("psycopg"):
+        return None
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    if not sqlstate and isinstance(exc, OperationalError):
+        sqlstate = "08000"  # the client lost the server: psycopg gives no SQLSTATE then
+    return _postgresql_message(sqlstate, problem, store_url)
+
+
+def _postgresql_message(sqlstate: str, problem: str, store_url: str | None) -> str | None:
+    """PostgreSQL errors the operator, not tracegrade, has to fix (by SQLSTATE)."""
+    if sqlstate == "42501":  # insufficient_privilege
+        return (f"store {_shown(store_url)}: the database user lacks a permission ({problem}): "
+                "a new store needs CREATE on its schema; an existing one SELECT, INSERT, "
+                "UPDATE and DELETE on its tables")
+    if sqlstate == "42P07":  # duplicate_table
+        return (f"store {_shown(store_url)} already holds a table of that name from another "
+                f"application ({problem}): give tracegrade a database of its own")
+    if sqlstate[:2] in ("08", "57"):  # connection exception, operator intervention
+        return (f"store {_shown(store_url)}: the connection to PostgreSQL was lost ({problem}): "
+                "what was committed is kept; run the command again")
     return None
 
 
@@ -235,10 +260,7 @@ def _shown(store_url: str | None) -> str:
     database = _sqlite_database(store_url)
     if database:
         return database
-    try:
-        return make_url(store_url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return store_url
+    return hide_password(store_url)
 
 
 _DIAGRAM_LINE = re.compile(r"^(->|\||\d+\s*\||\^)")

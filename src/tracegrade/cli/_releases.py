@@ -12,6 +12,7 @@ from tracegrade.cli._common import (
     format_option,
     pass_app,
     print_json,
+    require_environment,
 )
 from tracegrade.releases import DeployMarkerError, list_releases, mark_deploy
 from tracegrade.reports.terminal import releases_table
@@ -84,6 +85,7 @@ def releases_command(app: AppContext, environment: str | None, output_format: st
     """Releases with their span counts, graded spans, time ranges and deploy markers."""
     config = app.config()
     with app.open_store(config, existing=True) as store:
+        require_environment(store, environment)
         summaries = list_releases(store, config.analysis.releases, environment)
     if output_format == "json":
         print_json([summary.as_dict() for summary in summaries])

@@ -40,6 +40,8 @@ def runs_command(app: AppContext, command: str | None, status: str | None, limit
                           "records one each time it runs.")
         return
     app.console.print(runs_table(records))
-    if any(record.status == KILLED and record.command == "grade" for record in records):
+    # Only while no later grade run has finished the work (records come newest first).
+    latest_grade = next((record for record in records if record.command == "grade"), None)
+    if latest_grade is not None and latest_grade.status == KILLED and status is None:
         app.err_console.print("A killed grade run kept what it committed; run `tracegrade "
                               "grade` to grade the rest.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections import Counter
@@ -20,11 +21,13 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tracegrade._gc import between_batches
@@ -559,23 +562,39 @@ class Store:
         return counts
 
 
-def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+def open_store(url: str | None = None, *, migrate: bool = True,
+               existing: bool = False) -> Store:
     """Open (and by default migrate) the store at ``url``; the default is a local SQLite file.
 
+    Args:
+        url: a SQLAlchemy URL (``postgres://`` and ``postgresql://`` mean psycopg).
+        migrate: bring the schema up to date.
+        existing: the caller only reads: a database holding no tracegrade store (empty, or
+            another application's tables) is an error instead of getting tracegrade's tables.
+
     Raises:
-        StoreError: the URL is malformed or the database cannot be reached.
+        StoreError: the URL is malformed, the database cannot be reached, or (``existing``)
+            it holds no tracegrade store.
     """
     url = url or DEFAULT_URL
     try:
         engine = _make_engine(url)
-    except (ArgumentError, ModuleNotFoundError) as exc:
-        raise StoreError(f"store URL {url!r} is not usable: {exc}") from exc
+    except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
+        # ValueError: a port that is no number (`host:/db` from an unset ${PGPORT})
+        shown = hide_password(url)
+        raise StoreError(f"store URL {shown!r} is not usable: "
+                         f"{str(exc).replace(url, shown)}") from exc
     store = Store(engine)
     if migrate:
         try:
             from tracegrade.store._migrate import upgrade
 
+            if existing:
+                _require_tracegrade_tables(engine)
             upgrade(engine)
+        except StoreError:
+            engine.dispose()
+            raise
         except OperationalError as exc:
             engine.dispose()
             hint = (": SQLite needs to write the database file and create its -wal and -shm "
@@ -585,13 +604,35 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     return store
 
 
+def hide_password(url: str) -> str:
+    """``url`` with its password shown as ``***`` (for messages), even when it does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _PASSWORD.sub(r"\1***@", url)
+
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+CONNECT_TIMEOUT_S = 10
+"""How long opening a PostgreSQL connection may take (unless the URL's ``connect_timeout``
+says otherwise): a server that accepts and never answers hung every command for good."""
+
+
 def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///~"):  # SQLite itself would open ./~/…
+        url = "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).expanduser())
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True,
+        Path(url.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True,
                                                                          exist_ok=True)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, json_serializer=_dump_json, json_deserializer=_fast.read_json)
+    for scheme in ("postgresql://", "postgres://"):  # postgres:// is Heroku's DATABASE_URL
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql") and "connect_timeout" not in make_url(url).query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    engine = create_engine(url, json_serializer=_dump_json, json_deserializer=_fast.read_json,
+                           connect_args=connect_args)
     if engine.dialect.name == "postgresql":
         from psycopg.types.json import set_json_loads
 
@@ -628,6 +669,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
+
+
+def _require_tracegrade_tables(engine: Engine) -> None:
+    """Refuse a database that holds no tracegrade store, before migrating creates one."""
+    tables = set(inspect(engine).get_table_names())
+    if {"alembic_version", "spans", "verdicts"} <= tables:
+        return
+    shown = _safe_url(engine)
+    if not tables:
+        raise StoreError(f"store {shown} holds no tracegrade store yet (an empty database): "
+                         "run `tracegrade import` or `pull` first, or point --store / `store:` "
+                         "at an existing store")
+    listed = ", ".join(sorted(tables)[:5]) + (" …" if len(tables) > 5 else "")
+    raise StoreError(f"store {shown} is not a tracegrade store (it holds other tables: "
+                     f"{listed}): point --store / `store:` at a tracegrade store, or at a "
+                     "database of its own")
 
 
 def _safe_url(engine: Engine) -> str:

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import make_span
 from tests.helpers_golden import GRADER, VERSION, add_labels, add_verdicts, spans
 from tracegrade.cli import cli
 from tracegrade.labels import (
+    Label,
     LabelFileError,
     import_label_file,
     label_queue,
     labeled_pairs,
     parse_label_value,
     split_for,
+    store_labels,
 )
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
@@ -248,3 +251,82 @@ def test_queue_leaves_out_replayed_spans(store: Store) -> None:
     add_verdicts(store, production + replayed, ["pass", "fail"] * 4)
     queue = label_queue(store, GRADER, VERSION, size=20)
     assert {item.source for item in queue} == {"test"} and len(queue) == 4
+
+
+# The fewest labels one lookup of the stored ones could not take: SQLite's bound-parameter limit
+# (three per label), PostgreSQL's stack depth.
+ONE_QUERY_BROKE_AT = {"sqlite": 90_000, "postgresql": 10_000}
+
+
+def test_a_batch_too_big_for_one_query_is_stored_and_finds_the_stored_labels(
+        store: Store) -> None:
+    count = ONE_QUERY_BROKE_AT[store.dialect]
+    labels = [Label("test", f"span-{i:06d}", GRADER, "pass", labeler="ann") for i in range(count)]
+    stored_before = labels[::90]  # spread over every chunk of the lookup
+    store_labels(store, stored_before)
+    corrected = {label.span_id for label in stored_before[::2]}
+    batch = [replace(label, label="fail") if label.span_id in corrected else label
+             for label in labels]
+    counts = store_labels(store, batch)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (
+        count - len(stored_before), len(corrected), len(stored_before) - len(corrected))
+    with store.engine.connect() as conn:
+        fails = conn.execute(select(t.labels.c.span_id).where(t.labels.c.label == "fail")).all()
+        total = conn.execute(select(func.count()).select_from(t.labels)).scalar_one()
+    assert total == count and {row.span_id for row in fails} == corrected
+
+
+def fill_in(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Queue rows as a person returns them: every one labeled."""
+    return [{**row, "label": "pass", "labeler": "ann"} for row in rows]
+
+
+def test_a_queue_csv_with_a_field_past_the_csv_limit_imports_back(
+        store: Store, store_url: str, workspace: Path) -> None:
+    made = [make_span(i, output={"messages": [{"role": "assistant",
+                                              "content": "long answer " * 20_000}]})
+            for i in range(2)]
+    add_verdicts(store, made, ["pass", "fail"])
+    out = workspace / "queue.csv"
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "queue", GRADER,
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    default_limit = csv.field_size_limit(1 << 30)  # this test's own reading of the file
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    csv.field_size_limit(default_limit)
+    assert len(rows) == 2 and len(rows[0]["output"]) > default_limit
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(fill_in(rows))
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "import", str(out),
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert (summary["inserted"], summary["bad_rows"]) == (2, 0)
+    assert csv.field_size_limit() == default_limit  # other csv readers keep their limit
+
+
+def test_a_queue_jsonl_with_unicode_line_separators_in_a_span_imports_back(
+        store: Store, store_url: str, workspace: Path) -> None:
+    # U+2028, U+2029 and U+0085 may stand unescaped in a JSON string (orjson writes them so),
+    # but str.splitlines() breaks lines at them.
+    made = [make_span(i, output=f"first line\u2028second\u2029third\x85fourth {i}")
+            for i in range(4)]
+    add_verdicts(store, made, ["pass", "fail"] * 2)
+    out = workspace / "queue.jsonl"
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "queue", GRADER,
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert "\u2028" in text and "\x85" in text
+    rows = [orjson.loads(line) for line in text.split("\n") if line]
+    assert len(rows) == 4
+    # Saved back by an editor that writes \r\n.
+    out.write_bytes(b"".join(orjson.dumps(row) + b"\r\n" for row in fill_in(rows)))
+    result = CliRunner().invoke(cli, ["--store", store_url, "labels", "import", str(out),
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.stdout)
+    assert (summary["inserted"], summary["bad_rows"], summary["problems"]) == (4, 0, [])
+    assert {row["span_id"] for row in stored_labels(store)} == {s.span_id for s in made}

@@ -12,6 +12,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix, recall_score
 from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 
+from tests.conftest import make_span
 from tests.helpers_golden import GRADER, VERSION, add_labels, add_verdicts, spans
 from tracegrade.analysis.calibration import (
     Agreement,
@@ -310,3 +311,73 @@ def test_calibrate_completes_with_a_single_labeled_judge_fail(store: Store,
     assert all(c["ci_low"] is None and c["note"] for c in record["corrected_pass_rate"])
     table = CliRunner().invoke(cli, ["--store", store_url, "calibrate", GRADER])
     assert table.exit_code == 0, table.output
+
+
+def judge_right_on_train_only(store: Store) -> None:
+    """A coin-flip judge by the test split's labels that agrees with every train label."""
+    rng = np.random.default_rng(5)
+    made = spans(400)
+    judged = np.where(rng.random(len(made)) < 0.7, "pass", "fail").tolist()
+    add_verdicts(store, made, judged)
+    human = [verdict if split_for(span.source, span.span_id, GRADER) is Split.TRAIN
+             else str(rng.choice(["pass", "fail"])) for span, verdict in zip(made, judged,
+                                                                           strict=True)]
+    add_labels(store, made, human)
+
+
+def stored_calibrations(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return len(conn.execute(t.calibrations.select()).all())
+
+
+def test_a_one_off_calibration_is_reported_but_never_becomes_the_stored_trust(
+        store: Store, store_url: str) -> None:
+    judge_right_on_train_only(store)
+    result = CliRunner().invoke(cli, ["--store", store_url, "calibrate"])
+    assert result.exit_code == 0, result.output
+    assert "(test split; 95% intervals)" in result.stdout and "Not stored" not in result.stderr
+    status = calibration_status(store, GRADER, VERSION)
+    assert status is not None and status.status == "not trusted"
+    one_offs = (["--split", "train"], ["--split", "train", "--split", "test"],
+                ["--min-kappa", "-1", "--min-tpr", "0", "--min-tnr", "0"])
+    for options in one_offs:
+        result = CliRunner().invoke(cli, ["--store", store_url, "calibrate", *options])
+        assert result.exit_code == 0, result.output
+        assert calibration_status(store, GRADER, VERSION) == status
+        assert result.stderr.startswith("Not stored: this run ")
+    # What those runs reported: trusted, on the train split (kappa 1) or at no thresholds.
+    train = CliRunner().invoke(cli, ["--store", store_url, "calibrate", "--split", "train"])
+    assert "(train split; 95% intervals)" in train.stdout
+    assert "trusted" in train.stdout and "not trusted" not in train.stdout
+    # The library stores a calibration only when it rests on the test split alone.
+    calibrate(store, GRADER, settings=CalibrationSettings(splits=("train",)), resamples=100)
+    assert stored_calibrations(store) == 1
+    # The configured thresholds named again, on the test split named again: stored.
+    result = CliRunner().invoke(cli, ["--store", store_url, "calibrate", "--split", "test",
+                                      "--min-kappa", "0.6", "--format", "json"])
+    assert result.exit_code == 0 and "Not stored" not in result.stderr
+    assert stored_calibrations(store) == 2
+
+
+def test_the_default_release_is_the_latest_production_release_not_a_replay(
+        store: Store) -> None:
+    labeled_store(store, n=200)
+    replayed = [make_span(1000 + i, source="replay", release="rc2") for i in range(30)]
+    add_verdicts(store, replayed, ["pass"] * 30)
+    calibration = calibrate(store, GRADER, resamples=100, save=False)
+    assert calibration.release == "r1" and calibration.observed_n == 200
+    assert calibrate(store, GRADER, release="rc2", resamples=100, save=False).release == "rc2"
+
+
+@pytest.mark.parametrize("output_format", ["table", "json"])
+def test_calibrate_fails_when_every_labeled_criterion_is_skipped(
+        store: Store, store_url: str, output_format: str) -> None:
+    made = spans(30)
+    add_verdicts(store, made, ["pass"] * 30)
+    add_labels(store, made, ["pass"] * 30, criterion="no_such_grader")
+    result = CliRunner().invoke(cli, ["--store", store_url, "calibrate",
+                                      "--format", output_format])
+    assert result.exit_code == 2, result.output
+    assert "skipped grader 'no_such_grader' has no verdicts" in result.stderr
+    assert "Error: no labeled criterion could be calibrated" in result.stderr
+    assert result.stdout == ""

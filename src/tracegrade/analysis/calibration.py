@@ -3,9 +3,10 @@
 For one grader version, the human labels of its criterion (the grader's name) on the ``test``
 split are paired with the grader's verdicts on the same spans. From the pairs come the
 confusion matrix, TPR, TNR and Cohen's kappa with their intervals. A grader is **trusted** when
-kappa and both rates clear configurable thresholds. Every calibration is stored in the
-``calibrations`` table under its grader version, so a changed grader (a new model or prompt is
-a new version) is uncalibrated until it is checked again.
+kappa and both rates clear configurable thresholds. A calibration on the test split is stored
+in the ``calibrations`` table under its grader version, so a changed grader (a new model or
+prompt is a new version) is uncalibrated until it is checked again; one on other splits is only
+reported.
 
 Labels are not a random sample of the grader's population: ``tracegrade labels queue`` takes as
 many judge-fails as judge-passes, and only graded spans (each graded with inclusion probability
@@ -50,6 +51,10 @@ from tracegrade.spans import utc_now
 from tracegrade.store import Store
 from tracegrade.store import _schema as t
 
+TRUST_SPLITS = (Split.TEST.value,)
+"""The splits a stored calibration (what trust is read from) rests on: a judge is never
+trusted on labels it may have been shown as few-shot examples (train) or tuned on (dev)."""
+
 
 @dataclass(frozen=True)
 class CalibrationSettings:
@@ -61,7 +66,7 @@ class CalibrationSettings:
     min_labels: int = 20
     """Fewer labeled pairs on the split than this is "insufficient labels", not a verdict."""
     alpha: float = 0.05
-    splits: tuple[str, ...] = (Split.TEST.value,)
+    splits: tuple[str, ...] = TRUST_SPLITS
     """Which label splits to calibrate on (``test`` unless asked otherwise)."""
 
 
@@ -421,8 +426,11 @@ def calibrate(store: Store, grader: str, grader_version: str | None = None, *,
         grader: the grader's name, which is also the labels' criterion.
         grader_version: the version to check; the latest registered one by default.
         settings: thresholds and the label splits to use.
-        release: the release whose pass rate is corrected; the latest one by default.
-        save: record the result in the ``calibrations`` table.
+        release: the release whose pass rate is corrected; the latest production release by
+            default.
+        save: record the result in the ``calibrations`` table, where trust is read from
+            (:func:`calibration_status`). Only a calibration on the test split alone is recorded;
+            one on other splits is reported, never stored.
         resamples: simulation draws behind the Rogan-Gladen interval (once bootstrap
             resamples, hence the name).
 
@@ -453,7 +461,7 @@ def calibrate(store: Store, grader: str, grader_version: str | None = None, *,
                               status == "trusted", status, reasons, settings,
                               unweighted=raw if agreement is not raw else None)
     _correct(store, calibration, labeled, release, resamples)
-    if save:
+    if save and settings.splits == TRUST_SPLITS:
         save_calibration(store, calibration)
     return calibration
 
@@ -557,12 +565,21 @@ def _production(store: Store, grader: str, version: str, releases: Sequence[str 
 
 
 def _latest_release(store: Store, grader: str, version: str) -> str | None:
+    """The release of the grader's latest production verdicts (a replay's release is not one).
+
+    As in ``regressions``, a release holding only replays of golden items must not become the
+    default one: its pass rate says nothing about production.
+    """
+    # Imported here: tracegrade.datasets imports the graders, whose few-shot code imports labels.
+    from tracegrade.datasets import EXCLUDED_SOURCES
+
     v, s = t.verdicts.c, t.spans.c
     query = (
         select(s.release, func.min(s.start_time).label("first"))
         .select_from(t.verdicts.join(t.spans, and_(s.source == v.source,
                                                    s.span_id == v.span_id)))
-        .where(v.grader == grader, v.grader_version == version)
+        .where(v.grader == grader, v.grader_version == version,
+               v.source.not_in(EXCLUDED_SOURCES))
         .group_by(s.release).order_by(func.min(s.start_time).desc()).limit(1)
     )
     with store.engine.connect() as conn:

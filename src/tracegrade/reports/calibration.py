@@ -16,7 +16,9 @@ _STATUS_STYLE = {"trusted": "green", "not trusted": "bold red", "insufficient la
 
 def calibration_table(calibrations: Sequence[Calibration]) -> Table:
     """One row per grader version: confusion counts, TPR, TNR, kappa, and the verdict."""
-    table = Table(title="Agreement with human labels (test split; 95% intervals)")
+    splits = sorted({"/".join(c.settings.splits) for c in calibrations}) or ["test"]
+    table = Table(title=f"Agreement with human labels ({', '.join(splits)} split; "
+                        "95% intervals)")
     table.add_column("grader")
     table.add_column("version")
     for column in ("labels", "TP/FN/FP/TN", "TPR", "TNR", "kappa"):

@@ -202,11 +202,19 @@ def replay_setup(store: Store) -> list[GoldenItem]:
     return items
 
 
+SHOUTS = {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
+          "pattern": "^[A-Z ]+$"}
+"""A grader wanting replies in capitals, on the support_agent spans."""
+
+
 def graders_checking_capitals() -> list[Grader]:
-    config = parse_config({"graders": [
-        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
-         "pattern": "^[A-Z ]+$"}]})
-    return build_graders(config.graders)
+    return build_graders(parse_config({"graders": [SHOUTS]}).graders)
+
+
+def write_shouts_config(workspace: Path) -> None:
+    """A tracegrade.yaml holding only :data:`SHOUTS`."""
+    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [SHOUTS]}),
+                                               encoding="utf-8")
 
 
 def test_replay_stores_grades_and_replaces(store: Store) -> None:
@@ -263,9 +271,7 @@ def test_replay_through_an_http_endpoint(store: Store, app_server: str) -> None:
 def test_replay_cli_exits_1_on_a_failing_item(store: Store, store_url: str,
                                               workspace: Path) -> None:
     replay_setup(store)
-    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
-        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
-         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    write_shouts_config(workspace)
     result = CliRunner().invoke(cli, ["--store", store_url, "replay", "gold", "--release", "c",
                                       "--target", "tests.datasets.replay_targets:echo_upper"])
     assert result.exit_code == 1, result.output
@@ -301,9 +307,7 @@ def test_replay_of_items_no_grader_applies_to_fails_and_names_them(
         store: Store, store_url: str, workspace: Path) -> None:
     create_dataset(store, "gold")
     add_items(store, "gold", [GoldenItem(id="plain", input="where is my order")])
-    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
-        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
-         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    write_shouts_config(workspace)
     args = ["--store", store_url, "replay", "gold", "--release", "c",
             "--target", "tests.datasets.replay_targets:echo_upper"]
     result = CliRunner().invoke(cli, args)
@@ -319,9 +323,7 @@ def test_replay_of_items_no_grader_applies_to_fails_and_names_them(
 def test_replay_shows_why_the_application_failed(store: Store, store_url: str,
                                                  workspace: Path) -> None:
     replay_setup(store)
-    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
-        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
-         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    write_shouts_config(workspace)
     args = ["--store", store_url, "replay", "gold", "--release", "c",
             "--target", "tests.datasets.replay_targets:echo_upper"]
     result = CliRunner().invoke(cli, args)
@@ -393,9 +395,7 @@ def test_a_replay_output_that_is_not_json_is_an_application_error(store: Store) 
 def test_replay_cli_exits_1_without_a_traceback_on_an_output_that_is_not_json(
         store: Store, store_url: str, workspace: Path) -> None:
     replay_setup(store)
-    (workspace / "tracegrade.yaml").write_text(yaml.safe_dump({"graders": [
-        {"name": "shouts", "type": "regex", "applies_to": {"name": "support_agent"},
-         "pattern": "^[A-Z ]+$"}]}), encoding="utf-8")
+    write_shouts_config(workspace)
     result = CliRunner().invoke(cli, ["--store", store_url, "replay", "gold", "--release", "c",
                                       "--target", "tests.datasets.replay_targets:set_for_refunds",
                                       "--format", "json"])
